@@ -1,0 +1,121 @@
+/**
+ * Every error tollgate throws or rejects with, in one place.
+ *
+ * Each class has a literal `code` and carries a brand, so `isTollgateError` works even when two
+ * copies of tollgate are installed side by side (an `instanceof` check would not).
+ */
+
+const BRAND = Symbol.for('tollgate.error');
+
+/** Codes of every tollgate error, one per class. */
+export type TollgateErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'COST_EXCEEDS_CAPACITY'
+  | 'ACQUIRE_TIMEOUT'
+  | 'ACQUIRE_ABORTED'
+  | 'QUEUE_FULL'
+  | 'LIMITER_CLOSED'
+  | 'STORE_UNAVAILABLE'
+  | 'GRANT_STATE';
+
+/**
+ * TollgateError is the base class of every error tollgate throws. Its `name` is the subclass
+ * name and its `code` a literal, so callers can switch on either.
+ */
+export abstract class TollgateError extends Error {
+  /** A stable, machine-readable code, one per subclass. */
+  abstract readonly code: TollgateErrorCode;
+  /** @internal brand read by {@link isTollgateError}. */
+  readonly [BRAND] = true;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * isTollgateError tells whether `e` is an error thrown by tollgate, any copy of it.
+ *
+ * @example
+ * try { await limiter.acquire('k') } catch (e) { if (isTollgateError(e)) console.log(e.code) }
+ */
+export function isTollgateError(e: unknown): e is TollgateError {
+  return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/**
+ * InvalidArgumentError: a call got a value it cannot use (NaN, a negative cost, a zero rate, an
+ * unknown dimension…). Nothing was changed. The message names the call, the value and what is
+ * allowed.
+ */
+export class InvalidArgumentError extends TollgateError {
+  readonly code = 'INVALID_ARGUMENT' as const;
+}
+
+/**
+ * CostExceedsCapacityError: a cost larger than a limit's capacity can never be admitted, so it is
+ * refused up front instead of waiting forever.
+ */
+export class CostExceedsCapacityError extends TollgateError {
+  readonly code = 'COST_EXCEEDS_CAPACITY' as const;
+  constructor(
+    /** Name of the limit whose capacity the cost exceeds. */
+    readonly limit: string,
+    /** The cost asked for, in the limit's dimension. */
+    readonly cost: number,
+    /** The most that limit can ever admit at once. */
+    readonly capacity: number,
+    call = 'acquire',
+  ) {
+    super(`tollgate: ${call} cost ${cost} exceeds capacity ${capacity} of limit "${limit}"`);
+  }
+}
+
+/** AcquireTimeoutError: a waiter's `timeout` passed before its cost fitted. It holds nothing. */
+export class AcquireTimeoutError extends TollgateError {
+  readonly code = 'ACQUIRE_TIMEOUT' as const;
+  constructor(readonly timeoutMs: number) {
+    super(`tollgate: acquire timed out after ${timeoutMs} ms`);
+  }
+}
+
+/**
+ * AcquireAbortedError: the waiter's `AbortSignal` fired. `cause` is `signal.reason`. It holds
+ * nothing.
+ */
+export class AcquireAbortedError extends TollgateError {
+  readonly code = 'ACQUIRE_ABORTED' as const;
+  constructor(reason: unknown) {
+    super('tollgate: acquire aborted', { cause: reason });
+  }
+}
+
+/** QueueFullError: the key already has `maxQueue` waiters; this one was not queued. */
+export class QueueFullError extends TollgateError {
+  readonly code = 'QUEUE_FULL' as const;
+  constructor(readonly maxQueue: number) {
+    super(`tollgate: acquire refused, the queue is full (maxQueue ${maxQueue})`);
+  }
+}
+
+/** LimiterClosedError: the system was closed; waiters end with it and new calls are refused. */
+export class LimiterClosedError extends TollgateError {
+  readonly code = 'LIMITER_CLOSED' as const;
+  constructor(call = 'acquire') {
+    super(`tollgate: ${call} on a closed limiter system`);
+  }
+}
+
+/** StoreUnavailableError: the store (Redis) could not decide; `cause` is the store's error. */
+export class StoreUnavailableError extends TollgateError {
+  readonly code = 'STORE_UNAVAILABLE' as const;
+  constructor(message: string, cause?: unknown) {
+    super(`tollgate: store unavailable: ${message}`, { cause });
+  }
+}
+
+/** GrantStateError: a grant was settled twice, or settled after it was cancelled. */
+export class GrantStateError extends TollgateError {
+  readonly code = 'GRANT_STATE' as const;
+}

@@ -1,0 +1,78 @@
+/**
+ * advance moves a key's state forward in time (refill and expiry), and the helpers every other
+ * core function shares: the algorithm of a limit, and the initial state of a key.
+ */
+import type { LimitAlgorithm } from './algorithm.js';
+import { fixedWindow } from './fixedWindow.js';
+import { slidingWindow } from './slidingWindow.js';
+import { tokenBucket } from './tokenBucket.js';
+import type { AlgorithmName, KeyState, Limit, LimitState, Ms, Policy } from './types.js';
+
+const ALGORITHMS: Readonly<Record<AlgorithmName, LimitAlgorithm<LimitState>>> = {
+  'token-bucket': tokenBucket as LimitAlgorithm<LimitState>,
+  'sliding-window': slidingWindow as LimitAlgorithm<LimitState>,
+  'fixed-window': fixedWindow as LimitAlgorithm<LimitState>,
+};
+
+/** algorithmOf gives the arithmetic of `limit`. */
+export function algorithmOf(limit: Limit): LimitAlgorithm<LimitState> {
+  return ALGORITHMS[limit.algorithm];
+}
+
+/** initialState is the state of a key that has booked nothing, as of `now`. */
+export function initialState(policy: Policy, now: Ms): KeyState {
+  return { at: now, inFlight: 0, limits: policy.limits.map((l) => algorithmOf(l).init(l, now)) };
+}
+
+/**
+ * advance refills and expires every limit of the key up to `now`. It does not mutate `state`, and
+ * returns `state` itself when nothing changed. It tolerates `now < state.at` (a clock that stepped
+ * back) by treating it as `state.at`: time in a key never goes backwards.
+ */
+export function advance(policy: Policy, state: KeyState, now: Ms): KeyState {
+  if (now <= state.at) return state;
+  const { limits } = policy;
+  let next: LimitState[] | undefined;
+  for (let i = 0; i < limits.length; i++) {
+    const limit = limits[i]!;
+    const before = state.limits[i]!;
+    const after = algorithmOf(limit).advance(limit, before, state.at, now);
+    if (after !== before) {
+      next ??= state.limits.slice();
+      next[i] = after;
+    }
+  }
+  return { at: now, inFlight: state.inFlight, limits: next ?? state.limits };
+}
+
+/**
+ * isIdle tells whether the key holds nothing at `now`: every limit back at full capacity and no
+ * concurrency slot held. Such a state equals a fresh one and need not be kept.
+ */
+export function isIdle(policy: Policy, state: KeyState, now: Ms): boolean {
+  if (state.inFlight > 0) return false;
+  const s = advance(policy, state, now);
+  return policy.limits.every((l, i) => algorithmOf(l).isFull(l, s.limits[i]!));
+}
+
+/**
+ * rebase carries a key's state from `from` to the policy `to` (a limit change at runtime). A limit
+ * keeps its state when `to` has a limit of the same name, algorithm and interval; a token bucket
+ * whose interval changed keeps its fill, rescaled and rounded up; any other limit starts empty.
+ * Slots held stay held.
+ */
+export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyState {
+  const s = advance(from, state, now);
+  const limits = to.limits.map((limit) => {
+    const i = from.limits.findIndex((l) => l.name === limit.name && l.algorithm === limit.algorithm);
+    const old = i < 0 ? undefined : from.limits[i]!;
+    const st = i < 0 ? undefined : s.limits[i]!;
+    if (old === undefined || st === undefined) return algorithmOf(limit).init(limit, s.at);
+    if (old.intervalMs === limit.intervalMs) return st;
+    if (limit.algorithm === 'token-bucket' && 'used' in st) {
+      return { used: Math.ceil((st.used * limit.intervalMs) / old.intervalMs) };
+    }
+    return algorithmOf(limit).init(limit, s.at);
+  });
+  return { at: s.at, inFlight: s.inFlight, limits };
+}

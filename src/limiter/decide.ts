@@ -1,0 +1,85 @@
+/**
+ * decide is the one decision behind tryAcquire, acquire and reserve: start reading here.
+ *
+ * It refills every limit of the key up to `now`, then books the cost against all of them and a
+ * concurrency slot, or against none. The runtime differs only in what it does with a refusal:
+ * tryAcquire returns it, acquire and reserve queue the caller and ask again at `retryAfterMs`.
+ */
+import { advance, algorithmOf } from './advance.js';
+import type { GrantRecord, KeyState, LimitState, Ms, Policy, Units } from './types.js';
+
+/** The name a refusal gives when the key's concurrency slots are all held. */
+export const CONCURRENCY = 'concurrency';
+
+/** Granted: the new state, and what was booked (keep it to settle or refund). */
+export interface Granted {
+  readonly ok: true;
+  readonly state: KeyState;
+  readonly grant: GrantRecord;
+}
+
+/** Refused: `state` is the state passed in, untouched. */
+export interface Refused {
+  readonly ok: false;
+  readonly state: KeyState;
+  /**
+   * Ms until the same cost fits if nothing else happens. When `limit` is `'concurrency'` it is a
+   * lower bound: a slot frees only when a grant is released.
+   */
+  readonly retryAfterMs: Ms;
+  /** Name of the limit that refused (the one with the longest wait), or `'concurrency'`. */
+  readonly limit: string;
+}
+
+/** The outcome of {@link decide}. */
+export type Decision = Granted | Refused;
+
+/**
+ * decide admits `units` (one amount per limit of `policy`, from `compileCost`) at `now`, against
+ * every limit, all-or-nothing. A refusal returns `state` itself: a refused request costs nothing.
+ * `slot` says whether the grant takes a concurrency slot (it does whenever the policy has a
+ * concurrency limit, unless the caller already holds one).
+ *
+ * @example
+ * const d = decide(policy, state, [1, 1200], now);
+ * if (d.ok) state = d.state; else console.log(`retry in ${d.retryAfterMs} ms (${d.limit})`);
+ */
+export function decide(
+  policy: Policy,
+  state: KeyState,
+  units: Units,
+  now: Ms,
+  slot = policy.concurrency !== null,
+): Decision {
+  const s = advance(policy, state, now); // Refill; `s.at` is max(now, state.at)
+  const t = s.at;
+  const { limits } = policy;
+
+  // Decide: the longest wait over all limits is when the whole cost fits.
+  let retryAfterMs = 0;
+  let by = -1;
+  for (let i = 0; i < limits.length; i++) {
+    const limit = limits[i]!;
+    const wait = algorithmOf(limit).waitMs(limit, s.limits[i]!, units[i]!, t);
+    if (wait > retryAfterMs) {
+      retryAfterMs = wait;
+      by = i;
+    }
+  }
+  if (slot && policy.concurrency !== null && s.inFlight >= policy.concurrency) {
+    return { ok: false, state, retryAfterMs, limit: CONCURRENCY };
+  }
+  if (by >= 0) return { ok: false, state, retryAfterMs, limit: limits[by]!.name };
+
+  // Commit: book every limit.
+  const booked: LimitState[] = new Array<LimitState>(limits.length);
+  for (let i = 0; i < limits.length; i++) {
+    const limit = limits[i]!;
+    booked[i] = algorithmOf(limit).book(limit, s.limits[i]!, units[i]!, t);
+  }
+  return {
+    ok: true,
+    state: { at: t, inFlight: slot ? s.inFlight + 1 : s.inFlight, limits: booked },
+    grant: { at: t, units, slot },
+  };
+}

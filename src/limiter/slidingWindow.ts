@@ -1,0 +1,89 @@
+/**
+ * Sliding window, exact: a log of what was booked when, one entry per millisecond that booked
+ * anything (never one per unit), so no window of `intervalMs` ever admits more than `limit`.
+ *
+ * A limit of 3 per 1,000 ms: grants at t = 0 (cost 2) and t = 400 (cost 1) make the log
+ * `[0, 2, 400, 1]`, `used` = 3. At t = 900 a cost of 1 is refused: the window (−100, 900] already
+ * holds 3. The entry at 0 counts while `now < 0 + 1000`, so the earliest instant the cost fits is
+ * t = 1000: retry after 100 ms. At t = 1000 the entry at 0 expires, `used` = 1, and 2 units fit.
+ *
+ * Guarantee: for every instant `x`, the entries with `at` in `(x − intervalMs, x]` sum to at most
+ * `limit` (unless `settle` charged extra, which is debt that later grants wait out). Memory is one
+ * pair of numbers per distinct booking millisecond within the last interval.
+ */
+import type { LimitAlgorithm } from './algorithm.js';
+import type { SlidingWindowState } from './types.js';
+
+const EMPTY: SlidingWindowState = Object.freeze({ used: 0, log: Object.freeze([]) as readonly number[] });
+
+/** slidingWindow is the exact sliding-window-log {@link LimitAlgorithm}. */
+export const slidingWindow: LimitAlgorithm<SlidingWindowState> = {
+  init: () => EMPTY,
+
+  advance(limit, s, _from, now) {
+    const { log } = s;
+    // Entries are sorted by time: find the first one still inside the window.
+    let i = 0;
+    let freed = 0;
+    while (i < log.length && log[i]! + limit.intervalMs <= now) {
+      freed += log[i + 1]!;
+      i += 2;
+    }
+    if (i === 0) return s;
+    if (i === log.length) return EMPTY;
+    return { used: s.used - freed, log: log.slice(i) };
+  },
+
+  waitMs(limit, s, units, now) {
+    let over = s.used + units - limit.limit;
+    if (over <= 0) return 0;
+    const { log } = s;
+    for (let i = 0; i < log.length; i += 2) {
+      over -= log[i + 1]!;
+      if (over <= 0) return log[i]! + limit.intervalMs - now;
+    }
+    // Unreachable while units ≤ limit: once every entry expires, `used` is 0.
+    return limit.intervalMs;
+  },
+
+  book(_limit, s, units, now) {
+    if (units === 0) return s;
+    const { log } = s;
+    const n = log.length;
+    if (n > 0 && log[n - 2] === now) {
+      const next = log.slice();
+      next[n - 1] = log[n - 1]! + units;
+      return { used: s.used + units, log: next };
+    }
+    return { used: s.used + units, log: [...log, now, units] };
+  },
+
+  refund(_limit, s, units, grantAt) {
+    if (units === 0) return s;
+    const { log } = s;
+    // Search from the newest entry: refunds usually concern recent grants.
+    for (let i = log.length - 2; i >= 0; i -= 2) {
+      const at = log[i]!;
+      if (at < grantAt) return s; // the grant's entry has expired: nothing left to give back
+      if (at !== grantAt) continue;
+      const cost = log[i + 1]!;
+      const back = Math.min(units, cost);
+      const next = log.slice();
+      if (back === cost) next.splice(i, 2);
+      else next[i + 1] = cost - back;
+      return next.length === 0 ? EMPTY : { used: s.used - back, log: next };
+    }
+    return s;
+  },
+
+  read(limit, s, now) {
+    const { log } = s;
+    const n = log.length;
+    return {
+      remaining: Math.max(0, limit.limit - s.used),
+      resetMs: n === 0 ? 0 : log[n - 2]! + limit.intervalMs - now,
+    };
+  },
+
+  isFull: (_limit, s) => s.used === 0,
+};
