@@ -1,0 +1,123 @@
+/**
+ * The runtime's only source of time. Everything in `src/limiter` takes `now` as an argument; the
+ * runtime reads it from a Clock once per mailbox drain and arms its timers on the same Clock, so
+ * tests swap in a {@link VirtualClock} and run on virtual time.
+ */
+import type { Ms } from '../limiter/types.js';
+
+/** An opaque timer handle returned by {@link Clock.setTimeout}. */
+export type TimerHandle = unknown;
+
+/**
+ * Clock is a superset of XState's clock (which has no `now()`), so the same object can be handed
+ * to `createActor`.
+ */
+export interface Clock {
+  /** Current instant, integer ms. Must not go backwards by much; the core tolerates small steps back. */
+  now(): Ms;
+  /** Run `fn` after `ms`. */
+  setTimeout(fn: () => void, ms: Ms): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+  /**
+   * Like `setTimeout`, for housekeeping (eviction sweeps, lease expiry): such a timer must not keep
+   * an idle process alive. Defaults to `setTimeout` when a clock has no such notion.
+   */
+  setHousekeepingTimeout?(fn: () => void, ms: Ms): TimerHandle;
+}
+
+/**
+ * systemClock reads `Date.now()` and uses Node's timers. Waiter timers keep the process alive (a
+ * pending `acquire` is work); housekeeping timers are `unref`ed.
+ */
+export const systemClock: Clock = {
+  // eslint-disable-next-line no-restricted-syntax -- the one place that reads the wall clock
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  setHousekeepingTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+};
+
+interface VirtualTimer {
+  readonly id: number;
+  readonly at: Ms;
+  readonly fn: () => void;
+}
+
+/**
+ * VirtualClock is a {@link Clock} that moves only when told to, for tests: `increment(ms)` runs
+ * every timer due within the step, in order of due time, with `now()` set to each timer's instant.
+ *
+ * @example
+ * const clock = new VirtualClock(0);
+ * const system = createLimiterSystem({ clock });
+ * const p = limiter.acquire('k');        // queued behind a full bucket
+ * await clock.increment(1000);            // the wake-up timer fires; p resolves
+ */
+export class VirtualClock implements Clock {
+  #now: Ms;
+  #nextId = 1;
+  /** Pending timers; due order is found by scanning (tests hold few timers). */
+  readonly #timers = new Map<number, VirtualTimer>();
+
+  constructor(start: Ms = 0) {
+    this.#now = start;
+  }
+
+  now(): Ms {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: Ms): TimerHandle {
+    const id = this.#nextId++;
+    this.#timers.set(id, { id, at: this.#now + Math.max(0, ms), fn });
+    return id;
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.#timers.delete(handle as number);
+  }
+
+  /** The number of timers armed and not yet run: tests assert it is 0 after close. */
+  get pendingTimers(): number {
+    return this.#timers.size;
+  }
+
+  /**
+   * increment moves time forward by `ms`, running due timers in order, and lets promise callbacks
+   * settle after each one, so awaiting it observes every effect of the step.
+   */
+  async increment(ms: Ms): Promise<void> {
+    await this.advanceTo(this.#now + ms);
+  }
+
+  /** advanceTo moves time forward to the instant `to` (never backwards), as {@link increment}. */
+  async advanceTo(to: Ms): Promise<void> {
+    await flushMicrotasks();
+    for (;;) {
+      let next: VirtualTimer | undefined;
+      for (const t of this.#timers.values()) {
+        if (t.at <= to && (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id))) next = t;
+      }
+      if (next === undefined) break;
+      this.#timers.delete(next.id);
+      this.#now = Math.max(this.#now, next.at);
+      next.fn();
+      await flushMicrotasks();
+    }
+    this.#now = Math.max(this.#now, to);
+    await flushMicrotasks();
+  }
+
+  /**
+   * set jumps the clock to `to` without running timers: for tests of a clock that steps back or
+   * jumps.
+   */
+  set(to: Ms): void {
+    this.#now = to;
+  }
+}
+
+/** Let every queued promise callback run: `setImmediate` fires once the microtask queue is empty. */
+function flushMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,0 +1,146 @@
+/**
+ * Grant is what `acquire` resolves with: the right to make one call. Settle it with the actual
+ * usage once known, and release it when the call is over (or let its lease expire).
+ */
+import { GrantStateError } from '../errors.js';
+import type { GrantHandle, KeyEvent } from '../machines/keyLogic.js';
+import type { CostSpec, Ms, Policy } from '../limiter/types.js';
+import { compileCost } from '../limiter/validate.js';
+import { restate, type StoreGrant } from './store.js';
+
+/** @internal What a grant needs from the limiter that issued it. */
+export interface GrantOwner {
+  readonly policy: Policy;
+  /** Sends an event to the key's actor, creating the actor if it was evicted. */
+  send(key: string, storeKey: string, event: KeyEvent<Grant>): void;
+}
+
+/**
+ * Grant is one admitted request. Every method is safe to call from anywhere: each goes through the
+ * key's mailbox.
+ *
+ * @example
+ * const grant = await limiter.acquire('gpt-4o', { cost: { tokens: 1200 } });
+ * try { const r = await callModel(); await grant.settle({ tokens: r.usage.total_tokens }); }
+ * finally { grant.release(); }
+ */
+export class Grant implements GrantHandle {
+  /** @internal what the store booked; updated by settle. */
+  record: StoreGrant;
+  /** @internal set once the concurrency slot was given back. */
+  slotFreed = false;
+  readonly #owner: GrantOwner;
+  readonly #storeKey: string;
+  readonly #policy: Policy;
+  readonly #cost: CostSpec | undefined;
+  #settled = false;
+  #cancelled = false;
+
+  /** @internal grants are made by the runtime. */
+  constructor(owner: GrantOwner, readonly key: string, storeKey: string, record: StoreGrant, cost: CostSpec | undefined) {
+    this.#owner = owner;
+    this.#storeKey = storeKey;
+    this.#policy = owner.policy;
+    this.record = record;
+    this.#cost = cost;
+  }
+
+  /** The grant's id, unique within the system (events and Redis leases use it). */
+  get id(): string {
+    return this.record.id;
+  }
+
+  /** The instant the grant was booked at (the store's clock). */
+  get grantedAt(): Ms {
+    return this.record.at;
+  }
+
+  /** What the grant books now, per limit name: the estimate, or the actual cost once settled. */
+  get booked(): Readonly<Record<string, number>> {
+    const out: Record<string, number> = {};
+    this.#policy.limits.forEach((l, i) => (out[l.name] = this.record.units[i]!));
+    return out;
+  }
+
+  /** Whether the grant still holds a concurrency slot. */
+  get holdsSlot(): boolean {
+    return this.record.slot && !this.slotFreed;
+  }
+
+  /**
+   * settle replaces the estimated cost with the actual one: the difference is given back (exactly)
+   * or charged (the key may go into debt, and later requests wait it out). Once per grant.
+   * Dimensions `actual` leaves out keep their estimate.
+   * The returned promise resolves when the store applied it; ignoring it is safe.
+   *
+   * @throws GrantStateError if the grant was already settled or cancelled.
+   * @throws InvalidArgumentError for a cost that is not a valid {@link CostSpec} for the policy.
+   */
+  settle(actual: CostSpec): Promise<void> {
+    if (this.#cancelled) throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was cancelled`);
+    if (this.#settled) throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was already settled`);
+    const policy = this.#owner.policy;
+    const units = compileCost(policy, mergeActual(this.#cost, actual), 'settle', false);
+    if (policy !== this.#policy) {
+      // The limits changed since the grant: restate what it booked in the new policy's terms.
+      this.record = restate(this.record, compileCost(policy, this.#cost, 'settle', false));
+    }
+    this.#settled = true;
+    return this.#send((done) => ({ type: 'settle', grant: this, actual: units, done }));
+  }
+
+  /**
+   * release gives back the concurrency slot (a no-op without one, and when called again). Usage
+   * stays booked: release is the end of the call, not a refund.
+   */
+  release(): void {
+    if (!this.holdsSlot) return;
+    this.#owner.send(this.key, this.#storeKey, { type: 'release', grant: this });
+  }
+
+  /**
+   * cancel gives back everything the grant booked and its slot, as if it was never granted (for a
+   * call that was not made).
+   *
+   * @throws GrantStateError if the grant was settled or already cancelled.
+   */
+  cancel(): Promise<void> {
+    if (this.#settled) throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was settled`);
+    if (this.#cancelled) throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was already cancelled`);
+    this.#cancelled = true;
+    return this.#send((done) => ({ type: 'cancel', grant: this, done }));
+  }
+
+  /** `using grant = await limiter.acquire(…)` releases the slot at the end of the block. */
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  /** `await using` works too. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.release();
+  }
+
+  #send(make: (done: { resolve(): void; reject(e: Error): void }) => KeyEvent<Grant>): Promise<void> {
+    let resolve!: () => void;
+    let reject!: (e: Error) => void;
+    const p = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    p.catch(() => {}); // a caller that ignores the promise gets no unhandled rejection
+    this.#owner.send(this.key, this.#storeKey, make({ resolve, reject }));
+    return p;
+  }
+}
+
+/**
+ * A settle names what it knows: every dimension it leaves out keeps the estimate. When it names
+ * `inputTokens` or `outputTokens` but not `tokens`, `tokens` is derived from them again.
+ */
+function mergeActual(estimate: CostSpec | undefined, actual: CostSpec): CostSpec {
+  const merged: Record<string, number | undefined> = { ...estimate, ...actual };
+  const namesParts = actual.inputTokens !== undefined || actual.outputTokens !== undefined;
+  if (namesParts && actual.tokens === undefined) delete merged.tokens;
+  return merged;
+}

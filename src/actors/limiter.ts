@@ -1,0 +1,337 @@
+/**
+ * Limiter is the facade callers hold: one policy (a set of limits), many keys. It validates every
+ * call at the boundary, then hands it to the key's actor; it never touches a key's state itself.
+ */
+import type { Observable } from 'rxjs';
+import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
+import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
+import type { KeyActorRef, KeyEvent } from '../machines/keyLogic.js';
+import { Waiter, WaiterState } from '../machines/waiter.js';
+import { parseDuration } from '../limiter/units.js';
+import { compileCost, compilePolicy } from '../limiter/validate.js';
+import type { CostSpec, Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
+import type { Grant} from './grant.js';
+import { type GrantOwner } from './grant.js';
+import type { SystemCore } from './system.js';
+
+/** Options of {@link Limiter.acquire}. */
+export interface AcquireOptions {
+  /** Units per dimension. `requests` defaults to 1. @default { requests: 1 } */
+  readonly cost?: CostSpec;
+  /** Give up after this long, with AcquireTimeoutError. 0 gives up unless it fits at once. @default no timeout */
+  readonly timeout?: Duration | 0;
+  /** Abort waiting; the promise rejects with AcquireAbortedError (cause: `signal.reason`). */
+  readonly signal?: AbortSignal;
+  /** Higher is served first; equal priorities in arrival order. Any finite number. @default 0 */
+  readonly priority?: number;
+}
+
+/** Options of {@link Limiter.tryAcquire}. */
+export interface TryAcquireOptions {
+  readonly cost?: CostSpec;
+  /** A try with a higher priority than every queued waiter may go ahead of them. @default 0 */
+  readonly priority?: number;
+}
+
+/** Options of {@link Limiter.run}: those of acquire, plus how to read the actual cost. */
+export interface RunOptions<T> extends AcquireOptions {
+  /** Maps the call's result to its actual cost; the grant is settled with it. */
+  readonly settle?: (result: T) => CostSpec;
+}
+
+/**
+ * TryResult is what `tryAcquire` answers: a grant, or why not and for how long.
+ * `limit` is the name of the refusing limit, `'concurrency'`, or `'queue'` (waiters are queued
+ * ahead; tryAcquire does not overtake them).
+ */
+export type TryResult =
+  | { readonly ok: true; readonly grant: Grant }
+  | { readonly ok: false; readonly retryAfterMs: Ms; readonly limit: string };
+
+/**
+ * Reservation is a place in a key's queue taken now and decided later: `granted` resolves when the
+ * cost fits, `cancel()` gives everything back (the place, or the grant if it came).
+ */
+export interface Reservation {
+  /** Resolves with the grant when the cost fits. Rejects on cancel, close or store failure. */
+  readonly granted: Promise<Grant>;
+  /**
+   * Estimated ms from the reservation until the grant, from the queue ahead and the limits
+   * (memory store); `null` when the store cannot estimate. Concurrency slots are not foreseen.
+   */
+  readonly etaMs: Ms | null;
+  /**
+   * Gives back the place in the queue (`granted` then rejects with AcquireAbortedError), or the
+   * whole grant if it was already granted.
+   */
+  cancel(): Promise<void>;
+}
+
+/** Options of `system.limiter(name, options)`: a policy, plus how its keys queue. */
+export interface LimiterOptions extends PolicySpec {
+  /** The most waiters one key queues; more are refused with QueueFullError. @default Infinity */
+  readonly maxQueue?: number;
+  /** A held concurrency slot is given back after this long even if never released. @default none */
+  readonly leaseTtl?: Duration;
+}
+
+let seq = 0;
+
+/**
+ * Limiter: see the file comment. Create one with `system.limiter(name, options)`.
+ *
+ * @example
+ * const openai = system.limiter('openai', {
+ *   limits: [{ limit: 500, interval: '1m' }, { limit: 90_000, interval: '1m', dimension: 'tokens' }],
+ *   concurrency: 8,
+ * });
+ * const grant = await openai.acquire('gpt-4o', { cost: { tokens: 1200 }, timeout: '30s' });
+ */
+export class Limiter implements GrantOwner {
+  #policy: Policy;
+  #defaultUnits: Units;
+  readonly #core: SystemCore;
+  /** @internal live key actors by key (the XState system registers them by store key). */
+  readonly actors = new Map<string, KeyActorRef<Grant>>();
+  /** @internal */
+  readonly maxQueue: number;
+  /** @internal */
+  readonly leaseMs: Ms | null;
+
+  /** @internal use `system.limiter()`. */
+  constructor(
+    core: SystemCore,
+    /** The limiter's name: unique in its system, and part of every key's identity in the store. */
+    readonly name: string,
+    options: LimiterOptions,
+  ) {
+    this.#core = core;
+    this.#policy = compilePolicy(options);
+    this.#defaultUnits = compileCost(this.#policy, undefined);
+    this.maxQueue = validateMaxQueue(options.maxQueue);
+    this.leaseMs = options.leaseTtl === undefined ? null : parseDuration(options.leaseTtl, 'leaseTtl');
+  }
+
+  /** The policy in force, validated. */
+  get policy(): Policy {
+    return this.#policy;
+  }
+
+  /**
+   * acquire waits until `cost` fits every limit of `key` (and a concurrency slot is free), then
+   * books it and resolves with a {@link Grant}. Waiters are served by priority, then arrival.
+   *
+   * @throws (rejects) InvalidArgumentError, CostExceedsCapacityError for bad input (nothing queued);
+   *   AcquireTimeoutError, AcquireAbortedError, QueueFullError, LimiterClosedError,
+   *   StoreUnavailableError. Whatever the end, a waiter that did not get its grant holds nothing.
+   * @example const grant = await limiter.acquire('user-42', { cost: { tokens: 800 }, timeout: '10s' });
+   */
+  acquire(key: string, options?: AcquireOptions): Promise<Grant> {
+    try {
+      const w = this.#waiter(key, options, false, 'acquire');
+      if (w.state !== WaiterState.Pending) return w.promise();
+      this.#dispatch(key, w);
+      return w.promise();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * tryAcquire books `cost` if it fits now and nobody of equal or higher priority is queued for the
+   * key; otherwise it answers how long to wait. A refusal books nothing.
+   *
+   * @throws (rejects) InvalidArgumentError, CostExceedsCapacityError, LimiterClosedError, StoreUnavailableError.
+   * @example
+   * const r = await limiter.tryAcquire('k');
+   * if (!r.ok) console.log(`retry in ${r.retryAfterMs} ms (${r.limit})`);
+   */
+  tryAcquire(key: string, options?: TryAcquireOptions): Promise<TryResult> {
+    try {
+      const w = this.#waiter(key, options, true, 'tryAcquire');
+      this.#dispatch(key, w);
+      if (w.state === WaiterState.Granted) return Promise.resolve({ ok: true, grant: w.grant! });
+      if (w.state === WaiterState.Refused) return Promise.resolve({ ok: false, ...w.refusal! });
+      return w.promise().then((grant): TryResult => (grant === undefined ? { ok: false, ...w.refusal! } : { ok: true, grant }));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * reserve takes a place in the key's queue now and returns at once; the grant comes when the
+   * cost fits. Use it to learn the wait (`etaMs`) and decide later: `cancel()` gives everything back.
+   *
+   * @throws InvalidArgumentError, CostExceedsCapacityError, LimiterClosedError (synchronously).
+   * @example
+   * const r = limiter.reserve('k', { cost: { tokens: 5000 } });
+   * if ((r.etaMs ?? Infinity) > 2000) await r.cancel(); else await r.granted;
+   */
+  reserve(key: string, options?: Omit<AcquireOptions, 'timeout' | 'signal'>): Reservation {
+    const w = this.#waiter(key, options, false, 'reserve');
+    w.wantsEta = true;
+    this.#dispatch(key, w);
+    const granted = w.promise();
+    granted.catch(() => {});
+    const storeKey = this.#core.storeKey(this.name, key);
+    return {
+      granted,
+      get etaMs() {
+        return w.state === WaiterState.Granted ? 0 : w.etaMs;
+      },
+      cancel: async () => {
+        if (w.state === WaiterState.Pending) this.send(key, storeKey, { type: 'abort', waiter: w });
+        else if (w.state === WaiterState.Granted) await w.grant!.cancel();
+      },
+    };
+  }
+
+  /**
+   * run acquires, calls `fn`, settles with `options.settle(result)` if given, and releases the
+   * slot, also when `fn` throws (the estimate then stays booked: the call may have been made).
+   *
+   * @example
+   * const reply = await limiter.run('gpt-4o', () => callModel(prompt), {
+   *   cost: { tokens: 1200 }, settle: (r) => ({ tokens: r.usage.total_tokens }),
+   * });
+   */
+  async run<T>(key: string, fn: (grant: Grant) => T | Promise<T>, options?: RunOptions<T>): Promise<T> {
+    const grant = await this.acquire(key, options);
+    try {
+      const result = await fn(grant);
+      if (options?.settle !== undefined) await grant.settle(options.settle(result));
+      return result;
+    } finally {
+      grant.release();
+    }
+  }
+
+  /**
+   * stats reads every limit of `key` (window-aware: remaining and reset as of now), the slots held
+   * and the waiters queued, through the key's mailbox.
+   */
+  stats(key: string): Promise<KeyStats> {
+    try {
+      checkKey(key, 'stats');
+      this.#core.checkOpen('stats');
+      return new Promise<KeyStats>((resolve, reject) => {
+        this.send(key, this.#core.storeKey(this.name, key), {
+          type: 'read',
+          reply: (r) => resolve({ limiter: this.name, key, ...r }),
+          fail: reject,
+        });
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * stats$ is an RxJS Observable of the key's {@link KeyStats}: one value on subscribe, one after
+   * each change of the key (coalesced per tick), and one every `everyMs` if set. Nothing is
+   * computed while nobody subscribes.
+   */
+  stats$(key: string, options?: StatsOptions): Observable<KeyStats> {
+    checkKey(key, 'stats$');
+    return keyStats$(this, this.#core, key, options);
+  }
+
+  /**
+   * setLimits replaces the policy. Each live key takes it through its mailbox and re-decides its
+   * waiters (one whose cost no longer fits any capacity is rejected with CostExceedsCapacityError);
+   * idle keys take it on their next use.
+   *
+   * @throws InvalidArgumentError for an invalid policy; the old one stays in force.
+   */
+  setLimits(spec: PolicySpec): void {
+    const policy = compilePolicy(spec);
+    this.#core.checkOpen('setLimits');
+    this.#policy = policy;
+    this.#defaultUnits = compileCost(policy, undefined);
+    this.#core.policyChanged(this);
+  }
+
+  /** reset forgets `key`'s state (full capacity, no slots), through its mailbox. */
+  reset(key: string): Promise<void> {
+    try {
+      checkKey(key, 'reset');
+      this.#core.checkOpen('reset');
+      return new Promise<void>((resolve, reject) => {
+        this.send(key, this.#core.storeKey(this.name, key), { type: 'reset', done: { resolve, reject } });
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** @internal GrantOwner: send to a key's actor, creating it if needed. */
+  send(key: string, storeKey: string, event: KeyEvent<Grant>): void {
+    this.#core.actorFor(this, key, storeKey).send(event);
+  }
+
+  #waiter(key: string, options: AcquireOptions | undefined, tryOnly: boolean, call: string): Waiter<Grant> {
+    checkKey(key, call);
+    this.#core.checkOpen(call);
+    let units = this.#defaultUnits;
+    let timeoutMs = Infinity;
+    let priority = 0;
+    let signal: AbortSignal | undefined;
+    let cost: CostSpec | undefined;
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) {
+        throw new InvalidArgumentError(`tollgate: ${call} options must be an object`);
+      }
+      cost = options.cost;
+      if (cost !== undefined) units = compileCost(this.#policy, cost, call);
+      if (options.timeout !== undefined) {
+        timeoutMs = options.timeout === 0 ? 0 : parseDuration(options.timeout, `${call} timeout`);
+      }
+      if (options.priority !== undefined) {
+        if (typeof options.priority !== 'number' || !Number.isFinite(options.priority)) {
+          throw new InvalidArgumentError(`tollgate: ${call} priority ${String(options.priority)} must be a finite number`);
+        }
+        priority = options.priority;
+      }
+      signal = options.signal;
+    }
+    const w = new Waiter<Grant>(
+      this.#core.idPrefix,
+      ++seq,
+      units,
+      this.#policy.concurrency !== null,
+      this.leaseMs,
+      cost,
+      priority,
+      timeoutMs,
+      tryOnly,
+      signal,
+    );
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        w.fail(new AcquireAbortedError(signal.reason));
+        return w;
+      }
+      const storeKey = this.#core.storeKey(this.name, key);
+      const onAbort = (): void => this.send(key, storeKey, { type: 'abort', waiter: w });
+      signal.addEventListener('abort', onAbort, { once: true });
+      w.detach = () => signal.removeEventListener('abort', onAbort);
+    }
+    return w;
+  }
+
+  #dispatch(key: string, w: Waiter<Grant>): void {
+    this.#core.actorFor(this, key).send(w);
+  }
+}
+
+function checkKey(key: unknown, call: string): asserts key is string {
+  if (typeof key !== 'string') {
+    throw new InvalidArgumentError(`tollgate: ${call} key must be a string, got ${typeof key}`);
+  }
+}
+
+function validateMaxQueue(n: number | undefined): number {
+  if (n === undefined) return Infinity;
+  if (n === Infinity || (Number.isSafeInteger(n) && n >= 0)) return n;
+  throw new InvalidArgumentError(`tollgate: maxQueue ${String(n)} must be a non-negative integer or Infinity`);
+}

@@ -1,0 +1,102 @@
+/**
+ * The Store interface: what a key actor asks to decide, settle and read. It lives with its
+ * consumer (the actors); `memory/memoryStore.ts` and `redis/redisStore.ts` implement it, and
+ * `test/conformance/` runs one table of cases against both.
+ *
+ * A store is called only from a key's actor, one message at a time per key, so a store never sees
+ * two calls for the same key interleaved by tollgate itself. (Across processes, Redis scripts are
+ * what keeps the calls atomic.)
+ */
+import type { GrantRecord, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
+
+/** A value, or a promise of it: the memory store answers synchronously, Redis does not. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** StoreRequest is one request of a batch sent to {@link Store.decide}. */
+export interface StoreRequest {
+  /** Unique id of the grant this request becomes; Redis keys concurrency leases by it. */
+  readonly id: string;
+  /** Units per limit of the policy (see `compileCost`). */
+  readonly units: Units;
+  /** Whether the grant takes a concurrency slot. */
+  readonly slot: boolean;
+  /** Ms after which a held slot is given back even if never released; `null`: never. */
+  readonly leaseMs: Ms | null;
+}
+
+/** StoreGrant is a {@link GrantRecord} with the id it was requested under. */
+export interface StoreGrant extends GrantRecord {
+  readonly id: string;
+}
+
+/**
+ * restate copies a grant record with other units (or slot). Records may carry `id` as a getter,
+ * so they are copied field by field, never spread.
+ */
+export function restate(g: StoreGrant, units: Units, slot: boolean = g.slot): StoreGrant {
+  return { id: g.id, at: g.at, units, slot };
+}
+
+/** What a store answers for one request. */
+export type StoreDecision =
+  | { readonly ok: true; readonly grant: StoreGrant }
+  | { readonly ok: false; readonly retryAfterMs: Ms; readonly limit: string };
+
+/**
+ * How a batch is decided.
+ * - `'queue'`: in order, stopping at the first refusal (a waiter is not overtaken by a later,
+ *   smaller one); the answer has one decision per request decided, the last may be the refusal.
+ * - `'each'`: every request independently, in order; one decision per request.
+ */
+export type BatchMode = 'queue' | 'each';
+
+/** KeyReading is what a store reports of one key. */
+export interface KeyReading {
+  /** The instant the reading is for (the store's clock: Redis `TIME` for Redis). */
+  readonly at: Ms;
+  readonly limits: readonly LimitReading[];
+  /** Concurrency slots held. */
+  readonly inFlight: number;
+}
+
+/**
+ * Store is where a key's limit state lives and is decided. Keys are opaque strings: a store must
+ * accept any string and never let two distinct keys share state.
+ *
+ * `now` is the runtime clock's reading, taken once per mailbox drain. The memory store decides at
+ * `now`; the Redis store ignores it and reads Redis `TIME`.
+ */
+export interface Store {
+  /** A name for stats and errors: `'memory'`, `'redis'`. */
+  readonly name: string;
+  /** True when every method answers synchronously (no promise): the runtime's fast path. */
+  readonly sync: boolean;
+  /**
+   * Optional fast path of a synchronous store: decide one request (as a one-request batch would).
+   */
+  decideOne?(key: string, policy: Policy, req: StoreRequest, now: Ms): StoreDecision;
+  /** Decide a batch of one key's requests against `policy`, all-or-nothing per request. */
+  decide(key: string, policy: Policy, batch: readonly StoreRequest[], mode: BatchMode, now: Ms): MaybePromise<StoreDecision[]>;
+  /** Move `grant` to the `actual` units (refund below, extra charge above). */
+  settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): MaybePromise<void>;
+  /** Give back everything `grant` booked, and its slot. */
+  cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): MaybePromise<void>;
+  /** Free the concurrency slot `grant` holds (idempotent). */
+  release(key: string, policy: Policy, grant: StoreGrant, now: Ms): MaybePromise<void>;
+  /** Read every limit of the key, window-aware, as of now. */
+  read(key: string, policy: Policy, now: Ms): MaybePromise<KeyReading>;
+  /** Forget the key's state: full capacity, no slots held. */
+  reset(key: string, now: Ms): MaybePromise<void>;
+  /**
+   * Ms from `now` until the last of `queue` (units per request, in service order) would be granted
+   * if each is booked as soon as it fits and nothing else happens. Concurrency is not foreseen.
+   * Optional: stores that cannot say leave reservations without an estimate.
+   */
+  estimate?(key: string, policy: Policy, queue: readonly Units[], now: Ms): Ms;
+  /** Drop what the store keeps for keys that are back at full capacity. Optional. */
+  sweep?(now: Ms): void;
+  /** Drop one key's state if it is back at full capacity (called when its actor is evicted). Optional. */
+  forget?(key: string, now: Ms): void;
+  /** Release what the store holds (connections it owns, subscriptions). */
+  close(): Promise<void>;
+}

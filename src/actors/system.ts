@@ -1,0 +1,310 @@
+/**
+ * The limiter system: it spawns, finds and evicts key actors, owns the clock, the store and the
+ * event emitter, and closes everything at once. One XState system per limiter system: key actors
+ * are registered under a `systemId` and found with `system.get(id)`.
+ */
+import { randomBytes } from 'node:crypto';
+import { createActor, type ActorLogic, type AnyActorRef, type EventObject, type Snapshot } from 'xstate';
+import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
+import { isKeyIdle, keyLogic, type KeyActorRef, type KeyLogic, type KeyRuntime } from '../machines/keyLogic.js';
+import { memoryStore, MemoryStore, type MemorySnapshot } from '../memory/memoryStore.js';
+import { parseDuration } from '../limiter/units.js';
+import type { Duration, Ms } from '../limiter/types.js';
+import { TollgateEmitter } from '../observe/events.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { Grant } from './grant.js';
+import { Limiter, type LimiterOptions } from './limiter.js';
+import type { Store } from './store.js';
+
+/** Options of {@link createLimiterSystem}. */
+export interface LimiterSystemOptions {
+  /** Where limit state lives. @default memoryStore() */
+  readonly store?: Store;
+  /** The source of time and timers; tests pass a VirtualClock. @default systemClock */
+  readonly clock?: Clock;
+  /**
+   * A key actor with no waiter, timer or lease for this long is stopped; its state stays in the
+   * store as plain data (the memory store drops it once back at full capacity). A live actor
+   * costs a few KB and a new one ~20 µs, so keep this short when keys are many. Minimum 1 ms.
+   * @default '2s'
+   */
+  readonly idleTimeout?: Duration;
+  /**
+   * With a store shared across processes (Redis), a blocked queue asks again at least this often,
+   * because another process may free capacity without this one hearing of it. @default '250ms'
+   */
+  readonly pollInterval?: Duration;
+  /** State to start from, as returned by `system.snapshot()` (memory store only). */
+  readonly snapshot?: SystemSnapshot;
+}
+
+/** SystemSnapshot is the JSON form of a system's memory store. */
+export interface SystemSnapshot {
+  readonly version: 1;
+  readonly store: MemorySnapshot;
+}
+
+interface LimiterEntry {
+  readonly limiter: Limiter;
+  readonly rt: KeyRuntime<Grant>;
+}
+
+/** @internal what limiters and grants need from their system. */
+export interface SystemCore {
+  readonly idPrefix: string;
+  storeKey(limiter: string, key: string): string;
+  actorFor(limiter: Limiter, key: string, storeKey?: string): KeyActorRef<Grant>;
+  policyChanged(limiter: Limiter): void;
+  checkOpen(call: string): void;
+  readonly clock: Clock;
+  readonly events: TollgateEmitter;
+}
+
+
+/**
+ * LimiterSystem holds limiters and their key actors. Create it with {@link createLimiterSystem}.
+ *
+ * @example
+ * const system = createLimiterSystem();
+ * const api = system.limiter('api', { limits: [{ limit: 10, interval: '1s' }] });
+ * await api.acquire('user-1');
+ * await system.close();
+ */
+export class LimiterSystem implements SystemCore {
+  /** Every fact of every key: granted, refused, queued, timeout, aborted, settled, released, … */
+  readonly events = new TollgateEmitter();
+  /** @internal */
+  readonly clock: Clock;
+  /** @internal */
+  readonly idPrefix = randomBytes(4).toString('hex') + '-';
+  readonly #store: Store;
+  readonly #ownsStore: boolean;
+  readonly #idleMs: Ms;
+  readonly #pollMs: Ms;
+  readonly #root: AnyActorRef;
+  readonly #limiters = new Map<string, LimiterEntry>();
+  /** Live key actors and the limiter each belongs to, for sweeps, broadcasts and close. */
+  readonly #live = new Map<KeyActorRef<Grant>, Limiter>();
+  /** Actors whose facts are relayed to `events` (all of them, once anybody has listened). */
+  readonly #relayed = new WeakSet<KeyActorRef<Grant>>();
+  #sweepTimer: TimerHandle | null = null;
+  #closed = false;
+
+  constructor(options: LimiterSystemOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.#idleMs = parseDuration(options.idleTimeout ?? '2s', 'idleTimeout');
+    this.#pollMs = parseDuration(options.pollInterval ?? '250ms', 'pollInterval');
+    if (options.store !== undefined && options.snapshot !== undefined) {
+      throw new InvalidArgumentError('tollgate: pass either store or snapshot (snapshots restore the memory store)');
+    }
+    this.#ownsStore = options.store === undefined;
+    this.#store = options.store ?? memoryStore(options.snapshot?.store);
+    // The root actor anchors the XState system key actors register in, and stops them (XState lets
+    // only a parent stop a child).
+    this.#root = createActor(rootLogic, { clock: this.clock });
+    this.#root.start();
+    this.events.onObserved = () => {
+      for (const [actor, limiter] of this.#live) this.#relay(actor, limiter);
+    };
+  }
+
+  /** The store this system decides with. */
+  get store(): Store {
+    return this.#store;
+  }
+
+  /** Whether `close()` was called. */
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** The number of key actors alive now (idle ones are evicted). */
+  get liveKeys(): number {
+    return this.#live.size;
+  }
+
+  /**
+   * limiter creates the limiter `name` with a policy, or returns the existing one when called
+   * again with the same name and an equal policy.
+   *
+   * @throws InvalidArgumentError for an invalid policy, or a name already used with another policy.
+   * @throws LimiterClosedError after close.
+   */
+  limiter(name: string, options: LimiterOptions): Limiter {
+    this.checkOpen('limiter');
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new InvalidArgumentError('tollgate: limiter name must be a non-empty string');
+    }
+    const limiter = new Limiter(this, name, options);
+    const existing = this.#limiters.get(name);
+    if (existing !== undefined) {
+      const same =
+        JSON.stringify(existing.limiter.policy) === JSON.stringify(limiter.policy) &&
+        existing.limiter.maxQueue === limiter.maxQueue &&
+        existing.limiter.leaseMs === limiter.leaseMs;
+      if (same) return existing.limiter;
+      throw new InvalidArgumentError(
+        `tollgate: limiter ${JSON.stringify(name)} exists with another policy; use setLimits to change it`,
+      );
+    }
+    const rt: KeyRuntime<Grant> = {
+      limiter: name,
+      store: this.#store,
+      clock: this.clock,
+      policy: limiter.policy,
+      maxQueue: limiter.maxQueue,
+      leaseMs: limiter.leaseMs,
+      pollMs: this.#pollMs,
+      observed: this.events.observed,
+      makeGrant: (key, storeKey, record, cost) => new Grant(limiter, key, storeKey, record, cost),
+    };
+    this.#limiters.set(name, { limiter, rt });
+    return limiter;
+  }
+
+  /** get returns the limiter named `name`, if any. */
+  get(name: string): Limiter | undefined {
+    return this.#limiters.get(name)?.limiter;
+  }
+
+  /** @internal a key's identity in the store: unambiguous for any limiter name and key. */
+  storeKey(limiter: string, key: string): string {
+    return `${limiter.length}:${limiter}:${key}`;
+  }
+
+  /**
+   * @internal get-or-create, synchronous, so two callers can never create one key twice. Actors
+   * are registered in the XState system under `storeKey`; each limiter also indexes its live
+   * actors by the caller's key string, which spares the hot path building and hashing a new
+   * string per call.
+   */
+  actorFor(limiter: Limiter, key: string, storeKey?: string): KeyActorRef<Grant> {
+    const existing = limiter.actors.get(key);
+    if (existing !== undefined) return existing;
+    this.checkOpen('acquire');
+    const entry = this.#limiters.get(limiter.name)!;
+    storeKey ??= this.storeKey(limiter.name, key);
+    const actor = createActor(keyLogic as unknown as KeyLogic<Grant>, {
+      parent: this.#root,
+      systemId: storeKey,
+      input: { rt: entry.rt, key, storeKey },
+      clock: this.clock,
+    });
+    // Facts are relayed to `events` only once somebody observes (see #relayAll).
+    if (this.events.observed.value) this.#relay(actor, limiter);
+    actor.start();
+    limiter.actors.set(key, actor);
+    this.#live.set(actor, limiter);
+    this.#scheduleSweep();
+    return actor;
+  }
+
+  /** Relays the facts `actor` emits to `events`, once per actor. */
+  #relay(actor: KeyActorRef<Grant>, limiter: Limiter): void {
+    if (this.#relayed.has(actor)) return;
+    this.#relayed.add(actor);
+    actor.on('*', (e) => {
+      const { type, ...rest } = e;
+      (this.events.emit as (t: string, p: unknown) => boolean)(type, { limiter: limiter.name, ...rest });
+    });
+  }
+
+  /** @internal `limiter` has a new policy: its keys take it through their mailboxes. */
+  policyChanged(limiter: Limiter): void {
+    this.#limiters.get(limiter.name)!.rt.policy = limiter.policy;
+    for (const actor of limiter.actors.values()) actor.send({ type: 'policy' });
+  }
+
+  /** @internal */
+  checkOpen(call: string): void {
+    if (this.#closed) throw new LimiterClosedError(call);
+  }
+
+  /**
+   * snapshot returns the state of every key that is not at full capacity, as JSON-safe data.
+   * Restore it with `createLimiterSystem({ snapshot })` after a restart.
+   *
+   * @throws InvalidArgumentError when the store is not the memory store (Redis keeps its own state).
+   */
+  snapshot(): SystemSnapshot {
+    if (!(this.#store instanceof MemoryStore)) {
+      throw new InvalidArgumentError(`tollgate: snapshot works with the memory store, not ${this.#store.name}`);
+    }
+    return { version: 1, store: this.#store.snapshot(this.clock.now()) };
+  }
+
+  /**
+   * close rejects every waiter with LimiterClosedError, stops every key actor, clears every timer,
+   * and closes the store if the system created it. Later calls are refused. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sweepTimer !== null) this.clock.clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = null;
+    for (const actor of this.#live.keys()) {
+      actor.send({ type: 'close' });
+      this.#root.send({ type: 'stopChild', child: actor });
+    }
+    this.#live.clear();
+    for (const entry of this.#limiters.values()) entry.limiter.actors.clear();
+    this.#root.stop();
+    if (this.#ownsStore) await this.#store.close();
+  }
+
+  /** `await using system = createLimiterSystem()` closes it at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #scheduleSweep(): void {
+    if (this.#sweepTimer !== null || this.#closed) return;
+    // Sweeping every half idle period keeps an idle actor alive at most 1.5 × idleTimeout.
+    const every = Math.max(1, Math.floor(this.#idleMs / 2));
+    const arm = this.clock.setHousekeepingTimeout ?? this.clock.setTimeout;
+    this.#sweepTimer = arm.call(this.clock, () => {
+      this.#sweepTimer = null;
+      this.#sweep();
+      if (this.#live.size > 0) this.#scheduleSweep();
+    }, every);
+  }
+
+  /** Stops key actors idle for `idleTimeout`; their state stays in the store. */
+  #sweep(): void {
+    const now = this.clock.now();
+    for (const [actor, limiter] of this.#live) {
+      const ctx = actor.getSnapshot().context;
+      if (!isKeyIdle(ctx) || now - ctx.lastActive < this.#idleMs) continue;
+      this.#root.send({ type: 'stopChild', child: actor });
+      this.#live.delete(actor);
+      limiter.actors.delete(ctx.key);
+      this.#store.forget?.(ctx.storeKey, now);
+      if (this.events.observed.value) this.events.emit('evicted', { limiter: limiter.name, key: ctx.key, at: now });
+    }
+    this.#store.sweep?.(now);
+  }
+}
+
+type RootEvent = EventObject & { type: 'stopChild'; child: AnyActorRef };
+
+/** The root actor's logic: it holds no state and only stops the key actors it is the parent of. */
+const rootLogic: ActorLogic<Snapshot<undefined>, RootEvent> = {
+  config: undefined,
+  transition(snapshot, event, scope) {
+    if (event.type === 'stopChild') scope.stopChild(event.child);
+    return snapshot;
+  },
+  getInitialSnapshot: () => ({ status: 'active', output: undefined, error: undefined }),
+  getPersistedSnapshot: (snapshot) => snapshot,
+};
+
+/**
+ * createLimiterSystem creates a {@link LimiterSystem}: in memory and on the real clock unless told
+ * otherwise.
+ *
+ * @example
+ * const system = createLimiterSystem({ idleTimeout: '30s' });
+ */
+export function createLimiterSystem(options?: LimiterSystemOptions): LimiterSystem {
+  return new LimiterSystem(options);
+}

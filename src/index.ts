@@ -1,0 +1,48 @@
+/**
+ * tollgate: a rate-limiting runtime for code that calls rate-limited services.
+ * Public surface: explicit named re-exports only.
+ */
+export { createLimiterSystem, LimiterSystem } from './actors/system.js';
+export type { LimiterSystemOptions, SystemSnapshot } from './actors/system.js';
+export { Limiter } from './actors/limiter.js';
+export type { AcquireOptions, TryAcquireOptions, RunOptions, TryResult, Reservation, LimiterOptions } from './actors/limiter.js';
+export { Grant } from './actors/grant.js';
+export { systemClock, VirtualClock } from './actors/clock.js';
+export type { Clock, TimerHandle } from './actors/clock.js';
+export type { Store, StoreRequest, StoreGrant, StoreDecision, BatchMode, KeyReading, MaybePromise } from './actors/store.js';
+export { memoryStore, MemoryStore } from './memory/memoryStore.js';
+export type { MemorySnapshot } from './memory/memoryStore.js';
+export { TollgateEmitter } from './observe/events.js';
+export type * from './observe/events.js';
+export type { KeyStats, StatsOptions } from './observe/stats.js';
+export {
+  TollgateError,
+  isTollgateError,
+  InvalidArgumentError,
+  CostExceedsCapacityError,
+  AcquireTimeoutError,
+  AcquireAbortedError,
+  QueueFullError,
+  LimiterClosedError,
+  StoreUnavailableError,
+  GrantStateError,
+} from './errors.js';
+export type { TollgateErrorCode } from './errors.js';
+export {
+  decide,
+  advance,
+  initialState,
+  isIdle,
+  rebase,
+  refund,
+  settle,
+  release,
+  read,
+  compilePolicy,
+  compileCost,
+  parseDuration,
+  formatMs,
+  CONCURRENCY,
+} from './limiter/index.js';
+export type * from './limiter/types.js';
+export type { Decision, Granted, Refused } from './limiter/decide.js';
