@@ -1,0 +1,38 @@
+/**
+ * Every file in examples/ runs as it is, with node (and tsx for TypeScript), on the real clock.
+ * Each must exit 0 and print what it promises.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+const expected: Record<string, RegExp[]> = {
+  'basic.ts': [/call 1 at 0 ms/, /call 8 at \d+ ms/, /refused by requests\/1m, retry in ~\d+ s/],
+  'perUser.ts': [/alice: wait \d+ ms/, /bob: ok/, /alice has 0 left, bob has 2/],
+  'llmTokens.ts': [/booked 2007, settled; tokens left 3843/],
+  'dashboard.ts': [/\[[#.]{20}\] queued \d+/, /dashboard done/],
+  'sharedBudget.ts': [/run total: 7 calls, 2850 in, 840 out/, /budget left: requests\/1m=43/],
+};
+
+describe('examples', () => {
+  const files = readdirSync(new URL('../examples', import.meta.url)).filter((f) => f.endsWith('.ts'));
+
+  it('has an expectation for every example', () => {
+    expect(files.sort()).toEqual(Object.keys(expected).sort());
+  });
+
+  for (const file of files) {
+    it(`runs examples/${file}`, async () => {
+      const { stdout } = await run(process.execPath, ['--import', 'tsx', `examples/${file}`], {
+        cwd: root,
+        timeout: 30_000,
+      });
+      for (const re of expected[file] ?? []) expect(stdout).toMatch(re);
+    });
+  }
+});
