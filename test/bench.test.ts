@@ -1,0 +1,63 @@
+/**
+ * The benchmark runs end to end in quick mode, writing its report to a temp file (never to
+ * BENCHMARKS.md). No timing is asserted: only that it completes and prints the report's tables.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('npm run bench -- --quick', () => {
+  it(
+    'completes, prints every table header, and writes only to the given file',
+    { timeout: 180_000 },
+    async () => {
+      const out = path.join(tmp, 'BENCHMARKS.quick.md');
+      const committed = path.join(root, 'BENCHMARKS.md');
+      const before = existsSync(committed) ? readFileSync(committed, 'utf8') : null;
+
+      const { stdout } = await run(
+        process.execPath,
+        ['--expose-gc', '--import', 'tsx', 'bench/run.ts', '--quick'],
+        {
+          cwd: root,
+          env: { ...process.env, TOLLGATE_BENCH_OUT: out },
+          maxBuffer: 16 * 1024 * 1024,
+        },
+      );
+
+      for (const header of [
+        '# Benchmarks',
+        '## Targets',
+        '## Memory store',
+        '### Throughput (awaited grants per second)',
+        '### Grant latency',
+        '### Heap per key',
+        '## Redis',
+        '| peer',
+        '| target',
+      ]) {
+        expect(stdout).toContain(header);
+      }
+      for (const peer of [
+        'tollgate (memory)',
+        'rate-limiter-flexible (memory)',
+        'limiter',
+        'p-queue',
+      ]) {
+        expect(stdout).toContain(peer);
+      }
+      expect(readFileSync(out, 'utf8')).toBe(stdout);
+      expect(existsSync(committed) ? readFileSync(committed, 'utf8') : null).toBe(before);
+    },
+  );
+});
