@@ -27,6 +27,8 @@ export interface StoreRequest {
 /** StoreGrant is a {@link GrantRecord} with the id it was requested under. */
 export interface StoreGrant extends GrantRecord {
   readonly id: string;
+  /** A store's own tag of where the grant was booked (the Redis store's fallbacks); kept by {@link restate}. */
+  readonly origin?: string;
 }
 
 /**
@@ -34,7 +36,7 @@ export interface StoreGrant extends GrantRecord {
  * so they are copied field by field, never spread.
  */
 export function restate(g: StoreGrant, units: Units, slot: boolean = g.slot): StoreGrant {
-  return { id: g.id, at: g.at, units, slot };
+  return g.origin === undefined ? { id: g.id, at: g.at, units, slot } : { id: g.id, at: g.at, units, slot, origin: g.origin };
 }
 
 /** What a store answers for one request. */
@@ -97,6 +99,12 @@ export interface Store {
   sweep?(now: Ms): void;
   /** Drop one key's state if it is back at full capacity (called when its actor is evicted). Optional. */
   forget?(key: string, now: Ms): void;
+  /**
+   * Optional, for stores shared across processes: call `listener` with a key whenever capacity of
+   * that key frees up elsewhere (a slot released, units refunded), so its waiters ask again at
+   * once. Returns a function that stops listening.
+   */
+  watch?(listener: (key: string) => void): () => void;
   /** Release what the store holds (connections it owns, subscriptions). */
   close(): Promise<void>;
 }

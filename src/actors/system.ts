@@ -88,6 +88,8 @@ export class LimiterSystem implements SystemCore {
   /** Actors whose facts are relayed to `events` (all of them, once anybody has listened). */
   readonly #relayed = new WeakSet<KeyActorRef<Grant>>();
   #sweepTimer: TimerHandle | null = null;
+  /** Stops listening to the store's news of capacity freed by other processes. */
+  readonly #unwatch: (() => void) | undefined;
   #closed = false;
 
   constructor(options: LimiterSystemOptions = {}) {
@@ -106,6 +108,10 @@ export class LimiterSystem implements SystemCore {
     this.events.onObserved = () => {
       for (const [actor, limiter] of this.#live) this.#relay(actor, limiter);
     };
+    // Another process freed capacity of a key: its waiters here ask again now, not at the next poll.
+    this.#unwatch = this.#store.watch?.((storeKey) => {
+      (this.#root.system.get(storeKey) as KeyActorRef<Grant> | undefined)?.send({ type: 'wake' });
+    });
   }
 
   /** The store this system decides with. */
@@ -240,6 +246,7 @@ export class LimiterSystem implements SystemCore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatch?.();
     if (this.#sweepTimer !== null) this.clock.clearTimeout(this.#sweepTimer);
     this.#sweepTimer = null;
     for (const actor of this.#live.keys()) {

@@ -119,6 +119,7 @@ export type KeySnapshot<G extends GrantHandle = GrantHandle> = Snapshot<undefine
 export type KeyEvent<G extends GrantHandle = GrantHandle> =
   | Waiter<G>
   | { type: 'tick' }
+  | { type: 'wake' }
   | { type: 'abort'; waiter: Waiter<G> }
   | { type: 'settle'; grant: G; actual: Units; done: Done }
   | { type: 'cancel'; grant: G; done: Done }
@@ -194,6 +195,9 @@ export const keyLogic: KeyLogic = {
         ctx.timer = null;
         ctx.timerAt = Infinity;
         expireLeases(ctx, now, scope);
+        pump(ctx, now, scope);
+        break;
+      case 'wake': // capacity freed elsewhere (another process): ask the store again
         pump(ctx, now, scope);
         break;
       case 'abort':

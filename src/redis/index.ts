@@ -1,0 +1,8 @@
+/**
+ * tollgate/redis: the Redis store. A separate entry point, so that apps that never use Redis do
+ * not need ioredis (an optional peer dependency).
+ */
+export { redisStore, RedisStore } from './redisStore.js';
+export type { RedisStoreOptions, UnavailablePolicy } from './redisStore.js';
+export { hashTag, keyNames } from './keys.js';
+export type { RedisKeyNames } from './keys.js';

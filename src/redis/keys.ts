@@ -1,0 +1,45 @@
+/**
+ * How a tollgate key becomes Redis key names. Every Redis key of one tollgate key carries the same
+ * hash tag, so Redis Cluster puts them in one slot and one script can touch them all.
+ *
+ * Keys are opaque strings: `{`, `}`, `:`, newlines and the empty string are all fine. Inside the
+ * tag, `%` and `}` are escaped (`%25`, `%7D`), which is injective (two keys never share names) and
+ * keeps the tag closed where we close it. The tag starts with `k`, so it is never empty (an empty
+ * tag `{}` would make Redis hash the whole name, and split a key's names over two slots). The
+ * prefix may not contain `{` or `}`, so no key can move its tag into the prefix or escape it.
+ */
+import { InvalidArgumentError } from '../errors.js';
+
+/** The names of one tollgate key's Redis keys. */
+export interface RedisKeyNames {
+  /** The hash of limit states. */
+  readonly state: string;
+  /** The sorted set of concurrency slots (grant id → lease end). */
+  readonly slots: string;
+}
+
+/** checkPrefix throws unless `prefix` is a string without `{` or `}`. */
+export function checkPrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+    throw new InvalidArgumentError(
+      `tollgate: redis prefix must be a string without '{' or '}' (got ${JSON.stringify(prefix)})`,
+    );
+  }
+  return prefix;
+}
+
+/** hashTag is the tag of `key`: `{k<escaped key>}`. */
+export function hashTag(key: string): string {
+  return `{k${key.replace(/[%}]/g, (c) => (c === '%' ? '%25' : '%7D'))}}`;
+}
+
+/** keyNames gives the Redis key names of `key` under `prefix`. */
+export function keyNames(prefix: string, key: string): RedisKeyNames {
+  const base = prefix + hashTag(key);
+  return { state: base + ':s', slots: base + ':c' };
+}
+
+/** The pub/sub channel on which freed capacity is announced. */
+export function freeChannel(prefix: string): string {
+  return prefix + 'free';
+}

@@ -1,0 +1,349 @@
+-- common.lua: the arithmetic of src/limiter, in Lua, for the Redis store. It is prepended to every
+-- other script of this folder (see src/redis/scripts.ts), so each script is one atomic unit.
+--
+-- The numbers and the rules are the same as in src/limiter (tokenBucket.ts, slidingWindow.ts,
+-- fixedWindow.ts, advance.ts, decide.ts, settle.ts): every amount is an integer-valued double, so
+-- both sides compute bit-for-bit the same results. Values are written with '%.0f', which is exact
+-- for integers up to 2^53 (the core keeps every amount below 2^51).
+--
+-- Layout of one key (both Redis keys share one hash tag, so one script touches one slot):
+--   KEYS[1]  hash:  'at' -> the latest instant the key was advanced to (time never goes back)
+--                   'l:' .. name -> one limit's state, 'alg intervalMs limit data...':
+--                      t I L used                       token bucket (used in scaled units)
+--                      f I L start used                 fixed window
+--                      s I L used at1 c1 at2 c2 ...     sliding window log
+--   KEYS[2]  zset:  concurrency slots held: member = grant id, score = instant the lease ends
+--                   (LEASE_NONE for a slot without a lease TTL)
+--
+-- Every script reads the policy from ARGV in the same layout (see read_policy), so a limit change
+-- is just a call with another policy: the state is rebased the way src/limiter/advance.ts rebases.
+
+local LEASE_NONE = 9007199254740991
+
+local function fmt(x)
+  return string.format('%.0f', x)
+end
+
+-- now: Redis' own clock in ms, unless the caller passes an instant (tests at fixed instants).
+local function clock(override)
+  if override ~= '' then
+    return tonumber(override)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- read_policy reads n, then per limit (name, alg, limit, intervalMs, capacity), then concurrency
+-- (-1 for none), from ARGV starting at i. It returns the policy and the next index.
+local function read_policy(i)
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  local limits = {}
+  for k = 1, n do
+    limits[k] = {
+      name = ARGV[i],
+      alg = ARGV[i + 1],
+      limit = tonumber(ARGV[i + 2]),
+      interval = tonumber(ARGV[i + 3]),
+      capacity = tonumber(ARGV[i + 4]),
+    }
+    i = i + 5
+  end
+  local conc = tonumber(ARGV[i])
+  return { limits = limits, n = n, concurrency = conc }, i + 1
+end
+
+-- init: the state of a limit that has booked nothing, as of now.
+local function init(l, now)
+  if l.alg == 'f' then
+    return { start = now - (now % l.interval), used = 0 }
+  elseif l.alg == 's' then
+    return { used = 0, log = {} }
+  end
+  return { used = 0 }
+end
+
+local function parse(v)
+  local parts = {}
+  for word in string.gmatch(v, '%S+') do
+    parts[#parts + 1] = word
+  end
+  local s = { alg = parts[1], interval = tonumber(parts[2]), limit = tonumber(parts[3]) }
+  if s.alg == 't' then
+    s.used = tonumber(parts[4])
+  elseif s.alg == 'f' then
+    s.start = tonumber(parts[4])
+    s.used = tonumber(parts[5])
+  else
+    s.used = tonumber(parts[4])
+    local log = {}
+    for k = 5, #parts do
+      log[#log + 1] = tonumber(parts[k])
+    end
+    s.log = log
+  end
+  return s
+end
+
+local function serialize(l, s)
+  local head = l.alg .. ' ' .. fmt(l.interval) .. ' ' .. fmt(l.limit) .. ' '
+  if l.alg == 't' then
+    return head .. fmt(s.used)
+  elseif l.alg == 'f' then
+    return head .. fmt(s.start) .. ' ' .. fmt(s.used)
+  end
+  local out = { head .. fmt(s.used) }
+  for k = 1, #s.log do
+    out[#out + 1] = fmt(s.log[k])
+  end
+  return table.concat(out, ' ')
+end
+
+-- advance_one: refill and expiry of one limit from `from` to `now` (tokenBucket.advance, ...).
+-- `l` carries alg, interval and limit (a policy limit or a stored state's own parameters).
+local function advance_one(l, s, from, now)
+  if l.alg == 't' then
+    if s.used == 0 or now <= from then
+      return s
+    end
+    local drained = l.limit * (now - from)
+    if drained >= s.used then
+      return { used = 0 }
+    end
+    return { used = s.used - drained }
+  elseif l.alg == 'f' then
+    local elapsed = now - s.start
+    if elapsed < l.interval then
+      return s
+    end
+    local windows = math.floor(elapsed / l.interval)
+    return { start = s.start + windows * l.interval, used = math.max(0, s.used - windows * l.limit) }
+  end
+  local log = s.log
+  local i = 1
+  local freed = 0
+  while i <= #log and log[i] + l.interval <= now do
+    freed = freed + log[i + 1]
+    i = i + 2
+  end
+  if i == 1 then
+    return s
+  end
+  local rest = {}
+  for k = i, #log do
+    rest[#rest + 1] = log[k]
+  end
+  return { used = s.used - freed, log = rest }
+end
+
+local function wait_one(l, s, units, now)
+  if l.alg == 't' then
+    local over = s.used + units * l.interval - l.capacity * l.interval
+    if over <= 0 then
+      return 0
+    end
+    return math.ceil(over / l.limit)
+  elseif l.alg == 'f' then
+    local over = s.used + units - l.limit
+    if over <= 0 then
+      return 0
+    end
+    return s.start + math.ceil(over / l.limit) * l.interval - now
+  end
+  local over = s.used + units - l.limit
+  if over <= 0 then
+    return 0
+  end
+  local log = s.log
+  for k = 1, #log, 2 do
+    over = over - log[k + 1]
+    if over <= 0 then
+      return log[k] + l.interval - now
+    end
+  end
+  return l.interval
+end
+
+-- book_one mutates `s` (a state this script owns): it books `units` at `now`.
+local function book_one(l, s, units, now)
+  if units == 0 then
+    return
+  end
+  if l.alg == 't' then
+    s.used = s.used + units * l.interval
+  elseif l.alg == 'f' then
+    s.used = s.used + units
+  else
+    local log = s.log
+    local n = #log
+    if n > 0 and log[n - 1] == now then
+      log[n] = log[n] + units
+    else
+      log[n + 1] = now
+      log[n + 2] = units
+    end
+    s.used = s.used + units
+  end
+end
+
+-- refund_one mutates `s`: gives back at most `units` booked at `grant_at` (what expired is gone).
+local function refund_one(l, s, units, grant_at)
+  if units == 0 then
+    return
+  end
+  if l.alg == 't' then
+    local back = units * l.interval
+    if back >= s.used then
+      s.used = 0
+    else
+      s.used = s.used - back
+    end
+  elseif l.alg == 'f' then
+    if grant_at < s.start then
+      return
+    end
+    s.used = s.used - math.min(units, s.used)
+  else
+    local log = s.log
+    for k = #log - 1, 1, -2 do
+      local at = log[k]
+      if at < grant_at then
+        return
+      end
+      if at == grant_at then
+        local cost = log[k + 1]
+        local back = math.min(units, cost)
+        if back == cost then
+          table.remove(log, k + 1)
+          table.remove(log, k)
+        else
+          log[k + 1] = cost - back
+        end
+        s.used = s.used - back
+        return
+      end
+    end
+  end
+end
+
+-- read_one: units that fit now and ms until full capacity (the algorithms' read).
+local function read_one(l, s, now)
+  if l.alg == 't' then
+    local free = l.capacity * l.interval - s.used
+    local remaining = 0
+    if free > 0 then
+      remaining = math.floor(free / l.interval)
+    end
+    return remaining, math.ceil(s.used / l.limit)
+  elseif l.alg == 'f' then
+    local reset = 0
+    if s.used ~= 0 then
+      reset = s.start + math.ceil(s.used / l.limit) * l.interval - now
+    end
+    return math.max(0, l.limit - s.used), reset
+  end
+  local n = #s.log
+  local reset = 0
+  if n > 0 then
+    reset = s.log[n - 1] + l.interval - now
+  end
+  return math.max(0, l.limit - s.used), reset
+end
+
+-- load: the key's state under `policy`, advanced to `now` (at least the stored instant), with
+-- limits rebased by name as src/limiter/advance.ts rebase does. Returns the state and the fields
+-- of limits the policy no longer has (to delete on save).
+local function load(policy, now)
+  local raw = redis.call('HGETALL', KEYS[1])
+  local fields = {}
+  for k = 1, #raw, 2 do
+    fields[raw[k]] = raw[k + 1]
+  end
+  local from = tonumber(fields['at'])
+  local t = now
+  if from == nil then
+    from = now
+  elseif from > now then
+    t = from
+  end
+  local st = { at = t, limits = {} }
+  local seen = { at = true }
+  for k = 1, policy.n do
+    local l = policy.limits[k]
+    local field = 'l:' .. l.name
+    local v = fields[field]
+    seen[field] = true
+    local s
+    if v ~= nil then
+      local old = parse(v)
+      if old.alg == l.alg then
+        s = advance_one(old, old, from, t)
+        if old.interval ~= l.interval then
+          if l.alg == 't' then
+            s = { used = math.ceil((s.used * l.interval) / old.interval) }
+          else
+            s = nil
+          end
+        end
+      end
+    end
+    st.limits[k] = s or init(l, t)
+  end
+  local stale = {}
+  for f, _ in pairs(fields) do
+    if not seen[f] then
+      stale[#stale + 1] = f
+    end
+  end
+  st.stale = stale
+  return st
+end
+
+-- slots: concurrency slots held after dropping expired leases.
+local function slots(now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', fmt(now))
+  return redis.call('ZCARD', KEYS[2])
+end
+
+-- save writes the state back, or deletes it once every limit is back at full capacity. The hash
+-- expires when it would be full anyway, and the slot set when its last lease ends.
+local function save(policy, st, now)
+  if #st.stale > 0 then
+    redis.call('HDEL', KEYS[1], unpack(st.stale))
+  end
+  local ttl = 0
+  local args = { 'at', fmt(st.at) }
+  for k = 1, policy.n do
+    local l = policy.limits[k]
+    local s = st.limits[k]
+    args[#args + 1] = 'l:' .. l.name
+    args[#args + 1] = serialize(l, s)
+    local _, reset = read_one(l, s, st.at)
+    if reset > ttl then
+      ttl = reset
+    end
+  end
+  if ttl <= 0 then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('HSET', KEYS[1], unpack(args))
+    redis.call('PEXPIRE', KEYS[1], fmt(ttl + (st.at - now) + 1))
+  end
+  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  if #last > 0 then
+    local until_ms = tonumber(last[2])
+    if until_ms >= LEASE_NONE then
+      redis.call('PERSIST', KEYS[2])
+    else
+      redis.call('PEXPIRE', KEYS[2], fmt(math.max(1, until_ms - now + 1)))
+    end
+  end
+end
+
+local function read_units(i, n)
+  local u = {}
+  for k = 1, n do
+    u[k] = tonumber(ARGV[i + k - 1])
+  end
+  return u, i + n
+end

@@ -1,0 +1,34 @@
+-- settle.lua: move a grant from the units it booked to the actual units (src/limiter/settle.ts):
+-- each limit gets back the difference when actual is lower (to the entry or window the grant
+-- booked, if still there) and is charged the difference now when higher. With `free` = 1 the
+-- grant's slot is given back too (cancel: actual units all 0). ARGV: now override, the policy,
+-- grant id, grant instant, free (1/0), the channel to announce freed capacity on, booked units,
+-- actual units, the key's name (the announcement). Returns 1 when something was given back (units or the slot), else 0.
+local now = clock(ARGV[1])
+local policy, i = read_policy(2)
+local id = ARGV[i]
+local grant_at = tonumber(ARGV[i + 1])
+local free = ARGV[i + 2] == '1'
+local channel = ARGV[i + 3]
+local booked, actual
+booked, i = read_units(i + 4, policy.n)
+actual, i = read_units(i, policy.n)
+local st = load(policy, now)
+local gave = 0
+for k = 1, policy.n do
+  local delta = actual[k] - booked[k]
+  if delta < 0 then
+    gave = 1
+    refund_one(policy.limits[k], st.limits[k], -delta, grant_at)
+  elseif delta > 0 then
+    book_one(policy.limits[k], st.limits[k], delta, st.at)
+  end
+end
+if free and redis.call('ZREM', KEYS[2], id) == 1 then
+  gave = 1
+end
+save(policy, st, now)
+if gave == 1 then
+  redis.call('PUBLISH', channel, ARGV[#ARGV])
+end
+return gave

@@ -1,0 +1,339 @@
+/**
+ * The Redis store: the same limits as the memory store, kept in Redis and decided by Lua scripts,
+ * so every process and machine that shares a Redis (or a Redis Cluster) shares the limits.
+ *
+ * What is atomic: each call is one script run on one key (one hash slot), so a batch of one key's
+ * requests, a settle, a cancel and a release each happen all at once, and two processes never
+ * both take the last unit. Time is Redis' own `TIME`, read inside the script, so app servers with
+ * skewed clocks agree. What is not atomic: two different keys (each is its own script run), and a
+ * call whose answer is lost (a timeout or a dropped connection after the script ran): its booking
+ * stands, so failures over-count and never under-count, and a slot it took comes back when its
+ * lease ends.
+ *
+ * When Redis cannot answer (down, slow, unreachable), the `onUnavailable` policy decides:
+ * `'fail-closed'` rejects with {@link StoreUnavailableError}, `'fail-open'` grants, and
+ * `'insurance'` decides with an in-memory store at a fraction of the limits. After a failure the
+ * store does not ask Redis again for `retryInterval`, so an outage costs one timeout, not one per
+ * request.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type {
+  BatchMode,
+  KeyReading,
+  Store,
+  StoreDecision,
+  StoreGrant,
+  StoreRequest,
+} from '../actors/store.js';
+import { InvalidArgumentError, StoreUnavailableError, isTollgateError } from '../errors.js';
+import type { Duration, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
+import { parseDuration } from '../limiter/units.js';
+import { MemoryStore } from '../memory/memoryStore.js';
+import { checkPrefix, freeChannel, keyNames } from './keys.js';
+import { SCRIPTS, scriptSources, type ScriptName } from './scripts.js';
+
+/** What happens to requests while Redis cannot answer. */
+export type UnavailablePolicy = 'fail-closed' | 'fail-open' | 'insurance';
+
+/** Options of {@link redisStore}. */
+export interface RedisStoreOptions {
+  /** An ioredis client: a `Redis` or a `Cluster`. The store does not close it. */
+  readonly client: Redis | Cluster;
+  /** Prepended to every Redis key and channel; no `{` or `}`. @default 'tollgate:' */
+  readonly prefix?: string;
+  /**
+   * Whose clock decides. `'redis'`: Redis `TIME`, the only right choice across machines.
+   * `'runtime'`: the `now` the runtime passes (its injected clock), for tests at fixed instants.
+   * @default 'redis'
+   */
+  readonly time?: 'redis' | 'runtime';
+  /** A call that takes longer counts as Redis being unavailable. @default '1s' */
+  readonly timeout?: Duration;
+  /** What requests get while Redis is unavailable. @default 'fail-closed' */
+  readonly onUnavailable?: UnavailablePolicy;
+  /** With `'insurance'`: the fraction of every limit the in-memory stand-in allows. @default 0.5 */
+  readonly insuranceFraction?: number;
+  /** After a failure, how long the store answers by its policy before asking Redis again. @default '1s' */
+  readonly retryInterval?: Duration;
+}
+
+/** Where a grant was booked: in Redis, by the fail-open policy, or by the insurance store. */
+type Origin = 'redis' | 'open' | 'insurance';
+
+/** A grant of the Redis store; `origin` routes its settle, cancel and release. */
+interface RedisGrant extends StoreGrant {
+  readonly origin?: Origin;
+}
+
+type Reply = [1, number] | [0, number, string];
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+type ScriptClient = Record<ScriptName, ScriptFn>;
+
+/** RedisStore is the Redis {@link Store}; create one with {@link redisStore}. */
+export class RedisStore implements Store {
+  readonly name = 'redis';
+  readonly sync = false;
+  readonly #client: Redis | Cluster;
+  readonly #run: ScriptClient;
+  readonly #prefix: string;
+  readonly #channel: string;
+  readonly #runtimeTime: boolean;
+  readonly #timeoutMs: Ms;
+  readonly #policy: UnavailablePolicy;
+  readonly #fraction: number;
+  readonly #retryMs: Ms;
+  readonly #insurance = new MemoryStore();
+  readonly #scaled = new WeakMap<Policy, Policy>();
+  readonly #subscribers = new Set<Redis | Cluster>();
+  /** The instant (runtime clock) before which Redis is not asked again after a failure. */
+  #downUntil = -Infinity;
+  #closed = false;
+
+  constructor(options: RedisStoreOptions) {
+    if (typeof options !== 'object' || options === null || typeof options.client?.defineCommand !== 'function') {
+      throw new InvalidArgumentError('tollgate: redisStore needs { client }: an ioredis Redis or Cluster');
+    }
+    this.#client = options.client;
+    this.#prefix = checkPrefix(options.prefix ?? 'tollgate:');
+    this.#channel = freeChannel(this.#prefix);
+    const time = options.time ?? 'redis';
+    if (time !== 'redis' && time !== 'runtime') {
+      throw new InvalidArgumentError(`tollgate: redisStore time must be 'redis' or 'runtime' (got ${String(time)})`);
+    }
+    this.#runtimeTime = time === 'runtime';
+    this.#timeoutMs = parseDuration(options.timeout ?? '1s', 'timeout');
+    this.#retryMs = parseDuration(options.retryInterval ?? '1s', 'retryInterval');
+    const policy = options.onUnavailable ?? 'fail-closed';
+    if (policy !== 'fail-closed' && policy !== 'fail-open' && policy !== 'insurance') {
+      throw new InvalidArgumentError(
+        `tollgate: onUnavailable must be 'fail-closed', 'fail-open' or 'insurance' (got ${String(policy)})`,
+      );
+    }
+    this.#policy = policy;
+    const fraction = options.insuranceFraction ?? 0.5;
+    if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
+      throw new InvalidArgumentError(`tollgate: insuranceFraction must be in (0, 1] (got ${String(fraction)})`);
+    }
+    this.#fraction = fraction;
+    const sources = scriptSources();
+    const client = this.#client as unknown as Record<string, unknown>;
+    for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+      if (typeof client[name] !== 'function') {
+        this.#client.defineCommand(name, { numberOfKeys: 2, lua: sources[name] });
+      }
+    }
+    this.#run = this.#client as unknown as ScriptClient;
+  }
+
+  /** The key prefix in use. */
+  get prefix(): string {
+    return this.#prefix;
+  }
+
+  /** Whether the store is answering by its `onUnavailable` policy at `now` (after a failure). */
+  isDegraded(now: Ms): boolean {
+    return now < this.#downUntil;
+  }
+
+  #now(now: Ms): string {
+    return this.#runtimeTime ? String(now) : '';
+  }
+
+  /**
+   * call runs one script with the store's timeout. A failure or a timeout marks Redis down for
+   * `retryInterval` and rejects with a StoreUnavailableError.
+   */
+  async #call<T>(name: ScriptName, key: string, args: (string | number)[], now: Ms): Promise<T> {
+    if (this.#closed) throw new StoreUnavailableError('the redis store is closed');
+    if (now < this.#downUntil) throw new StoreUnavailableError('redis failed recently; retrying after retryInterval');
+    const names = keyNames(this.#prefix, key);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreUnavailableError(`redis did not answer within ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
+      );
+    });
+    try {
+      return (await Promise.race([this.#run[name](names.state, names.slots, ...args), timeout])) as T;
+    } catch (e) {
+      this.#downUntil = now + this.#retryMs;
+      if (isTollgateError(e)) throw e;
+      throw new StoreUnavailableError(e instanceof Error ? e.message : String(e), e);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The policy in the layout the scripts read (see `read_policy` in lua/common.lua). */
+  #policyArgs(policy: Policy): (string | number)[] {
+    const args: (string | number)[] = [policy.limits.length];
+    for (const l of policy.limits) {
+      args.push(l.name, l.algorithm === 'token-bucket' ? 't' : l.algorithm === 'fixed-window' ? 'f' : 's');
+      args.push(l.limit, l.intervalMs, l.capacity);
+    }
+    args.push(policy.concurrency ?? -1);
+    return args;
+  }
+
+  async decide(
+    key: string,
+    policy: Policy,
+    batch: readonly StoreRequest[],
+    mode: BatchMode,
+    now: Ms,
+  ): Promise<StoreDecision[]> {
+    const args = [this.#now(now), mode, ...this.#policyArgs(policy), batch.length];
+    for (const r of batch) {
+      args.push(r.id, r.slot ? '1' : '0', r.leaseMs ?? -1);
+      for (const u of r.units) args.push(u);
+    }
+    let replies: Reply[];
+    try {
+      replies = await this.#call<Reply[]>('tollgateDecide', key, args, now);
+    } catch (e) {
+      return this.#fallback(e, key, policy, batch, mode, now);
+    }
+    return replies.map((r, i): StoreDecision => {
+      const req = batch[i]!;
+      if (r[0] === 1) return { ok: true, grant: { id: req.id, at: r[1], units: req.units, slot: req.slot } };
+      return { ok: false, retryAfterMs: r[1], limit: r[2] };
+    });
+  }
+
+  /** Decisions while Redis is unavailable, by the `onUnavailable` policy. */
+  #fallback(
+    error: unknown,
+    key: string,
+    policy: Policy,
+    batch: readonly StoreRequest[],
+    mode: BatchMode,
+    now: Ms,
+  ): StoreDecision[] {
+    if (this.#policy === 'fail-closed') throw error;
+    if (this.#policy === 'fail-open') {
+      return batch.map((r) => ({
+        ok: true,
+        grant: { id: r.id, at: now, units: r.units, slot: r.slot, origin: 'open' } satisfies RedisGrant,
+      }));
+    }
+    const scaled = this.#scale(policy);
+    return this.#insurance.decide(key, scaled, batch, mode, now).map((d) =>
+      d.ok ? { ok: true, grant: { ...copy(d.grant), origin: 'insurance' } satisfies RedisGrant } : d,
+    );
+  }
+
+  /** The insurance policy: every limit at `insuranceFraction`, at least 1. */
+  #scale(policy: Policy): Policy {
+    let scaled = this.#scaled.get(policy);
+    if (scaled === undefined) {
+      const f = this.#fraction;
+      scaled = {
+        limits: policy.limits.map((l) => ({
+          ...l,
+          limit: Math.max(1, Math.floor(l.limit * f)),
+          capacity: Math.max(1, Math.floor(l.capacity * f)),
+        })),
+        dimensions: policy.dimensions,
+        concurrency: policy.concurrency === null ? null : Math.max(1, Math.floor(policy.concurrency * f)),
+      };
+      this.#scaled.set(policy, scaled);
+    }
+    return scaled;
+  }
+
+  async settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): Promise<void> {
+    await this.#adjust(key, policy, grant, actual, false, now);
+  }
+
+  async cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
+    await this.#adjust(key, policy, grant, grant.units.map(() => 0), grant.slot, now);
+  }
+
+  async #adjust(key: string, policy: Policy, grant: StoreGrant, actual: Units, free: boolean, now: Ms): Promise<void> {
+    const origin = (grant as RedisGrant).origin;
+    if (origin === 'open') return;
+    if (origin === 'insurance') {
+      const scaled = this.#scale(policy);
+      if (free) this.#insurance.cancel(key, scaled, grant, now);
+      else this.#insurance.settle(key, scaled, grant, actual, now);
+      return;
+    }
+    const args = [this.#now(now), ...this.#policyArgs(policy), grant.id, grant.at, free ? '1' : '0', this.#channel];
+    for (const u of grant.units) args.push(u);
+    for (const u of actual) args.push(u);
+    args.push(key);
+    await this.#call('tollgateSettle', key, args, now);
+  }
+
+  async release(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
+    const origin = (grant as RedisGrant).origin;
+    if (!grant.slot || origin === 'open') return;
+    if (origin === 'insurance') {
+      this.#insurance.release(key, this.#scale(policy), grant, now);
+      return;
+    }
+    await this.#call('tollgateRelease', key, [grant.id, this.#channel, key], now);
+  }
+
+  async read(key: string, policy: Policy, now: Ms): Promise<KeyReading> {
+    const r = await this.#call<number[]>('tollgateRead', key, [this.#now(now), ...this.#policyArgs(policy)], now);
+    const limits = policy.limits.map((l, i): LimitReading => ({
+      name: l.name,
+      dimension: l.dimension,
+      algorithm: l.algorithm,
+      limit: l.limit,
+      capacity: l.capacity,
+      remaining: r[2 + 2 * i]!,
+      resetMs: r[3 + 2 * i]!,
+    }));
+    return { at: r[0]!, inFlight: r[1]!, limits };
+  }
+
+  async reset(key: string, now: Ms): Promise<void> {
+    this.#insurance.reset(key);
+    await this.#call('tollgateReset', key, [this.#channel, key], now);
+  }
+
+  /**
+   * watch calls `listener` with a key's name whenever any process frees capacity of that key (a
+   * released slot, a refund, a reset), through Redis pub/sub on a duplicate connection. The
+   * runtime uses it to wake that key's waiters at once instead of at the next poll.
+   */
+  watch(listener: (key: string) => void): () => void {
+    const sub = this.#client.duplicate();
+    this.#subscribers.add(sub);
+    // A subscriber that loses its connection reconnects by itself; waiters still poll meanwhile.
+    sub.on('error', () => {});
+    sub.on('message', (channel: string, key: string) => {
+      if (channel === this.#channel) listener(key);
+    });
+    void sub.subscribe(this.#channel).catch(() => {});
+    return () => {
+      if (this.#subscribers.delete(sub)) sub.disconnect();
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const sub of this.#subscribers) sub.disconnect();
+    this.#subscribers.clear();
+  }
+}
+
+/** A grant record copied field by field (records may carry `id` as a getter). */
+function copy(g: StoreGrant): StoreGrant {
+  return { id: g.id, at: g.at, units: g.units, slot: g.slot };
+}
+
+/**
+ * redisStore creates a {@link RedisStore} for `createLimiterSystem({ store })`.
+ *
+ * @example
+ * import { Redis } from 'ioredis';
+ * const system = createLimiterSystem({ store: redisStore({ client: new Redis(), prefix: 'myapp:' }) });
+ */
+export function redisStore(options: RedisStoreOptions): RedisStore {
+  return new RedisStore(options);
+}

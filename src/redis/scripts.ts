@@ -1,0 +1,39 @@
+/**
+ * The Lua scripts of the Redis store, read from `lua/*.lua` next to this file (the build copies
+ * them to `dist/redis/lua`). `common.lua` is prepended to the scripts that decide, so each script
+ * sent to Redis is self-contained and atomic.
+ *
+ * They are registered on the client with ioredis `defineCommand`: it sends EVALSHA, and when Redis
+ * answers NOSCRIPT (after SCRIPT FLUSH or a restart) it sends the script with EVAL, which loads it
+ * again. No recovery code of ours is needed, and a test flushes scripts to prove it.
+ */
+import { readFileSync } from 'node:fs';
+
+/** The commands defined on a client, by the name the store calls them with. */
+export const SCRIPTS = {
+  tollgateDecide: { file: 'decide.lua', common: true },
+  tollgateSettle: { file: 'settle.lua', common: true },
+  tollgateRead: { file: 'read.lua', common: true },
+  tollgateRelease: { file: 'release.lua', common: false },
+  tollgateReset: { file: 'reset.lua', common: false },
+} as const;
+
+/** The name of one of {@link SCRIPTS}. */
+export type ScriptName = keyof typeof SCRIPTS;
+
+function readLua(file: string): string {
+  return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
+}
+
+let sources: Record<ScriptName, string> | undefined;
+
+/** scriptSources gives the full text of every script (read once). */
+export function scriptSources(): Record<ScriptName, string> {
+  if (sources !== undefined) return sources;
+  const common = readLua('common.lua');
+  const out = {} as Record<ScriptName, string>;
+  for (const [name, { file, common: withCommon }] of Object.entries(SCRIPTS)) {
+    out[name as ScriptName] = (withCommon ? common + '\n' : '') + readLua(file);
+  }
+  return (sources = out);
+}
