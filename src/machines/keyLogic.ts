@@ -269,8 +269,10 @@ function onAcquire<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now:
   }
   const { queue } = ctx;
   const head = queue[0];
-  const ahead = head !== undefined && head.priority >= w.priority;
   const { store } = ctx.rt;
+  // Someone waits ahead when the head has equal or higher priority; with an async store, only
+  // once the store refused it (the others are just being decided, not waiting for capacity).
+  const ahead = head !== undefined && head.priority >= w.priority && (store.sync || ctx.wakeAt !== Infinity);
   // The fast path: nobody ahead, a synchronous store, and the request fits or is a try.
   if (!ahead && store.sync && ctx.inFlight === null) {
     const first =
@@ -291,7 +293,9 @@ function onAcquire<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now:
     return;
   }
   if (w.tryOnly && ahead) {
-    refuseTry(ctx, w, Math.max(0, Math.min(ctx.wakeAt, head.deadline) - now), QUEUED, now, scope);
+    // The head's wake-up or deadline bounds when the try could pass; 0 when neither is known.
+    const until = Math.min(ctx.wakeAt, head.deadline);
+    refuseTry(ctx, w, until === Infinity ? 0 : Math.max(0, until - now), QUEUED, now, scope);
     return;
   }
   if (!enqueue(ctx, w, now, scope)) return;

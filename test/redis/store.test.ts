@@ -1,0 +1,257 @@
+/**
+ * The Redis store through the runtime, against real redis-server processes this file starts:
+ * waiting on Redis time, scripts recovering from SCRIPT FLUSH, slots freed across systems (pub/sub
+ * and leases), opaque keys and prefixes, and what the runtime sees when Redis fails.
+ *
+ * Time here is Redis' own clock, so these tests run on real time, kept short.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLimiterSystem, isTollgateError, type LimiterSystem } from '../../src/index.js';
+import { compileCost, compilePolicy } from '../../src/limiter/index.js';
+import { redisStore, type RedisStoreOptions } from '../../src/redis/index.js';
+import { startRedis, type RedisServer } from './harness.js';
+
+let server: RedisServer;
+let n = 0;
+/** A prefix no other test uses, so tests share one server without sharing keys. */
+const fresh = (): string => `t${++n}-${Math.random().toString(36).slice(2, 8)}:`;
+
+beforeAll(async () => {
+  server = await startRedis();
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+/** A system on a Redis store with its own client; closed by the returned function. */
+function system(
+  options: Partial<RedisStoreOptions> & { prefix: string },
+  sys: { pollInterval?: string } = {},
+): { sys: LimiterSystem; client: Redis; close: () => Promise<void> } {
+  const client = server.client({ maxRetriesPerRequest: 1 });
+  const store = redisStore({ client, ...options });
+  const s = createLimiterSystem({ store, pollInterval: (sys.pollInterval ?? '250ms') as '250ms' });
+  return {
+    sys: s,
+    client,
+    close: async () => {
+      await s.close();
+      await store.close();
+    },
+  };
+}
+
+const ms = (since: number): number => performance.now() - since;
+
+describe('redis store through the runtime', () => {
+  it('grants up to the limit at once, then waits on Redis time for the rest', async () => {
+    const { sys, close } = system({ prefix: fresh() });
+    const api = sys.limiter('api', { limits: [{ limit: 5, interval: 200 }] });
+    const t0 = performance.now();
+    const grants = await Promise.all(Array.from({ length: 10 }, () => api.acquire('k', { timeout: 5000 })));
+    const elapsed = ms(t0);
+    // 5 at once, 5 more refill over 200 ms: the last grant comes after about 200 ms.
+    expect(grants).toHaveLength(10);
+    expect(elapsed).toBeGreaterThanOrEqual(150);
+    const at = grants.map((g) => g.grantedAt).sort((a, b) => a - b);
+    expect(at[9]! - at[0]!).toBeGreaterThanOrEqual(160);
+    const r = await api.tryAcquire('k');
+    expect(r.ok).toBe(false);
+    await close();
+  });
+
+  it('recovers by itself after SCRIPT FLUSH (NOSCRIPT) and a server restart', async () => {
+    const { sys, close } = system({ prefix: fresh() });
+    const api = sys.limiter('api', { limits: [{ limit: 100, interval: '1m' }] });
+    await api.acquire('k');
+    await server.scriptFlush();
+    await api.acquire('k');
+    expect((await api.stats('k')).limits[0]!.remaining).toBe(98);
+    await server.restart();
+    // The data is gone with the restart (no persistence); the scripts load again by themselves.
+    let granted = false;
+    for (let i = 0; i < 50 && !granted; i++) {
+      try {
+        await api.acquire('k');
+        granted = true;
+      } catch (e) {
+        expect(isTollgateError(e) && e.code === 'STORE_UNAVAILABLE').toBe(true);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    expect(granted).toBe(true);
+    expect((await api.stats('k')).limits[0]!.remaining).toBe(99);
+    await close();
+  });
+
+  it('wakes a waiter in another system as soon as a slot is released there (pub/sub)', async () => {
+    const prefix = fresh();
+    // pollInterval 10 s: a wake within a second can only come from the release announcement.
+    const a = system({ prefix }, { pollInterval: '10s' });
+    const b = system({ prefix }, { pollInterval: '10s' });
+    await new Promise((r) => setTimeout(r, 100)); // let b's subscription land
+    const spec = { limits: [{ limit: 1000, interval: '1s' as const }], concurrency: 1 };
+    const held = await a.sys.limiter('llm', spec).acquire('gpt');
+    const waiting = b.sys.limiter('llm', spec).acquire('gpt', { timeout: 5000 });
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = performance.now();
+    held.release();
+    const g = await waiting;
+    expect(ms(t0)).toBeLessThan(1000);
+    expect(g.holdsSlot).toBe(true);
+    g.release();
+    await a.close();
+    await b.close();
+  });
+
+  it('gives back the slot of a crashed process when its lease ends', async () => {
+    const prefix = fresh();
+    const a = system({ prefix });
+    const b = system({ prefix }, { pollInterval: '50ms' });
+    const spec = { limits: [{ limit: 1000, interval: '1s' as const }], concurrency: 1, leaseTtl: 300 };
+    await a.sys.limiter('llm', spec).acquire('gpt');
+    // Process a "crashes": its client goes away without releasing.
+    a.client.disconnect();
+    const t0 = performance.now();
+    const g = await b.sys.limiter('llm', spec).acquire('gpt', { timeout: 3000 });
+    expect(ms(t0)).toBeGreaterThanOrEqual(200);
+    g.release();
+    await a.close().catch(() => {});
+    await b.close();
+  });
+
+  it('keeps keys opaque: braces, colons, newlines and the empty key never collide or leave the prefix', async () => {
+    const prefix = fresh();
+    const { sys, client, close } = system({ prefix });
+    const api = sys.limiter('api', { limits: [{ limit: 3, interval: '1m' }] });
+    const keys = ['', '{', '}', '{}', ':', 'a:b', 'a}b', 'a%7Db', '%', '\n', 'x\ny', '{a}', 'k'.repeat(2000), 'ключ', '🙂'];
+    for (const [i, key] of keys.entries()) {
+      for (let j = 0; j <= i % 3; j++) await api.acquire(key);
+    }
+    for (const [i, key] of keys.entries()) {
+      expect((await api.stats(key)).limits[0]!.remaining, JSON.stringify(key)).toBe(3 - ((i % 3) + 1));
+    }
+    const names = await client.keys('*');
+    const ours = names.filter((k) => k.startsWith(prefix));
+    expect(ours).toHaveLength(keys.length); // one state hash per key, no slot sets (no concurrency)
+    await close();
+  });
+
+  it('rejects a prefix with a brace, and bad options, with a typed error', () => {
+    const client = server.client();
+    expect(() => redisStore({ client, prefix: 'a{b' })).toThrow(/prefix/);
+    expect(() => redisStore({ client, onUnavailable: 'maybe' as 'fail-open' })).toThrow(/onUnavailable/);
+    expect(() => redisStore({ client, insuranceFraction: 0 })).toThrow(/insuranceFraction/);
+    expect(() => redisStore({ client, time: 'local' as 'redis' })).toThrow(/time/);
+  });
+
+  it('expires a key once it is back at full capacity', async () => {
+    const prefix = fresh();
+    const { sys, client, close } = system({ prefix });
+    const api = sys.limiter('api', { limits: [{ limit: 10, interval: 300 }], concurrency: 2, leaseTtl: 400 });
+    const g = await api.acquire('k');
+    g.release();
+    const names = await client.keys(prefix + '*');
+    expect(names.length).toBeGreaterThan(0);
+    const ttls = await Promise.all(names.map((k) => client.pttl(k)));
+    for (const t of ttls) expect(t).toBeGreaterThan(0); // every key has an expiry
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await client.keys(prefix + '*')).toEqual([]);
+    await close();
+  });
+});
+
+describe('redis store failures', () => {
+  it('fail-closed: waiters get StoreUnavailableError when the server is slower than the timeout', async () => {
+    const { sys, close } = system({ prefix: fresh(), timeout: 100, retryInterval: 50 });
+    const api = sys.limiter('api', { limits: [{ limit: 1000, interval: '1s' }] });
+    await api.acquire('k');
+    await server.pause(400);
+    const t0 = performance.now();
+    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => api.acquire(`k${i % 3}`, { timeout: 5000 })));
+    expect(ms(t0)).toBeLessThan(1000);
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected');
+      const e = (o as PromiseRejectedResult).reason as unknown;
+      expect(isTollgateError(e) && e.code).toBe('STORE_UNAVAILABLE');
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    await expect(api.acquire('k')).resolves.toBeDefined();
+    await close();
+  });
+
+  it('fail-closed under a restart under load: every waiter ends, granted or with a typed error', async () => {
+    const { sys, close } = system({ prefix: fresh(), timeout: 200, retryInterval: 50 });
+    const api = sys.limiter('api', { limits: [{ limit: 50, interval: 100 }] });
+    const outcomes: Promise<unknown>[] = [];
+    const load = (async () => {
+      for (let i = 0; i < 40; i++) {
+        outcomes.push(api.acquire(`k${i % 4}`, { timeout: 2000 }).then(() => 'granted', (e: unknown) => e));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    await server.restart({ signal: 'SIGKILL', downtimeMs: 100 });
+    await load;
+    const results = await Promise.all(outcomes);
+    expect(results).toHaveLength(40);
+    for (const r of results) {
+      if (r === 'granted') continue;
+      expect(isTollgateError(r) && r.code, String(r)).toBe('STORE_UNAVAILABLE');
+    }
+    expect(results.filter((r) => r === 'granted').length).toBeGreaterThan(0);
+    await close();
+  });
+
+  it('fail-open grants while Redis is unreachable, and settles nothing there', async () => {
+    const { sys, client, close } = system({ prefix: fresh(), timeout: 100, onUnavailable: 'fail-open' });
+    const api = sys.limiter('api', { limits: [{ limit: 1, interval: '1m' }] });
+    client.disconnect(); // a dropped connection that stays dropped
+    const grants = await Promise.all(Array.from({ length: 5 }, () => api.acquire('k', { timeout: 1000 })));
+    expect(grants).toHaveLength(5);
+    await grants[0]!.settle({ requests: 0 });
+    await close();
+  });
+
+  it('insurance decides in memory at a fraction of the limits while Redis is down', async () => {
+    const { sys, client, close } = system({ prefix: fresh(), timeout: 100, onUnavailable: 'insurance', insuranceFraction: 0.5 });
+    const api = sys.limiter('api', { limits: [{ limit: 10, interval: '1m' }] });
+    client.disconnect();
+    const results = await Promise.all(Array.from({ length: 10 }, () => api.tryAcquire('k')));
+    // Half of 10 per minute: 5 pass, the rest are refused by the stand-in, and nothing hangs.
+    expect(results.filter((r) => r.ok), JSON.stringify(results.map((r) => (r.ok ? "ok" : r)))).toHaveLength(5);
+    await close();
+  });
+
+  it('settle and cancel of a grant booked in Redis are exact', async () => {
+    const prefix = fresh();
+    const { sys, close } = system({ prefix });
+    const api = sys.limiter('llm', { limits: [{ limit: 1000, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
+    const g = await api.acquire('m', { cost: { tokens: 600 } });
+    await g.settle({ tokens: 250 });
+    expect((await api.stats('m')).limits[0]!.remaining).toBe(750);
+    const h = await api.acquire('m', { cost: { tokens: 700 } });
+    expect((await api.stats('m')).limits[0]!.remaining).toBe(50);
+    await h.cancel();
+    expect((await api.stats('m')).limits[0]!.remaining).toBe(750);
+    await close();
+  });
+});
+
+describe('redis store, direct', () => {
+  it('refuses a batch request that a later limit refuses without charging the earlier one', async () => {
+    const client = server.client();
+    const store = redisStore({ client, prefix: fresh(), time: 'runtime' });
+    const p = compilePolicy({ limits: [{ limit: 10, interval: '1s', name: 's' }, { limit: 2, interval: '1m', name: 'm' }] });
+    const u = compileCost(p, {});
+    const req = (id: string) => ({ id, units: u, slot: false, leaseMs: null });
+    const d = await store.decide('k', p, [req('a'), req('b'), req('c'), req('d')], 'each', 0);
+    expect(d.map((x) => x.ok)).toEqual([true, true, false, false]);
+    // 2 per minute refills one request every 30 s.
+    expect(d[2]).toEqual({ ok: false, retryAfterMs: 30_000, limit: 'm' });
+    const r = await store.read('k', p, 0);
+    expect(r.limits.map((l) => l.remaining)).toEqual([8, 0]);
+    await store.close();
+  });
+});
