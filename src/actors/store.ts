@@ -83,7 +83,10 @@ export interface Store {
   settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): MaybePromise<void>;
   /** Give back everything `grant` booked, and its slot. */
   cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): MaybePromise<void>;
-  /** Free the concurrency slot `grant` holds (idempotent). */
+  /**
+   * Free the concurrency slot `grant` holds. The runtime calls it at most once per grant (it is
+   * `Grant.release` that is idempotent); the Redis store is idempotent anyway (slots by grant id).
+   */
   release(key: string, policy: Policy, grant: StoreGrant, now: Ms): MaybePromise<void>;
   /** Read every limit of the key, window-aware, as of now. */
   read(key: string, policy: Policy, now: Ms): MaybePromise<KeyReading>;
