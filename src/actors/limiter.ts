@@ -67,6 +67,26 @@ export interface Reservation {
   cancel(): Promise<void>;
 }
 
+/**
+ * ProviderSignal is what a provider said about a key's limits after a call (see
+ * `feedbackFromResponse` in `src/llm/headers.ts`, which builds one from response headers).
+ */
+export interface ProviderSignal {
+  /** The provider refused the call for its rate limits (HTTP 429). */
+  readonly throttled?: boolean;
+  /** Ms the provider asked to wait (`retry-after`), if it said. */
+  readonly retryAfterMs?: Ms | null;
+  /** What the provider reports per dimension: units remaining and ms until its window resets. */
+  readonly limits?: readonly {
+    readonly dimension: string;
+    readonly remaining: number | null;
+    readonly resetMs: Ms | null;
+  }[];
+}
+
+/** How long a throttled key pauses when the provider gives no retry-after and no reset. */
+const DEFAULT_PAUSE_MS = 1000;
+
 /** Options of `system.limiter(name, options)`: a policy, plus how its keys queue. */
 export interface LimiterOptions extends PolicySpec {
   /** The most waiters one key queues; more are refused with QueueFullError. @default Infinity */
@@ -262,6 +282,75 @@ export class Limiter implements GrantOwner {
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * pause refuses every request of `key` for `duration` (limit `'paused'`): waiters stay queued
+   * and are granted after the pause; tries are refused with the time left. With the Redis store
+   * the pause holds in every process. A shorter pause never cuts a longer one short.
+   *
+   * @throws (rejects) InvalidArgumentError for a bad key or duration, or a store that cannot pause.
+   */
+  pause(key: string, duration: Duration): Promise<void> {
+    try {
+      checkKey(key, 'pause');
+      const forMs = parseDuration(duration, 'pause duration');
+      this.#core.checkOpen('pause');
+      return new Promise<void>((resolve, reject) => {
+        this.send(key, this.#core.storeKey(this.name, key), { type: 'pause', forMs, done: { resolve, reject } });
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * feedback applies what a provider said after a call on `key`:
+   * - throttled (429): the key pauses for `retryAfterMs`, else until the latest reset of a
+   *   dimension the provider reports exhausted, else 1 s; waiters are rescheduled, not failed.
+   * - remaining per dimension: each limit counting that dimension is lowered to what the provider
+   *   reports, by booking the difference now. It is never raised above what tollgate's own limits
+   *   allow: a provider that reports more remaining than tollgate knows changes nothing.
+   *
+   * The read and the booking are two mailbox messages: grants in between make the booking err on
+   * the safe side (lower), never higher.
+   *
+   * @example await limiter.feedback('gpt-4o', feedbackFromResponse(res, Date.now()));
+   */
+  async feedback(key: string, signal: ProviderSignal): Promise<void> {
+    checkKey(key, 'feedback');
+    if (typeof signal !== 'object' || signal === null) {
+      throw new InvalidArgumentError('tollgate: feedback expects { throttled?, retryAfterMs?, limits? }');
+    }
+    const reported = (signal.limits ?? []).filter(
+      (l) => typeof l.remaining === 'number' && Number.isFinite(l.remaining) && l.remaining >= 0,
+    );
+    if (signal.throttled === true) {
+      let ms = signal.retryAfterMs ?? null;
+      if (ms === null) {
+        const exhausted = reported.filter((l) => l.remaining === 0 && l.resetMs !== null).map((l) => l.resetMs!);
+        ms = exhausted.length > 0 ? Math.max(...exhausted) : DEFAULT_PAUSE_MS;
+      }
+      if (ms > 0) await this.pause(key, Math.ceil(ms));
+    }
+    if (reported.length === 0) return;
+    const policy = this.#policy;
+    if (!policy.limits.some((l) => reported.some((r) => r.dimension === l.dimension))) return;
+    const stats = await this.stats(key);
+    if (this.#policy !== policy) return; // limits changed meanwhile: the reading is of another policy
+    let any = false;
+    const units = policy.limits.map((l, i) => {
+      const ours = stats.limits[i]?.remaining ?? 0;
+      let theirs = Infinity;
+      for (const r of reported) if (r.dimension === l.dimension) theirs = Math.min(theirs, r.remaining!);
+      const over = ours > theirs ? ours - theirs : 0;
+      if (over > 0) any = true;
+      return over;
+    });
+    if (!any) return;
+    await new Promise<void>((resolve, reject) => {
+      this.send(key, this.#core.storeKey(this.name, key), { type: 'charge', units, done: { resolve, reject } });
+    });
   }
 
   /** @internal GrantOwner: send to a key's actor, creating it if needed. */

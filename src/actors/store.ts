@@ -12,6 +12,9 @@ import type { GrantRecord, LimitReading, Ms, Policy, Units } from '../limiter/ty
 /** A value, or a promise of it: the memory store answers synchronously, Redis does not. */
 export type MaybePromise<T> = T | Promise<T>;
 
+/** The refusal `limit` of a key paused by {@link Store.pause}. */
+export const PAUSED = 'paused';
+
 /** StoreRequest is one request of a batch sent to {@link Store.decide}. */
 export interface StoreRequest {
   /** Unique id of the grant this request becomes; Redis keys concurrency leases by it. */
@@ -90,6 +93,12 @@ export interface Store {
   release(key: string, policy: Policy, grant: StoreGrant, now: Ms): MaybePromise<void>;
   /** Read every limit of the key, window-aware, as of now. */
   read(key: string, policy: Policy, now: Ms): MaybePromise<KeyReading>;
+  /**
+   * Optional: refuse every request of the key for `forMs` from now (the store's clock), with
+   * `limit` {@link PAUSED} and the time left as `retryAfterMs`. A shorter pause never cuts a
+   * longer one short. Used when the provider answered 429.
+   */
+  pause?(key: string, forMs: Ms, now: Ms): MaybePromise<void>;
   /** Forget the key's state: full capacity, no slots held. */
   reset(key: string, now: Ms): MaybePromise<void>;
   /**

@@ -25,6 +25,7 @@ import {
   AcquireAbortedError,
   AcquireTimeoutError,
   CostExceedsCapacityError,
+  InvalidArgumentError,
   LimiterClosedError,
   QueueFullError,
   StoreUnavailableError,
@@ -126,6 +127,8 @@ export type KeyEvent<G extends GrantHandle = GrantHandle> =
   | { type: 'release'; grant: G }
   | { type: 'read'; reply: (r: KeyReading & { queued: number }) => void; fail: (e: Error) => void }
   | { type: 'reset'; done: Done }
+  | { type: 'pause'; forMs: Ms; done: Done }
+  | { type: 'charge'; units: Units; done: Done }
   | { type: 'policy' }
   | { type: 'decided'; batch: readonly Waiter<G>[]; decisions: StoreDecision[] }
   | { type: 'failed'; batch: readonly Waiter<G>[]; error: unknown }
@@ -225,6 +228,29 @@ export const keyLogic: KeyLogic = {
         if (ctx.rt.observed.value) fact(ctx, scope, { type: 'reset', key: ctx.key, at: now });
         pump(ctx, now, scope);
         break;
+      case 'pause': {
+        const { store } = ctx.rt;
+        if (store.pause === undefined) {
+          event.done.reject(new InvalidArgumentError(`tollgate: the ${store.name} store cannot pause a key`));
+          break;
+        }
+        settleDone(store.pause(ctx.storeKey, event.forMs, now), event.done, ctx, now, scope);
+        pump(ctx, now, scope); // the head is refused with 'paused' and waits it out
+        break;
+      }
+      case 'charge': {
+        // Book `units` now, unconditionally (recalibration to a provider's remaining): a settle of
+        // a grant that booked nothing.
+        const { store, policy } = ctx.rt;
+        if (event.units.length !== policy.limits.length) {
+          event.done.resolve(); // computed under a policy replaced since: nothing to book
+          break;
+        }
+        const none: StoreGrant = { id: 'charge', at: now, units: event.units.map(() => 0), slot: false };
+        settleDone(store.settle(ctx.storeKey, policy, none, event.units, now), event.done, ctx, now, scope);
+        pump(ctx, now, scope);
+        break;
+      }
       case 'policy':
         onPolicy(ctx, now, scope);
         break;

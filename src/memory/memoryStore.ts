@@ -3,13 +3,14 @@
  * key's state as plain data in one Map, so a key whose actor was stopped costs only its state, and
  * a key back at full capacity costs nothing once swept.
  */
-import type {
-  BatchMode,
-  KeyReading,
-  Store,
-  StoreDecision,
-  StoreGrant,
-  StoreRequest,
+import {
+  PAUSED,
+  type BatchMode,
+  type KeyReading,
+  type Store,
+  type StoreDecision,
+  type StoreGrant,
+  type StoreRequest,
 } from '../actors/store.js';
 import { InvalidArgumentError } from '../errors.js';
 import { advance, initialState, isIdle, rebase } from '../limiter/advance.js';
@@ -53,6 +54,8 @@ export class MemoryStore implements Store {
   readonly sync = true;
   /** Keys whose state is not known to be at full capacity. Absent means full. */
   readonly #entries = new Map<string, Entry>();
+  /** Keys paused until an instant (a provider said 429); checked only while non-empty. */
+  readonly #paused = new Map<string, Ms>();
 
   constructor(snapshot?: MemorySnapshot) {
     if (snapshot !== undefined) this.restore(snapshot);
@@ -85,6 +88,10 @@ export class MemoryStore implements Store {
 
   /** decideOne decides a single request with one Map lookup and no arrays: the hot path. */
   decideOne(key: string, policy: Policy, req: StoreRequest, now: Ms): StoreDecision {
+    if (this.#paused.size > 0) {
+      const wait = this.#pausedFor(key, now);
+      if (wait > 0) return { ok: false, retryAfterMs: wait, limit: PAUSED };
+    }
     let e = this.#entries.get(key);
     const state = e === undefined ? initialState(policy, now) : this.#current(e, policy, now);
     const d = decide(policy, state, req.units, now, req.slot);
@@ -95,6 +102,11 @@ export class MemoryStore implements Store {
   }
 
   decide(key: string, policy: Policy, batch: readonly StoreRequest[], mode: BatchMode, now: Ms): StoreDecision[] {
+    const wait = this.#paused.size > 0 ? this.#pausedFor(key, now) : 0;
+    if (wait > 0) {
+      const refused: StoreDecision = { ok: false, retryAfterMs: wait, limit: PAUSED };
+      return mode === 'queue' ? [refused] : batch.map(() => refused);
+    }
     let state = this.#state(key, policy, now);
     const out: StoreDecision[] = [];
     for (const req of batch) {
@@ -132,10 +144,27 @@ export class MemoryStore implements Store {
 
   reset(key: string): void {
     this.#entries.delete(key);
+    this.#paused.delete(key);
+  }
+
+  /** pause refuses the key's requests for `forMs` from `now` (never shortening a longer pause). */
+  pause(key: string, forMs: Ms, now: Ms): void {
+    const until = now + forMs;
+    if ((this.#paused.get(key) ?? -Infinity) < until) this.#paused.set(key, until);
+  }
+
+  /** Ms the key stays paused after `now`; 0 when it is not paused (an ended pause is dropped). */
+  #pausedFor(key: string, now: Ms): Ms {
+    const until = this.#paused.get(key);
+    if (until === undefined) return 0;
+    if (until > now) return until - now;
+    this.#paused.delete(key);
+    return 0;
   }
 
   /** sweep drops every key that is back at full capacity with no slot held. */
   sweep(now: Ms): void {
+    for (const [key, until] of this.#paused) if (until <= now) this.#paused.delete(key);
     for (const [key, e] of this.#entries) {
       if (isIdle(e.policy, e.state, now)) this.#entries.delete(key);
     }
@@ -153,7 +182,7 @@ export class MemoryStore implements Store {
    */
   estimate(key: string, policy: Policy, queue: readonly Units[], now: Ms): Ms {
     let state = this.#state(key, policy, now);
-    let t = now;
+    let t = now + this.#pausedFor(key, now);
     for (const units of queue) {
       for (;;) {
         const d = decide(policy, state, units, t, false);

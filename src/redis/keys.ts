@@ -16,6 +16,8 @@ export interface RedisKeyNames {
   readonly state: string;
   /** The sorted set of concurrency slots (grant id → lease end). */
   readonly slots: string;
+  /** The instant a pause ends, while the key is paused. */
+  readonly pause: string;
 }
 
 /** checkPrefix throws unless `prefix` is a string without `{` or `}`. */
@@ -36,7 +38,7 @@ export function hashTag(key: string): string {
 /** keyNames gives the Redis key names of `key` under `prefix`. */
 export function keyNames(prefix: string, key: string): RedisKeyNames {
   const base = prefix + hashTag(key);
-  return { state: base + ':s', slots: base + ':c' };
+  return { state: base + ':s', slots: base + ':c', pause: base + ':p' };
 }
 
 /** The pub/sub channel on which freed capacity is announced. */

@@ -120,7 +120,7 @@ export class RedisStore implements Store {
     const client = this.#client as unknown as Record<string, unknown>;
     for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
       if (typeof client[name] !== 'function') {
-        this.#client.defineCommand(name, { numberOfKeys: 2, lua: sources[name] });
+        this.#client.defineCommand(name, { numberOfKeys: 3, lua: sources[name] });
       }
     }
     this.#run = this.#client as unknown as ScriptClient;
@@ -156,7 +156,7 @@ export class RedisStore implements Store {
       );
     });
     try {
-      return (await Promise.race([this.#run[name](names.state, names.slots, ...args), timeout])) as T;
+      return (await Promise.race([this.#run[name](names.state, names.slots, names.pause, ...args), timeout])) as T;
     } catch (e) {
       this.#downUntil = now + this.#retryMs;
       if (isTollgateError(e)) throw e;
@@ -294,6 +294,11 @@ export class RedisStore implements Store {
   async reset(key: string, now: Ms): Promise<void> {
     this.#insurance.reset(key);
     await this.#call('tollgateReset', key, [this.#channel, key], now);
+  }
+
+  async pause(key: string, forMs: Ms, now: Ms): Promise<void> {
+    this.#insurance.pause(key, forMs, now);
+    await this.#call('tollgatePause', key, [this.#now(now), forMs], now);
   }
 
   /**

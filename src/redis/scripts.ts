@@ -16,6 +16,7 @@ export const SCRIPTS = {
   tollgateRead: { file: 'read.lua', common: true },
   tollgateRelease: { file: 'release.lua', common: false },
   tollgateReset: { file: 'reset.lua', common: false },
+  tollgatePause: { file: 'pause.lua', common: true },
 } as const;
 
 /** The name of one of {@link SCRIPTS}. */

@@ -121,6 +121,25 @@ describe('redis store through the runtime', () => {
     await b.close();
   });
 
+  it('a pause on one process pauses the key on every process (429 feedback)', async () => {
+    const prefix = fresh();
+    const a = system({ prefix });
+    const b = system({ prefix }, { pollInterval: '50ms' });
+    const spec = { limits: [{ limit: 1000, interval: '1s' as const }] };
+    await a.sys.limiter('llm', spec).pause('gpt', 400);
+    const r = await b.sys.limiter('llm', spec).tryAcquire('gpt');
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.limit).toBe('paused');
+    expect(!r.ok && r.retryAfterMs).toBeGreaterThan(200);
+    expect(!r.ok && r.retryAfterMs).toBeLessThanOrEqual(400);
+    const t0 = performance.now();
+    const g = await b.sys.limiter('llm', spec).acquire('gpt', { timeout: 3000 });
+    expect(ms(t0)).toBeGreaterThanOrEqual(150); // waited out the rest of the pause, not failed
+    expect(g.holdsSlot).toBe(false);
+    await a.close();
+    await b.close();
+  });
+
   it('keeps keys opaque: braces, colons, newlines and the empty key never collide or leave the prefix', async () => {
     const prefix = fresh();
     const { sys, client, close } = system({ prefix });

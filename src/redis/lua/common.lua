@@ -14,6 +14,7 @@
 --                      s I L used at1 c1 at2 c2 ...     sliding window log
 --   KEYS[2]  zset:  concurrency slots held: member = grant id, score = instant the lease ends
 --                   (LEASE_NONE for a slot without a lease TTL)
+--   KEYS[3]  string: the instant a pause ends (see pause.lua), expiring with it
 --
 -- Every script reads the policy from ARGV in the same layout (see read_policy), so a limit change
 -- is just a call with another policy: the state is rebased the way src/limiter/advance.ts rebases.
@@ -338,6 +339,15 @@ local function save(policy, st, now)
       redis.call('PEXPIRE', KEYS[2], fmt(math.max(1, until_ms - now + 1)))
     end
   end
+end
+
+-- paused_for: ms the key stays paused after now; 0 when it is not paused.
+local function paused_for(now)
+  local until_ms = tonumber(redis.call('GET', KEYS[3]))
+  if until_ms == nil or until_ms <= now then
+    return 0
+  end
+  return until_ms - now
 end
 
 local function read_units(i, n)

@@ -6,6 +6,19 @@
 local now = clock(ARGV[1])
 local mode = ARGV[2]
 local policy, i = read_policy(3)
+local paused = paused_for(now)
+if paused > 0 then
+  -- Paused: every request is refused for the time left ('queue' mode answers for the first only).
+  local count = tonumber(ARGV[i])
+  if mode == 'queue' then
+    count = 1
+  end
+  local out = {}
+  for k = 1, count do
+    out[k] = { 0, paused, 'paused' }
+  end
+  return out
+end
 local st = load(policy, now)
 local t = st.at
 local inflight = slots(t)

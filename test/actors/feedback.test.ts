@@ -1,0 +1,127 @@
+/**
+ * Provider feedback on virtual time: a 429 pauses the key (waiters rescheduled, not failed), and a
+ * provider's remaining lowers the key's capacity, never raises it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { InvalidArgumentError, VirtualClock, createLimiterSystem, type LimiterSystem } from '../../src/index.js';
+import { feedbackFromResponse } from '../../src/llm/headers.js';
+
+let system: LimiterSystem | undefined;
+let clock: VirtualClock;
+
+function setup() {
+  clock = new VirtualClock(0);
+  system = createLimiterSystem({ clock });
+  return system;
+}
+
+afterEach(async () => {
+  await system?.close();
+  system = undefined;
+});
+
+function track<T>(p: Promise<T>) {
+  const r: { value?: T; error?: unknown; done: boolean } = { done: false };
+  p.then(
+    (v) => Object.assign(r, { value: v, done: true }),
+    (e: unknown) => Object.assign(r, { error: e, done: true }),
+  );
+  return r;
+}
+
+describe('pause', () => {
+  it('refuses tries with the time left and grants queued waiters right after the pause', async () => {
+    const l = setup().limiter('llm', { limits: [{ limit: 100, interval: '1s' }] });
+    await l.pause('gpt', 2000);
+    expect(await l.tryAcquire('gpt')).toEqual({ ok: false, retryAfterMs: 2000, limit: 'paused' });
+    const waiter = track(l.acquire('gpt'));
+    await clock.increment(1999);
+    expect(waiter.done).toBe(false);
+    await clock.increment(1);
+    expect(waiter.done).toBe(true);
+    expect((waiter.value as { grantedAt: number }).grantedAt).toBe(2000);
+    expect((await l.tryAcquire('other')).ok).toBe(true); // other keys are not paused
+  });
+
+  it('never cuts a longer pause short', async () => {
+    const l = setup().limiter('llm', { limits: [{ limit: 100, interval: '1s' }] });
+    await l.pause('gpt', 5000);
+    await l.pause('gpt', 1000);
+    await clock.increment(1000);
+    expect(await l.tryAcquire('gpt')).toEqual({ ok: false, retryAfterMs: 4000, limit: 'paused' });
+  });
+
+  it('pauses a key with waiters already queued: they wait it out and none fails', async () => {
+    const l = setup().limiter('llm', { limits: [{ limit: 1, interval: '1s' }] });
+    await l.acquire('gpt');
+    const a = track(l.acquire('gpt', { timeout: 10_000 }));
+    const b = track(l.acquire('gpt', { timeout: 10_000 }));
+    await l.pause('gpt', 3000);
+    await clock.increment(2999);
+    expect([a.done, b.done]).toEqual([false, false]);
+    await clock.increment(1);
+    expect(a.done).toBe(true);
+    expect(a.error).toBeUndefined();
+    await clock.increment(1000);
+    expect(b.done && b.error === undefined).toBe(true);
+  });
+
+  it('rejects a bad duration with a typed error and pauses nothing', async () => {
+    const l = setup().limiter('llm', { limits: [{ limit: 1, interval: '1s' }] });
+    await expect(l.pause('gpt', -5)).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(l.pause('gpt', 'soon' as '1s')).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect((await l.tryAcquire('gpt')).ok).toBe(true);
+  });
+});
+
+describe('feedback', () => {
+  const spec = {
+    limits: [
+      { limit: 60, interval: '1m' as const, name: 'rpm' },
+      { limit: 10_000, interval: '1m' as const, dimension: 'tokens', name: 'tpm' },
+    ],
+  };
+
+  it('on a 429 pauses until retry-after', async () => {
+    const l = setup().limiter('llm', spec);
+    const fb = feedbackFromResponse({ status: 429, headers: { 'retry-after': '3' } }, clock.now());
+    await l.feedback('gpt', fb);
+    expect(await l.tryAcquire('gpt')).toEqual({ ok: false, retryAfterMs: 3000, limit: 'paused' });
+  });
+
+  it('on a 429 without retry-after pauses until the exhausted dimension resets', async () => {
+    const l = setup().limiter('llm', spec);
+    const headers = {
+      'x-ratelimit-remaining-requests': '12',
+      'x-ratelimit-reset-requests': '1s',
+      'x-ratelimit-remaining-tokens': '0',
+      'x-ratelimit-reset-tokens': '6.5s',
+    };
+    await l.feedback('gpt', feedbackFromResponse({ status: 429, headers }, clock.now()));
+    const r = await l.tryAcquire('gpt');
+    expect(r).toEqual({ ok: false, retryAfterMs: 6500, limit: 'paused' });
+  });
+
+  it('lowers remaining to what the provider reports, per dimension', async () => {
+    const l = setup().limiter('llm', spec);
+    await l.acquire('gpt', { cost: { tokens: 1000 } }); // ours: rpm 59, tpm 9000
+    const headers = { 'x-ratelimit-remaining-requests': '40', 'x-ratelimit-remaining-tokens': '2500' };
+    await l.feedback('gpt', feedbackFromResponse({ status: 200, headers }, clock.now()));
+    const s = await l.stats('gpt');
+    expect(s.limits.map((x) => x.remaining)).toEqual([40, 2500]);
+  });
+
+  it('never raises capacity above its own limits', async () => {
+    const l = setup().limiter('llm', spec);
+    await l.acquire('gpt', { cost: { tokens: 9000 } }); // ours: rpm 59, tpm 1000
+    const headers = { 'x-ratelimit-remaining-requests': '1000', 'x-ratelimit-remaining-tokens': '50000' };
+    await l.feedback('gpt', feedbackFromResponse({ status: 200, headers }, clock.now()));
+    const s = await l.stats('gpt');
+    expect(s.limits.map((x) => x.remaining)).toEqual([59, 1000]);
+  });
+
+  it('rejects feedback that is not an object', async () => {
+    const l = setup().limiter('llm', spec);
+    await expect(l.feedback('gpt', null as never)).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
