@@ -1,0 +1,197 @@
+/**
+ * Breaker policies: what the user writes ({@link BreakerPolicySpec}) and what the statechart runs
+ * on ({@link BreakerPolicy}: validated, defaults filled in, every duration in integer ms).
+ *
+ * A policy says when a breaker opens and how it comes back:
+ * - it opens after `failureThreshold` failures in a row, or when the failure rate over the last
+ *   `failureRate.window` reaches `failureRate.rate` (with at least `minimumCalls` calls), or both;
+ * - it stays open for `openFor`; each time a probe fails and it re-opens, that time is multiplied
+ *   by `backoffFactor`, up to `maxOpenFor`; once it closes, the next opening is `openFor` again;
+ * - half-open, it lets `probes` calls through at once, closes after `successesToClose` of them
+ *   succeed, and re-opens on the first probe that fails.
+ *
+ * Worked example with the defaults (5 in a row, 30s, ×2, 5m): failures 1–5 at t=0..4 s open it
+ * until 34 s; the probe at 34 s fails, so it re-opens until 34 + 60 = 94 s; that probe fails too:
+ * open until 94 + 120 = 214 s; then 240 s, then 300 s (the cap) every time, until a probe succeeds.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { parseDuration } from '../limiter/units.js';
+import type { Duration, Ms } from '../limiter/types.js';
+
+/**
+ * BreakerPolicySpec is a breaker policy as a user writes it. Every field is optional.
+ *
+ * @example
+ * { failureThreshold: 5, openFor: '30s', backoffFactor: 2, maxOpenFor: '5m', probes: 1 }
+ * { failureRate: { rate: 0.5, window: '1m', minimumCalls: 20 }, openFor: '10s' }
+ */
+export interface BreakerPolicySpec {
+  /**
+   * Open after this many failures in a row (a success resets the run). A positive integer.
+   * @default 5, unless `failureRate` is given: then only the rate opens the breaker.
+   */
+  readonly failureThreshold?: number;
+  /** Open when the share of failed calls in a rolling window reaches `rate`. @default off */
+  readonly failureRate?: FailureRateSpec;
+  /** How long the breaker stays open the first time. 1 ms to 366 days. @default '30s' */
+  readonly openFor?: Duration;
+  /**
+   * Each re-open from half-open multiplies the open time by this. A finite number, at least 1
+   * (1: no backoff). @default 2
+   */
+  readonly backoffFactor?: number;
+  /** The open time never exceeds this. At least `openFor`. @default the larger of '5m' and `openFor` */
+  readonly maxOpenFor?: Duration;
+  /** How many probe calls half-open admits at once. A positive integer. @default 1 */
+  readonly probes?: number;
+  /** Probe successes that close the breaker. A positive integer. @default probes */
+  readonly successesToClose?: number;
+}
+
+/** FailureRateSpec is the failure-rate rule of a {@link BreakerPolicySpec}. */
+export interface FailureRateSpec {
+  /** Open when failures / calls reaches this. A number with 0 < rate <= 1. */
+  readonly rate: number;
+  /** The rolling window the rate is measured over. 1 ms to 366 days. */
+  readonly window: Duration;
+  /** Fewer calls than this in the window never open the breaker. A positive integer. @default 10 */
+  readonly minimumCalls?: number;
+}
+
+/** BreakerPolicy is a validated {@link BreakerPolicySpec}: plain, JSON-safe data. */
+export interface BreakerPolicy {
+  /** Failures in a row that open the breaker, or null when only the rate rule applies. */
+  readonly failureThreshold: number | null;
+  /** The rate rule, or null. */
+  readonly failureRate: FailureRate | null;
+  readonly openForMs: Ms;
+  readonly backoffFactor: number;
+  /** >= openForMs. */
+  readonly maxOpenForMs: Ms;
+  readonly probes: number;
+  readonly successesToClose: number;
+}
+
+/** FailureRate is a validated {@link FailureRateSpec}. */
+export interface FailureRate {
+  readonly rate: number;
+  readonly windowMs: Ms;
+  readonly minimumCalls: number;
+  /** Width of one time bucket of the rolling window: windowMs / {@link WINDOW_BUCKETS}, rounded up. */
+  readonly bucketMs: Ms;
+}
+
+/** The number of time buckets a rolling failure-rate window is kept in. */
+export const WINDOW_BUCKETS = 10;
+
+const KEYS = new Set([
+  'failureThreshold',
+  'failureRate',
+  'openFor',
+  'backoffFactor',
+  'maxOpenFor',
+  'probes',
+  'successesToClose',
+]);
+const RATE_KEYS = new Set(['rate', 'window', 'minimumCalls']);
+const DEFAULT_MAX_OPEN_MS: Ms = 300_000;
+
+function bad(message: string): never {
+  throw new InvalidArgumentError(`tollgate: breaker ${message}`);
+}
+
+function positiveInt(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    bad(`${what} ${String(value)} must be a positive integer`);
+  }
+  return value;
+}
+
+function checkKeys(obj: object, allowed: ReadonlySet<string>, what: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.has(k))
+      bad(`${what} has unknown option ${JSON.stringify(k)}; allowed: ${[...allowed].join(', ')}`);
+  }
+}
+
+/**
+ * compileBreakerPolicy validates a {@link BreakerPolicySpec} and fills in its defaults.
+ *
+ * @throws InvalidArgumentError for a spec that is not an object, an unknown option, a threshold,
+ *   `probes`, `successesToClose` or `minimumCalls` that is not a positive integer, a rate outside
+ *   (0, 1], a bad duration, a `backoffFactor` below 1 or not finite, or `maxOpenFor < openFor`.
+ * @example compileBreakerPolicy({ openFor: '10s' }).openForMs // 10000
+ */
+export function compileBreakerPolicy(spec: BreakerPolicySpec = {}): BreakerPolicy {
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
+    bad('policy must be an object');
+  checkKeys(spec, KEYS, 'policy');
+  let failureRate: FailureRate | null = null;
+  if (spec.failureRate !== undefined) {
+    const r = spec.failureRate;
+    if (typeof r !== 'object' || r === null || Array.isArray(r))
+      bad('failureRate must be an object { rate, window, minimumCalls? }');
+    checkKeys(r, RATE_KEYS, 'failureRate');
+    if (typeof r.rate !== 'number' || !(r.rate > 0 && r.rate <= 1)) {
+      bad(`failureRate.rate ${String(r.rate)} must be a number with 0 < rate <= 1`);
+    }
+    const windowMs = parseDuration(r.window, 'breaker failureRate.window');
+    failureRate = {
+      rate: r.rate,
+      windowMs,
+      minimumCalls:
+        r.minimumCalls === undefined ? 10 : positiveInt(r.minimumCalls, 'failureRate.minimumCalls'),
+      bucketMs: Math.ceil(windowMs / WINDOW_BUCKETS),
+    };
+  }
+  let failureThreshold: number | null = null;
+  if (spec.failureThreshold !== undefined)
+    failureThreshold = positiveInt(spec.failureThreshold, 'failureThreshold');
+  else if (failureRate === null) failureThreshold = 5;
+  const openForMs = parseDuration(spec.openFor ?? '30s', 'breaker openFor');
+  const maxOpenForMs =
+    spec.maxOpenFor === undefined
+      ? Math.max(DEFAULT_MAX_OPEN_MS, openForMs)
+      : parseDuration(spec.maxOpenFor, 'breaker maxOpenFor');
+  if (maxOpenForMs < openForMs)
+    bad(`maxOpenFor ${maxOpenForMs} ms must be at least openFor ${openForMs} ms`);
+  const backoffFactor = spec.backoffFactor ?? 2;
+  if (typeof backoffFactor !== 'number' || !Number.isFinite(backoffFactor) || backoffFactor < 1) {
+    bad(`backoffFactor ${String(backoffFactor)} must be a finite number >= 1 (1: no backoff)`);
+  }
+  const probes = spec.probes === undefined ? 1 : positiveInt(spec.probes, 'probes');
+  const successesToClose =
+    spec.successesToClose === undefined
+      ? probes
+      : positiveInt(spec.successesToClose, 'successesToClose');
+  return {
+    failureThreshold,
+    failureRate,
+    openForMs,
+    backoffFactor,
+    maxOpenForMs,
+    probes,
+    successesToClose,
+  };
+}
+
+/**
+ * openDurationMs is how long the breaker stays open after `reopens` re-opens from half-open in a
+ * row: `openForMs × backoffFactor^reopens`, rounded to whole ms, capped at `maxOpenForMs`.
+ *
+ * @example openDurationMs({ openForMs: 30_000, backoffFactor: 2, maxOpenForMs: 300_000 }, 2) // 120000
+ */
+export function openDurationMs(
+  policy: Pick<BreakerPolicy, 'openForMs' | 'backoffFactor' | 'maxOpenForMs'>,
+  reopens: number,
+): Ms {
+  // factor ** reopens may overflow to Infinity; the cap absorbs it.
+  const ms = Math.round(policy.openForMs * policy.backoffFactor ** reopens);
+  return Math.min(policy.maxOpenForMs, ms);
+}
+
+/** samePolicy tells whether two compiled policies behave the same ('30s' and 30000 do). */
+export function samePolicy(a: BreakerPolicy, b: BreakerPolicy): boolean {
+  // Both come from compileBreakerPolicy, which builds every field in the same order.
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -1,0 +1,84 @@
+/**
+ * BreakerRegistry holds the breakers of one owner (a LimiterSystem owns one), by name: one breaker
+ * per provider × API key. `get` is get-or-create and fully synchronous, so two callers asking for
+ * the same name at once always get the same breaker and no state is lost. Nothing is shared
+ * between registries: two systems in one process (or two tests) never see each other's breakers.
+ */
+import { EventEmitter } from 'eventemitter3';
+import type { Clock } from '../actors/clock.js';
+import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
+import { CircuitBreaker, type BreakerEvents } from './breaker.js';
+import { compileBreakerPolicy, samePolicy, type BreakerPolicySpec } from './policy.js';
+
+/**
+ * BreakerRegistry: see the file comment.
+ *
+ * @example
+ * const breakers = new BreakerRegistry(clock);
+ * const b = breakers.get(`openai/${keyId}`, { failureThreshold: 5, openFor: '30s' });
+ * breakers.events.on('stateChange', (e) => console.log(e.name, e.from, '→', e.to));
+ * breakers.stopAll();
+ */
+export class BreakerRegistry {
+  /** Every breaker's `stateChange`, relayed; the payload names the breaker. */
+  readonly events = new EventEmitter<BreakerEvents>();
+  readonly #clock: Clock;
+  readonly #breakers = new Map<string, CircuitBreaker>();
+  #stopped = false;
+
+  /** Every breaker of the registry runs on `clock`. */
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  /** The number of breakers held. */
+  get size(): number {
+    return this.#breakers.size;
+  }
+
+  /**
+   * get returns the breaker named `name`, creating it with `policy` on first use. Asking again
+   * with an equal policy (`'30s'` equals `30000`) returns the same object.
+   *
+   * @throws InvalidArgumentError for an invalid policy or name, or a policy different from the one
+   *   the breaker was created with; LimiterClosedError after `stopAll()`.
+   */
+  get(name: string, policy: BreakerPolicySpec): CircuitBreaker {
+    if (this.#stopped) throw new LimiterClosedError(`get of breaker "${name}"`);
+    const compiled = compileBreakerPolicy(policy);
+    const existing = this.#breakers.get(name);
+    if (existing !== undefined) {
+      if (!samePolicy(existing.policy, compiled)) {
+        throw new InvalidArgumentError(
+          `tollgate: breaker "${name}" exists with policy ${JSON.stringify(existing.policy)}, asked with ${JSON.stringify(compiled)}; one name, one policy`,
+        );
+      }
+      return existing;
+    }
+    const breaker = new CircuitBreaker(name, policy, this.#clock);
+    breaker.events.on('stateChange', (e) => this.events.emit('stateChange', e));
+    this.#breakers.set(name, breaker);
+    return breaker;
+  }
+
+  /** peek returns the breaker named `name` if it exists, without creating it. */
+  peek(name: string): CircuitBreaker | undefined {
+    return this.#breakers.get(name);
+  }
+
+  /** delete stops the breaker named `name` and forgets it (e.g. a revoked API key). */
+  delete(name: string): boolean {
+    const breaker = this.#breakers.get(name);
+    if (breaker === undefined) return false;
+    this.#breakers.delete(name);
+    breaker.stop();
+    return true;
+  }
+
+  /** stopAll stops every breaker (see {@link CircuitBreaker.stop}); later `get` calls throw. Idempotent. */
+  stopAll(): void {
+    this.#stopped = true;
+    for (const breaker of this.#breakers.values()) breaker.stop();
+    this.#breakers.clear();
+  }
+}
