@@ -16,7 +16,8 @@ export type TollgateErrorCode =
   | 'QUEUE_FULL'
   | 'LIMITER_CLOSED'
   | 'STORE_UNAVAILABLE'
-  | 'GRANT_STATE';
+  | 'GRANT_STATE'
+  | 'CIRCUIT_OPEN';
 
 /**
  * TollgateError is the base class of every error tollgate throws. Its `name` is the subclass

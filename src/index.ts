@@ -46,3 +46,10 @@ export {
 } from './limiter/index.js';
 export type * from './limiter/types.js';
 export type { Decision, Granted, Refused } from './limiter/decide.js';
+export type { BreakerOptions, ProviderSignal } from './actors/limiter.js';
+export type { CallOutcome } from './actors/grant.js';
+export { CircuitBreaker, BreakerRegistry, CircuitOpenError } from './breaker/index.js';
+export type { BreakerPermit, TryEnterResult, BreakerStateChange, BreakerEvents, BreakerStats, BreakerState, BreakerPolicySpec, FailureRateSpec } from './breaker/index.js';
+export { parseRateLimitHeaders, feedbackFromResponse, parseGoDuration, parseRetryAfter } from './llm/headers.js';
+export type { HeaderSource, ProviderFeedback, ProviderLimit, Provider } from './llm/headers.js';
+export { PAUSED } from './actors/store.js';

@@ -6,7 +6,11 @@ import { GrantStateError } from '../errors.js';
 import type { GrantHandle, KeyEvent } from '../machines/keyLogic.js';
 import type { CostSpec, Ms, Policy } from '../limiter/types.js';
 import { compileCost } from '../limiter/validate.js';
+import type { BreakerPermit } from '../breaker/breaker.js';
 import { restate, type StoreGrant } from './store.js';
+
+/** What a call's outcome says about the service, for the key's circuit breaker. */
+export type CallOutcome = 'success' | 'failure' | 'neutral';
 
 /** @internal What a grant needs from the limiter that issued it. */
 export interface GrantOwner {
@@ -35,6 +39,8 @@ export class Grant implements GrantHandle {
   readonly #cost: CostSpec | undefined;
   #settled = false;
   #cancelled = false;
+  /** @internal the breaker permit the grant was admitted with, when the limiter has a breaker. */
+  permit: BreakerPermit | null = null;
 
   /** @internal grants are made by the runtime. */
   constructor(owner: GrantOwner, readonly key: string, storeKey: string, record: StoreGrant, cost: CostSpec | undefined) {
@@ -90,10 +96,25 @@ export class Grant implements GrantHandle {
   }
 
   /**
+   * report tells the key's circuit breaker how the call went: `'failure'` for a server error or a
+   * timeout (it counts toward opening), `'success'`, or `'neutral'` (the outcome says nothing
+   * about the service, e.g. a 400). The first report counts; later ones, and reports on a limiter
+   * without a breaker, do nothing. A grant released without a report counts as neutral.
+   */
+  report(outcome: CallOutcome): void {
+    const p = this.permit;
+    if (p === null || p.isEnded) return;
+    if (outcome === 'success') p.success();
+    else if (outcome === 'failure') p.failure();
+    else p.cancel();
+  }
+
+  /**
    * release gives back the concurrency slot (a no-op without one, and when called again). Usage
    * stays booked: release is the end of the call, not a refund.
    */
   release(): void {
+    if (this.permit !== null && !this.permit.isEnded) this.permit.cancel();
     if (!this.holdsSlot) return;
     this.#owner.send(this.key, this.#storeKey, { type: 'release', grant: this });
   }
@@ -108,6 +129,7 @@ export class Grant implements GrantHandle {
     if (this.#settled) throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was settled`);
     if (this.#cancelled) throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was already cancelled`);
     this.#cancelled = true;
+    if (this.permit !== null && !this.permit.isEnded) this.permit.cancel();
     return this.#send((done) => ({ type: 'cancel', grant: this, done }));
   }
 

@@ -3,15 +3,17 @@
  * call at the boundary, then hands it to the key's actor; it never touches a key's state itself.
  */
 import type { Observable } from 'rxjs';
-import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
+import { AcquireAbortedError, AcquireTimeoutError, InvalidArgumentError } from '../errors.js';
+import type { CircuitBreaker } from '../breaker/breaker.js';
+import { CircuitOpenError } from '../breaker/errors.js';
+import { compileBreakerPolicy, type BreakerPolicySpec } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
 import type { KeyActorRef, KeyEvent } from '../machines/keyLogic.js';
 import { Waiter, WaiterState } from '../machines/waiter.js';
 import { parseDuration } from '../limiter/units.js';
 import { compileCost, compilePolicy } from '../limiter/validate.js';
 import type { CostSpec, Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
-import type { Grant} from './grant.js';
-import { type GrantOwner } from './grant.js';
+import type { CallOutcome, Grant, GrantOwner } from './grant.js';
 import type { SystemCore } from './system.js';
 
 /** Options of {@link Limiter.acquire}. */
@@ -37,6 +39,11 @@ export interface TryAcquireOptions {
 export interface RunOptions<T> extends AcquireOptions {
   /** Maps the call's result to its actual cost; the grant is settled with it. */
   readonly settle?: (result: T) => CostSpec;
+  /**
+   * What an error thrown by the call says to the key's breaker (if any): `'failure'` (the
+   * default), or `'neutral'` for errors that say nothing about the service (a 400, say).
+   */
+  readonly classify?: (error: unknown) => CallOutcome;
 }
 
 /**
@@ -84,8 +91,24 @@ export interface ProviderSignal {
   }[];
 }
 
+/** How often an acquire waiting on a half-open breaker whose probes are all out looks again. */
+const HALF_OPEN_RECHECK_MS = 100;
+
 /** How long a throttled key pauses when the provider gives no retry-after and no reset. */
 const DEFAULT_PAUSE_MS = 1000;
+
+/**
+ * BreakerOptions puts a circuit breaker in front of every key of a limiter (one breaker per key,
+ * e.g. per provider × API key): the breaker's policy, and what acquire does while it is open.
+ */
+export interface BreakerOptions extends BreakerPolicySpec {
+  /**
+   * While the breaker is open: `'fail'` rejects acquire at once with CircuitOpenError; `'wait'`
+   * waits (within the acquire's timeout and signal) until it is half-open and admits a probe.
+   * @default 'fail'
+   */
+  readonly whenOpen?: 'fail' | 'wait';
+}
 
 /** Options of `system.limiter(name, options)`: a policy, plus how its keys queue. */
 export interface LimiterOptions extends PolicySpec {
@@ -93,6 +116,11 @@ export interface LimiterOptions extends PolicySpec {
   readonly maxQueue?: number;
   /** A held concurrency slot is given back after this long even if never released. @default none */
   readonly leaseTtl?: Duration;
+  /**
+   * A circuit breaker per key. Calls report their outcome with `grant.report()` (`run` and the
+   * fetch wrapper do it for you). @default none
+   */
+  readonly breaker?: BreakerOptions;
 }
 
 let seq = 0;
@@ -117,6 +145,8 @@ export class Limiter implements GrantOwner {
   readonly maxQueue: number;
   /** @internal */
   readonly leaseMs: Ms | null;
+  /** @internal the breaker options, validated; null without a breaker. */
+  readonly breaker: BreakerOptions | null;
 
   /** @internal use `system.limiter()`. */
   constructor(
@@ -130,6 +160,16 @@ export class Limiter implements GrantOwner {
     this.#defaultUnits = compileCost(this.#policy, undefined);
     this.maxQueue = validateMaxQueue(options.maxQueue);
     this.leaseMs = options.leaseTtl === undefined ? null : parseDuration(options.leaseTtl, 'leaseTtl');
+    this.breaker = validateBreaker(options.breaker);
+  }
+
+  /**
+   * breakerFor returns the circuit breaker of `key` (created on first use), or null when the
+   * limiter has none. Its `state$` and `events` tell every state change.
+   */
+  breakerFor(key: string): CircuitBreaker | null {
+    checkKey(key, 'breakerFor');
+    return this.breaker === null ? null : this.#core.breaker(`${this.name}/${key}`, this.breaker);
   }
 
   /** The policy in force, validated. */
@@ -150,10 +190,77 @@ export class Limiter implements GrantOwner {
     try {
       const w = this.#waiter(key, options, false, 'acquire');
       if (w.state !== WaiterState.Pending) return w.promise();
+      if (this.breaker !== null) return this.#throughBreaker(key, w, this.breaker);
       this.#dispatch(key, w);
       return w.promise();
     } catch (e) {
       return Promise.reject(e);
+    }
+  }
+
+  /**
+   * The breaker admits first (fail fast, or wait for half-open), then the waiter queues; the
+   * grant carries the breaker's permit, and a waiter that ends without a grant gives it back.
+   */
+  async #throughBreaker(key: string, w: Waiter<Grant>, options: BreakerOptions): Promise<Grant> {
+    const breaker = this.#core.breaker(`${this.name}/${key}`, options);
+    const clock = this.#core.clock;
+    const deadline = w.timeoutMs === Infinity ? Infinity : clock.now() + w.timeoutMs;
+    for (;;) {
+      const r = breaker.tryEnter();
+      if (r.ok) {
+        if (w.state !== WaiterState.Pending) {
+          r.permit.cancel();
+          return w.promise();
+        }
+        this.#dispatch(key, w);
+        try {
+          const grant = await w.promise();
+          grant.permit = r.permit;
+          return grant;
+        } catch (e) {
+          r.permit.cancel();
+          throw e;
+        }
+      }
+      if ((options.whenOpen ?? 'fail') === 'fail') {
+        w.fail(new CircuitOpenError(breaker.name, r.state, r.retryAfterMs));
+        return w.promise();
+      }
+      const left = deadline - clock.now();
+      if (left <= 0) {
+        w.fail(new AcquireTimeoutError(w.timeoutMs));
+        return w.promise();
+      }
+      // Open: wait until half-open. Half-open with every probe out: a probe's end may free a slot
+      // without a state change, so look again at the next change or after a short while.
+      const waited =
+        r.state === 'open'
+          ? breaker.waitForHalfOpen(w.signal)
+          : new Promise<void>((resolve) => {
+              const t = clock.setTimeout(done, Math.min(HALF_OPEN_RECHECK_MS, left));
+              breaker.events.once('stateChange', done);
+              function done(): void {
+                clock.clearTimeout(t);
+                breaker.events.off('stateChange', done);
+                resolve();
+              }
+            });
+      let timer: unknown = null;
+      try {
+        await Promise.race([
+          waited,
+          new Promise<never>((_, reject) => {
+            if (left !== Infinity) timer = clock.setTimeout(() => reject(new AcquireTimeoutError(w.timeoutMs)), left);
+          }),
+        ]);
+        if (w.signal?.aborted === true) throw new AcquireAbortedError(w.signal.reason);
+      } catch (e) {
+        w.fail(e instanceof Error ? e : new Error(String(e)));
+        return w.promise();
+      } finally {
+        if (timer !== null) clock.clearTimeout(timer);
+      }
     }
   }
 
@@ -218,7 +325,14 @@ export class Limiter implements GrantOwner {
   async run<T>(key: string, fn: (grant: Grant) => T | Promise<T>, options?: RunOptions<T>): Promise<T> {
     const grant = await this.acquire(key, options);
     try {
-      const result = await fn(grant);
+      let result: T;
+      try {
+        result = await fn(grant);
+      } catch (e) {
+        grant.report(options?.classify?.(e) ?? 'failure');
+        throw e;
+      }
+      grant.report('success');
       if (options?.settle !== undefined) await grant.settle(options.settle(result));
       return result;
     } finally {
@@ -417,6 +531,19 @@ function checkKey(key: unknown, call: string): asserts key is string {
   if (typeof key !== 'string') {
     throw new InvalidArgumentError(`tollgate: ${call} key must be a string, got ${typeof key}`);
   }
+}
+
+function validateBreaker(options: BreakerOptions | undefined): BreakerOptions | null {
+  if (options === undefined) return null;
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError('tollgate: breaker must be an object of breaker options');
+  }
+  if (options.whenOpen !== undefined && options.whenOpen !== 'fail' && options.whenOpen !== 'wait') {
+    throw new InvalidArgumentError(`tollgate: breaker.whenOpen must be 'fail' or 'wait' (got ${String(options.whenOpen)})`);
+  }
+  const { whenOpen: _whenOpen, ...policy } = options;
+  compileBreakerPolicy(policy); // throws InvalidArgumentError for a bad policy
+  return options;
 }
 
 function validateMaxQueue(n: number | undefined): number {

@@ -13,7 +13,9 @@ import type { Duration, Ms } from '../limiter/types.js';
 import { TollgateEmitter } from '../observe/events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { Grant } from './grant.js';
-import { Limiter, type LimiterOptions } from './limiter.js';
+import { Limiter, type BreakerOptions, type LimiterOptions } from './limiter.js';
+import { BreakerRegistry } from '../breaker/registry.js';
+import type { CircuitBreaker } from '../breaker/breaker.js';
 import type { Store } from './store.js';
 
 /** Options of {@link createLimiterSystem}. */
@@ -56,6 +58,7 @@ export interface SystemCore {
   actorFor(limiter: Limiter, key: string, storeKey?: string): KeyActorRef<Grant>;
   policyChanged(limiter: Limiter): void;
   checkOpen(call: string): void;
+  breaker(name: string, options: BreakerOptions): CircuitBreaker;
   readonly clock: Clock;
   readonly events: TollgateEmitter;
 }
@@ -77,6 +80,11 @@ export class LimiterSystem implements SystemCore {
   readonly clock: Clock;
   /** @internal */
   readonly idPrefix = randomBytes(4).toString('hex') + '-';
+  /**
+   * The circuit breakers of this system's limiters, by name (`limiter/key`): get-or-create cannot
+   * race, and no breaker state is shared with another system.
+   */
+  readonly breakers: BreakerRegistry;
   readonly #store: Store;
   readonly #ownsStore: boolean;
   readonly #idleMs: Ms;
@@ -94,6 +102,7 @@ export class LimiterSystem implements SystemCore {
 
   constructor(options: LimiterSystemOptions = {}) {
     this.clock = options.clock ?? systemClock;
+    this.breakers = new BreakerRegistry(this.clock);
     this.#idleMs = parseDuration(options.idleTimeout ?? '2s', 'idleTimeout');
     this.#pollMs = parseDuration(options.pollInterval ?? '250ms', 'pollInterval');
     if (options.store !== undefined && options.snapshot !== undefined) {
@@ -147,7 +156,8 @@ export class LimiterSystem implements SystemCore {
       const same =
         JSON.stringify(existing.limiter.policy) === JSON.stringify(limiter.policy) &&
         existing.limiter.maxQueue === limiter.maxQueue &&
-        existing.limiter.leaseMs === limiter.leaseMs;
+        existing.limiter.leaseMs === limiter.leaseMs &&
+        JSON.stringify(existing.limiter.breaker) === JSON.stringify(limiter.breaker);
       if (same) return existing.limiter;
       throw new InvalidArgumentError(
         `tollgate: limiter ${JSON.stringify(name)} exists with another policy; use setLimits to change it`,
@@ -221,6 +231,12 @@ export class LimiterSystem implements SystemCore {
     for (const actor of limiter.actors.values()) actor.send({ type: 'policy' });
   }
 
+  /** @internal the breaker `name`, created on first use with the breaker policy of `options`. */
+  breaker(name: string, options: BreakerOptions): CircuitBreaker {
+    const { whenOpen: _whenOpen, ...policy } = options;
+    return this.breakers.get(name, policy);
+  }
+
   /** @internal */
   checkOpen(call: string): void {
     if (this.#closed) throw new LimiterClosedError(call);
@@ -255,6 +271,7 @@ export class LimiterSystem implements SystemCore {
     }
     this.#live.clear();
     for (const entry of this.#limiters.values()) entry.limiter.actors.clear();
+    this.breakers.stopAll();
     this.#root.stop();
     if (this.#ownsStore) await this.#store.close();
   }

@@ -1,0 +1,122 @@
+/**
+ * The circuit breaker wired into acquire, on virtual time: fail fast while open (nothing booked),
+ * wait for half-open when configured, probes limited, outcomes reported by run and grants.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  AcquireTimeoutError,
+  CircuitOpenError,
+  InvalidArgumentError,
+  VirtualClock,
+  createLimiterSystem,
+  type LimiterSystem,
+} from '../../src/index.js';
+
+let system: LimiterSystem | undefined;
+let clock: VirtualClock;
+
+function setup() {
+  clock = new VirtualClock(0);
+  system = createLimiterSystem({ clock });
+  return system;
+}
+
+afterEach(async () => {
+  await system?.close();
+  system = undefined;
+});
+
+function track<T>(p: Promise<T>) {
+  const r: { value?: T; error?: unknown; done: boolean } = { done: false };
+  p.then(
+    (v) => Object.assign(r, { value: v, done: true }),
+    (e: unknown) => Object.assign(r, { error: e, done: true }),
+  );
+  return r;
+}
+
+const boom = () => Promise.reject(new Error('503 from the provider'));
+
+describe('breaker in acquire', () => {
+  it('opens after consecutive failures and then fails fast without booking anything', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      breaker: { failureThreshold: 2, openFor: '10s' },
+    });
+    await expect(l.run('gpt', boom)).rejects.toThrow('503');
+    await expect(l.run('gpt', boom)).rejects.toThrow('503');
+    expect(l.breakerFor('gpt')!.state).toBe('open');
+    const before = (await l.stats('gpt')).limits[0]!.remaining;
+    const e = await l.acquire('gpt').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(CircuitOpenError);
+    expect((e as CircuitOpenError).retryAfterMs).toBe(10_000);
+    expect((await l.stats('gpt')).limits[0]!.remaining).toBe(before);
+    // Other keys have breakers of their own.
+    await expect(l.run('claude', () => 'ok')).resolves.toBe('ok');
+  });
+
+  it('waits for half-open when asked to, admits one probe, and closes on its success', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      breaker: { failureThreshold: 1, openFor: '5s', probes: 1, whenOpen: 'wait' },
+    });
+    await expect(l.run('gpt', boom)).rejects.toThrow();
+    const probe = track(l.acquire('gpt', { timeout: 60_000 }));
+    const second = track(l.acquire('gpt', { timeout: 60_000 }));
+    await clock.increment(4999);
+    expect([probe.done, second.done]).toEqual([false, false]);
+    await clock.increment(1);
+    expect(probe.done).toBe(true);
+    expect(second.done).toBe(false); // one probe at a time in half-open
+    const grant = probe.value as { report(o: string): void; release(): void };
+    grant.report('success');
+    grant.release();
+    await clock.increment(0);
+    expect(l.breakerFor('gpt')!.state).toBe('closed');
+    expect(second.done && second.error === undefined).toBe(true);
+  });
+
+  it('gives up waiting for half-open at the acquire timeout', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      breaker: { failureThreshold: 1, openFor: '30s', whenOpen: 'wait' },
+    });
+    await expect(l.run('gpt', boom)).rejects.toThrow();
+    const w = track(l.acquire('gpt', { timeout: 1000 }));
+    await clock.increment(1000);
+    expect(w.error).toBeInstanceOf(AcquireTimeoutError);
+  });
+
+  it('does not count neutral outcomes, and a grant released without a report is neutral', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      breaker: { failureThreshold: 2 },
+    });
+    for (let i = 0; i < 5; i++) {
+      await expect(l.run('gpt', boom, { classify: () => 'neutral' })).rejects.toThrow();
+      (await l.acquire('gpt')).release();
+    }
+    expect(l.breakerFor('gpt')!.state).toBe('closed');
+  });
+
+  it('reports state changes on the breaker and its stream', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      breaker: { failureThreshold: 1, openFor: 1000 },
+    });
+    const states: string[] = [];
+    l.breakerFor('gpt')!.state$.subscribe((s) => states.push(s));
+    await expect(l.run('gpt', boom)).rejects.toThrow();
+    await clock.increment(1000);
+    await l.run('gpt', () => 'ok');
+    expect(states).toEqual(['closed', 'open', 'halfOpen', 'closed']);
+  });
+
+  it('rejects bad breaker options with a typed error', () => {
+    const s = setup();
+    expect(() => s.limiter('a', { limits: [{ limit: 1, interval: 1 }], breaker: { failureThreshold: 0 } })).toThrow(InvalidArgumentError);
+    expect(() =>
+      s.limiter('b', { limits: [{ limit: 1, interval: 1 }], breaker: { whenOpen: 'later' as 'wait' } }),
+    ).toThrow(InvalidArgumentError);
+  });
+});
