@@ -103,6 +103,9 @@ export class LimiterSystem implements SystemCore {
   constructor(options: LimiterSystemOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.breakers = new BreakerRegistry(this.clock);
+    this.breakers.events.on('stateChange', (e) => {
+      this.events.emit('breaker', { breaker: e.name, from: e.from, to: e.to, at: e.at });
+    });
     this.#idleMs = parseDuration(options.idleTimeout ?? '2s', 'idleTimeout');
     this.#pollMs = parseDuration(options.pollInterval ?? '250ms', 'pollInterval');
     if (options.store !== undefined && options.snapshot !== undefined) {

@@ -36,6 +36,14 @@ export interface EvictedEvent {
   readonly at: number;
 }
 
+/** BreakerEvent: a key's circuit breaker changed state. `breaker` is `limiter/key`. */
+export interface BreakerEvent {
+  readonly breaker: string;
+  readonly from: 'closed' | 'open' | 'halfOpen';
+  readonly to: 'closed' | 'open' | 'halfOpen';
+  readonly at: number;
+}
+
 /** TollgateEvents is the eventemitter3 event map of `system.events`. */
 export interface TollgateEvents {
   granted: [GrantedEvent];
@@ -49,6 +57,7 @@ export interface TollgateEvents {
   reset: [ResetEvent];
   storeError: [StoreErrorEvent];
   evicted: [EvictedEvent];
+  breaker: [BreakerEvent];
 }
 
 /** The names of {@link TollgateEvents}. */

@@ -105,11 +105,14 @@ describe('breaker in acquire', () => {
       breaker: { failureThreshold: 1, openFor: 1000 },
     });
     const states: string[] = [];
+    const events: string[] = [];
+    system!.events.on('breaker', (e) => events.push(`${e.breaker}:${e.from}>${e.to}@${e.at}`));
     l.breakerFor('gpt')!.state$.subscribe((s) => states.push(s));
     await expect(l.run('gpt', boom)).rejects.toThrow();
     await clock.increment(1000);
     await l.run('gpt', () => 'ok');
     expect(states).toEqual(['closed', 'open', 'halfOpen', 'closed']);
+    expect(events).toEqual(['llm/gpt:closed>open@0', 'llm/gpt:open>halfOpen@1000', 'llm/gpt:halfOpen>closed@1000']);
   });
 
   it('rejects bad breaker options with a typed error', () => {
