@@ -223,6 +223,28 @@ describe('redis store failures', () => {
     await close();
   });
 
+  it('fail-closed with a dropped connection: every waiter ends, and the client reconnects by itself', async () => {
+    const { sys, close } = system({ prefix: fresh(), timeout: 300, retryInterval: 50 });
+    const api = sys.limiter('api', { limits: [{ limit: 1000, interval: '1s' }] });
+    await api.acquire('k');
+    const admin = server.client();
+    const pending = Array.from({ length: 30 }, (_, i) =>
+      api.acquire(`k${i % 5}`, { timeout: 3000 }).then(() => 'granted', (e: unknown) => e),
+    );
+    await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    const results = await Promise.all(pending);
+    for (const r of results) {
+      if (r !== 'granted') expect(isTollgateError(r) && r.code, String(r)).toBe('STORE_UNAVAILABLE');
+    }
+    let ok = false;
+    for (let i = 0; i < 30 && !ok; i++) {
+      ok = await api.acquire('k').then(() => true, () => false);
+      if (!ok) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ok).toBe(true);
+    await close();
+  });
+
   it('fail-open grants while Redis is unreachable, and settles nothing there', async () => {
     const { sys, client, close } = system({ prefix: fresh(), timeout: 100, onUnavailable: 'fail-open' });
     const api = sys.limiter('api', { limits: [{ limit: 1, interval: '1m' }] });
