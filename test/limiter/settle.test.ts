@@ -1,0 +1,242 @@
+import { describe, expect, it } from 'vitest';
+import {
+  advance,
+  compileCost,
+  compilePolicy,
+  decide,
+  initialState,
+  read,
+  refund,
+  release,
+  settle,
+} from '../../src/limiter/index.js';
+import type {
+  AlgorithmName,
+  CostSpec,
+  Duration,
+  GrantRecord,
+  KeyState,
+  Policy,
+} from '../../src/limiter/index.js';
+import { play, retry } from './play.js';
+
+const ALGORITHMS: AlgorithmName[] = ['token-bucket', 'sliding-window', 'fixed-window'];
+
+function grant(
+  policy: Policy,
+  state: KeyState,
+  cost: CostSpec,
+  now: number,
+): { state: KeyState; grant: GrantRecord } {
+  const d = decide(policy, state, compileCost(policy, cost), now);
+  if (!d.ok)
+    throw new Error(`expected a grant at ${now}, refused: retry ${d.retryAfterMs} by ${d.limit}`);
+  return { state: d.state, grant: d.grant };
+}
+
+const remaining = (policy: Policy, state: KeyState, now: number) =>
+  Object.fromEntries(read(policy, state, now).limits.map((l) => [l.name, l.remaining]));
+
+const tokensPolicy = (algorithm: AlgorithmName, limit: number, interval: Duration) =>
+  compilePolicy({ limits: [{ name: 'tokens', limit, interval, dimension: 'tokens' }], algorithm });
+
+describe('refund', () => {
+  // 3 requests and 100 tokens per second. Before: {1 req, 40 tok} at 0 and {0 req, 30 tok} at 500.
+  it.each([
+    { algorithm: 'token-bucket', want: { rps: 3, tps: 90 } }, // tokens: 30,000 − 200 ms × 100 = 10,000
+    { algorithm: 'sliding-window', want: { rps: 2, tps: 30 } }, // both entries still count at 700
+    { algorithm: 'fixed-window', want: { rps: 2, tps: 30 } }, // [0, 1000) holds 1 and 70
+  ] as const)(
+    'restores exactly what a grant booked at the same instant ($algorithm)',
+    ({ algorithm, want }) => {
+      const p = compilePolicy({
+        limits: [
+          { name: 'rps', limit: 3, interval: '1s' },
+          { name: 'tps', limit: 100, interval: '1s', dimension: 'tokens' },
+        ],
+        algorithm,
+      });
+      let s = initialState(p, 0);
+      s = grant(p, s, { tokens: 40 }, 0).state;
+      s = grant(p, s, { requests: 0, tokens: 30 }, 500).state;
+      const before = structuredClone(s);
+      const g = grant(p, s, { tokens: 20 }, 700);
+      const back = refund(p, g.state, g.grant, 700);
+      expect(back).toEqual(advance(p, before, 700));
+      expect(remaining(p, back, 700)).toEqual(want);
+      // The capacity is back: the same grant is admitted again, to the same state.
+      expect(grant(p, back, { tokens: 20 }, 700).state).toEqual(g.state);
+    },
+  );
+
+  it.each(ALGORITHMS)('keeps the concurrency slot: release frees it (%s)', (algorithm) => {
+    const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }], concurrency: 1, algorithm });
+    const g = grant(p, initialState(p, 0), {}, 0);
+    expect(g.grant.slot).toBe(true);
+    const refunded = refund(p, g.state, g.grant, 0);
+    expect(refunded.inFlight).toBe(1);
+    expect(decide(p, refunded, [1], 0)).toMatchObject({ ok: false, limit: 'concurrency' });
+    const freed = release(refunded, g.grant);
+    expect(freed.inFlight).toBe(0);
+    expect(freed.limits).toBe(refunded.limits);
+    expect(decide(p, freed, [1], 0).ok).toBe(true);
+  });
+
+  it('gives nothing back once the grant has left the sliding window', () => {
+    const p = compilePolicy({
+      limits: [{ limit: 3, interval: 1000 }],
+      algorithm: 'sliding-window',
+    });
+    const a = grant(p, initialState(p, 0), {}, 0);
+    const b = grant(p, a.state, { requests: 2 }, 900);
+    const s = refund(p, b.state, a.grant, 1000);
+    expect(s).toEqual(advance(p, b.state, 1000));
+    expect(s.limits[0]).toEqual({ used: 2, log: [900, 2] });
+  });
+});
+
+describe('settle up: an extra charge is debt that later requests wait out', () => {
+  it('token bucket: 100 tokens/s, 100 booked then settled at 150', () => {
+    // One token is 1,000 scaled; the bucket drains 100 per ms.
+    const p = tokensPolicy('token-bucket', 100, '1s');
+    const g = grant(p, initialState(p, 0), { tokens: 100 }, 0);
+    const { state, grant: moved } = settle(
+      p,
+      g.state,
+      g.grant,
+      compileCost(p, { tokens: 150 }, 'settle', false),
+      0,
+    );
+    expect(moved.units).toEqual([150]);
+    expect(state.limits[0]).toEqual({ used: 150_000 });
+    expect(read(p, state, 0).limits[0]).toMatchObject({ remaining: 0, resetMs: 1500 });
+    play(
+      p,
+      [
+        { at: 0, cost: { tokens: 1 }, want: retry(510) }, // ⌈(150,000 + 1,000 − 100,000) / 100⌉
+        { at: 509, cost: { tokens: 1 }, want: retry(1) },
+        { at: 510, cost: { tokens: 1 }, want: 'granted' },
+      ],
+      state,
+    );
+  });
+
+  it('sliding window: 100 tokens/s, 100 booked at 0, settled at 150 at t = 200', () => {
+    const p = tokensPolicy('sliding-window', 100, '1s');
+    const g = grant(p, initialState(p, 0), { tokens: 100 }, 0);
+    const { state } = settle(p, g.state, g.grant, [150], 200);
+    expect(state.limits[0]).toEqual({ used: 150, log: [0, 100, 200, 50] }); // charged at 200
+    expect(read(p, state, 200).limits[0]).toMatchObject({ remaining: 0, resetMs: 1000 });
+    play(
+      p,
+      [
+        { at: 500, cost: { tokens: 1 }, want: retry(500) }, // the 100 at 0 leave at 1000
+        { at: 1000, cost: { tokens: 51 }, want: retry(200) }, // 50 + 51 > 100 until 1200
+        { at: 1000, cost: { tokens: 50 }, want: 'granted' },
+      ],
+      state,
+    );
+  });
+
+  it('fixed window: 100 tokens/s, 100 booked at 0, settled at 250 at t = 200', () => {
+    const p = tokensPolicy('fixed-window', 100, '1s');
+    const g = grant(p, initialState(p, 0), { tokens: 100 }, 0);
+    const { state } = settle(p, g.state, g.grant, [250], 200);
+    expect(state.limits[0]).toEqual({ start: 0, used: 250 });
+    expect(read(p, state, 200).limits[0]).toMatchObject({ remaining: 0, resetMs: 2800 }); // ⌈250 / 100⌉ windows
+    play(
+      p,
+      [
+        { at: 200, cost: { tokens: 1 }, want: retry(1800) }, // ⌈151 / 100⌉ = 2 windows
+        { at: 1000, cost: { tokens: 1 }, want: retry(1000) }, // 150 carried: 1 more window
+        { at: 2000, cost: { tokens: 51 }, want: retry(1000) }, // 50 carried
+        { at: 2000, cost: { tokens: 50 }, want: 'granted' },
+      ],
+      state,
+    );
+  });
+
+  it('token bucket: an extra charge later is booked after the refill so far (1,200 settled at 1,500)', () => {
+    // 2,000 tokens per minute: one token is 60,000 scaled, the bucket drains 2,000 per ms.
+    const p = tokensPolicy('token-bucket', 2000, '1m');
+    const g = grant(p, initialState(p, 0), { tokens: 1200 }, 0);
+    const { state } = settle(p, g.state, g.grant, [1500], 600);
+    // 72,000,000 − 600 × 2,000 + 300 × 60,000
+    expect(state.limits[0]).toEqual({ used: 88_800_000 });
+    expect(remaining(p, state, 600)).toEqual({ tokens: 520 });
+  });
+});
+
+describe('settle down: the difference goes back to what the grant booked', () => {
+  it('token bucket: 1,200 settled at 950 gives back 250', () => {
+    const p = tokensPolicy('token-bucket', 2000, '1m');
+    const g = grant(p, initialState(p, 0), { tokens: 1200 }, 0);
+    const { state } = settle(p, g.state, g.grant, [950], 0);
+    expect(state.limits[0]).toEqual({ used: 950 * 60_000 });
+    expect(remaining(p, state, 0)).toEqual({ tokens: 1050 });
+    play(
+      p,
+      [
+        { at: 0, cost: { tokens: 1051 }, want: retry(30) }, // 60,000 over, drained at 2,000 per ms
+        { at: 0, cost: { tokens: 1050 }, want: 'granted' },
+      ],
+      state,
+    );
+  });
+
+  it('sliding window: the difference goes to the entry the grant booked, and a later settle starts from actual', () => {
+    const p = tokensPolicy('sliding-window', 2000, '1m');
+    const g = grant(p, initialState(p, 0), { tokens: 1200 }, 0);
+    const down = settle(p, g.state, g.grant, [950], 1000);
+    expect(down.grant).toEqual({ ...g.grant, units: [950] });
+    expect(down.state.limits[0]).toEqual({ used: 950, log: [0, 950] });
+    expect(remaining(p, down.state, 1000)).toEqual({ tokens: 1050 });
+    // From 950 to 1,500: the 550 more are charged at 2,000.
+    const up = settle(p, down.state, down.grant, [1500], 2000);
+    expect(up.state.limits[0]).toEqual({ used: 1500, log: [0, 950, 2000, 550] });
+    // From 1,500 to 1,000: 500 back, to the entry the grant booked at 0.
+    const again = settle(p, up.state, up.grant, [1000], 3000);
+    expect(again.state.limits[0]).toEqual({ used: 1000, log: [0, 450, 2000, 550] });
+    // Settling at the units it holds changes nothing.
+    expect(settle(p, again.state, again.grant, [1000], 3000).state).toEqual(again.state);
+  });
+
+  it('fixed window: gives back within the window, and nothing once that window has closed', () => {
+    const p = tokensPolicy('fixed-window', 2000, '1m');
+    const a = grant(p, initialState(p, 0), { tokens: 1200 }, 0);
+    const down = settle(p, a.state, a.grant, [950], 1000);
+    expect(down.state.limits[0]).toEqual({ start: 0, used: 950 });
+    const b = grant(p, down.state, { tokens: 500 }, 60_000);
+    const late = settle(p, b.state, down.grant, [0], 60_500);
+    expect(late.state.limits[0]).toEqual({ start: 60_000, used: 500 });
+  });
+});
+
+describe('release', () => {
+  const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }], concurrency: 2 });
+
+  it('frees exactly one slot per grant that holds one', () => {
+    const a = grant(p, initialState(p, 0), {}, 0);
+    const b = grant(p, a.state, {}, 0);
+    expect(b.state.inFlight).toBe(2);
+    expect(decide(p, b.state, [1], 0)).toMatchObject({
+      ok: false,
+      limit: 'concurrency',
+      retryAfterMs: 0,
+    });
+    const one = release(b.state, a.grant);
+    expect(one.inFlight).toBe(1);
+    expect(one.at).toBe(b.state.at);
+    expect(release(one, b.grant).inFlight).toBe(0);
+  });
+
+  it('changes nothing for a grant without a slot, or when no slot is held', () => {
+    const d = decide(p, initialState(p, 0), [1], 0, false);
+    if (!d.ok) throw new Error('expected a grant');
+    expect(d.grant.slot).toBe(false);
+    expect(d.state.inFlight).toBe(0);
+    expect(release(d.state, d.grant)).toBe(d.state);
+    const s = initialState(p, 0);
+    expect(release(s, { at: 0, units: [1], slot: true })).toBe(s);
+  });
+});

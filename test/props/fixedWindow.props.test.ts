@@ -1,0 +1,3 @@
+import { coreProperties } from './properties.js';
+
+coreProperties('fixed-window');
