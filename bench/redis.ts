@@ -1,15 +1,536 @@
 /**
- * The Redis suite: a placeholder. The Redis benchmark (tollgate's Redis store against
- * rate-limiter-flexible's RateLimiterRedis, same-run ratios) replaces `run` below; it keeps the
- * section title "Redis" and can reuse the drivers of `workloads.ts` and the formats of `report.ts`,
- * and return its targets (they join the Targets table).
+ * The Redis suite: tollgate's Redis store against rate-limiter-flexible's RateLimiterRedis on the
+ * grant path (a limit so large nobody is refused), with 100 acquires in flight over 1,000 keys for
+ * a fixed time, and three "ceiling" lines: a minimal Lua counter of ours driven the same way, once
+ * with ~100 requests per script call, once in tollgate's shape (one call in flight per key), once
+ * with one call per grant. They show what the round trips cost, apart from what is decided.
+ *
+ * Every measurement runs on a redis-server of its own (test/redis/harness.ts: a free loopback
+ * port, `--save '' --appendonly no`), never the shared one on 6379, and stops it at the end.
  */
-import type { Section, Suite } from './report.js';
+import type { Redis } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { createLimiterSystem } from '../src/index.js';
+import { redisStore } from '../src/redis/index.js';
+import { startRedis, type RedisServer } from '../test/redis/harness.js';
+import { HUGE } from './peers.js';
+import {
+  fmtInt,
+  fmtNs,
+  fmtRate,
+  fmtRatio,
+  fullGc,
+  median,
+  type Block,
+  type Section,
+  type Suite,
+  type SuiteOptions,
+  type Target,
+} from './report.js';
+import { makeKeys, type Acquire } from './workloads.js';
 
-export const REDIS_PLACEHOLDER =
-  '_Filled by the Redis benchmark (`bench/redis.ts`), which another engineer adds; no Redis numbers in this run._';
+/** Acquires in flight at any time (each caller awaits its grant, then asks again). */
+const IN_FLIGHT = 100;
+const KEYS = 1_000;
+/** The most requests one ceiling call carries (the key actor's MAX_BATCH). */
+const MAX_BATCH = 128;
+/** tollgate / RLF, from the issue. */
+const GOAL_VS_RLF = 2;
 
-export const redisSuite: Suite = {
-  name: 'redis',
-  run: async (): Promise<Section> => ({ title: 'Redis', blocks: [{ text: REDIS_PLACEHOLDER }] }),
+interface Params {
+  readonly runs: number;
+  readonly durationMs: number;
+  readonly warmupMs: number;
+}
+
+const FULL: Params = { runs: 3, durationMs: 2_000, warmupMs: 500 };
+const QUICK: Params = { runs: 1, durationMs: 250, warmupMs: 100 };
+
+// ---------------------------------------------------------------------------
+// Peers
+// ---------------------------------------------------------------------------
+
+interface Peer {
+  readonly acquire: Acquire;
+  close(): Promise<void>;
+}
+
+interface RedisPeerFactory {
+  /** The name in tables. */
+  readonly name: string;
+  /** A fresh peer on `client` (a fresh, connected ioredis client; the suite quits it). */
+  create(client: Redis): Peer;
+}
+
+const RLF_NAME = 'rate-limiter-flexible (RateLimiterRedis)';
+const TG_NAME = 'tollgate (redis)';
+
+const rlfRedis: RedisPeerFactory = {
+  name: RLF_NAME,
+  create(client) {
+    const rl = new RateLimiterRedis({
+      storeClient: client,
+      keyPrefix: 'rlf',
+      points: HUGE.limit,
+      duration: HUGE.intervalMs / 1000,
+    });
+    return { acquire: (key) => rl.consume(key), close: async () => {} };
+  },
 };
+
+const tollgateRedis: RedisPeerFactory = {
+  name: TG_NAME,
+  create(client) {
+    const store = redisStore({ client, prefix: 'tg:' });
+    const system = createLimiterSystem({ store });
+    const limiter = system.limiter('bench', {
+      limits: [{ limit: HUGE.limit, interval: HUGE.intervalMs }],
+    });
+    return {
+      acquire: (key) => limiter.acquire(key),
+      async close() {
+        await system.close();
+        await store.close();
+      },
+    };
+  },
+};
+
+/**
+ * The ceiling's script: a fixed-window counter per key. KEYS: the keys of the batch; ARGV[1] the
+ * limit, ARGV[2] the window in ms, ARGV[2 + j] how many requests of KEYS[j] the call carries.
+ * Returns, per key, how many of them are granted (a refused remainder is taken back).
+ */
+const CEILING_LUA = `
+local limit = tonumber(ARGV[1])
+local out = {}
+for j = 1, #KEYS do
+  local n = tonumber(ARGV[j + 2])
+  local used = redis.call('INCRBY', KEYS[j], n)
+  if used == n then
+    redis.call('PEXPIRE', KEYS[j], ARGV[2])
+  end
+  local granted = n
+  if used > limit then
+    granted = math.max(0, n - (used - limit))
+    redis.call('DECRBY', KEYS[j], n - granted)
+  end
+  out[j] = granted
+end
+return out
+`;
+
+type CeilingCall = (keys: readonly string[], counts: readonly number[]) => Promise<number[]>;
+
+/** Defines the ceiling script on `client` (EVALSHA, EVAL on NOSCRIPT, as the store does). */
+function ceilingScript(client: Redis): CeilingCall {
+  const c = client as unknown as Record<string, unknown>;
+  if (typeof c.benchCeiling !== 'function') {
+    client.defineCommand('benchCeiling', { lua: CEILING_LUA });
+  }
+  const run = c.benchCeiling as (...args: (string | number)[]) => Promise<number[]>;
+  return (keys, counts) =>
+    run.call(client, keys.length, ...keys, HUGE.limit, HUGE.intervalMs, ...counts);
+}
+
+interface Pending {
+  readonly key: string;
+  readonly resolve: (granted: true) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+function pending(key: string, push: (p: Pending) => void): Promise<true> {
+  return new Promise<true>((resolve, reject) => push({ key, resolve, reject }));
+}
+
+/** Resolves the first `granted` of `group`; a refusal fails the run (the limit is HUGE). */
+function answer(group: readonly Pending[], granted: number): void {
+  group.forEach((p, i) =>
+    i < granted ? p.resolve(true) : p.reject(new Error(`bench: ceiling refused ${p.key}`)),
+  );
+}
+
+/** Requests of one turn of the loop, coalesced into one call over all their keys (one slot). */
+const ceilingBatch: RedisPeerFactory = {
+  name: 'Lua ceiling: ~100 requests per call (all keys, one slot)',
+  create(client) {
+    const run = ceilingScript(client);
+    let queued: Pending[] = [];
+    let scheduled = false;
+    const send = (batch: readonly Pending[]): void => {
+      const byKey = new Map<string, Pending[]>();
+      for (const p of batch) {
+        const group = byKey.get(p.key);
+        if (group === undefined) byKey.set(p.key, [p]);
+        else group.push(p);
+      }
+      const groups = [...byKey.values()];
+      // One hash tag for every key: one slot, so the call would run on a Cluster too.
+      const keys = [...byKey.keys()].map((k) => `ceil:{all}:${k}`);
+      run(
+        keys,
+        groups.map((g) => g.length),
+      ).then(
+        (granted) => groups.forEach((g, j) => answer(g, granted[j]!)),
+        (e: unknown) => batch.forEach((p) => p.reject(e)),
+      );
+    };
+    const flush = (): void => {
+      scheduled = false;
+      const all = queued;
+      queued = [];
+      for (let s = 0; s < all.length; s += MAX_BATCH) send(all.slice(s, s + MAX_BATCH));
+    };
+    return {
+      acquire: (key) =>
+        pending(key, (p) => {
+          queued.push(p);
+          if (!scheduled) {
+            scheduled = true;
+            // Callers resumed by one reply run before this: they all join the same call.
+            queueMicrotask(flush);
+          }
+        }),
+      close: async () => {},
+    };
+  },
+};
+
+/** tollgate's shape: at most one call in flight per key; requests meanwhile go in its next one. */
+const ceilingPerKey: RedisPeerFactory = {
+  name: 'Lua ceiling: one call in flight per key, its queue batched',
+  create(client) {
+    const run = ceilingScript(client);
+    const queues = new Map<string, { waiting: Pending[]; busy: boolean }>();
+    const pump = (key: string, q: { waiting: Pending[]; busy: boolean }): void => {
+      if (q.busy || q.waiting.length === 0) return;
+      const batch = q.waiting.splice(0, MAX_BATCH);
+      q.busy = true;
+      run([`ceil:{${key}}`], [batch.length]).then(
+        (granted) => {
+          q.busy = false;
+          answer(batch, granted[0]!);
+          pump(key, q);
+        },
+        (e: unknown) => {
+          q.busy = false;
+          batch.forEach((p) => p.reject(e));
+        },
+      );
+    };
+    return {
+      acquire(key) {
+        let q = queues.get(key);
+        if (q === undefined) queues.set(key, (q = { waiting: [], busy: false }));
+        const queue = q;
+        const promise = pending(key, (p) => queue.waiting.push(p));
+        pump(key, queue);
+        return promise;
+      },
+      close: async () => queues.clear(),
+    };
+  },
+};
+
+const ceilingPerGrant: RedisPeerFactory = {
+  name: 'Lua ceiling: one call per grant',
+  create(client) {
+    const run = ceilingScript(client);
+    return {
+      acquire: (key) =>
+        run([`ceil:{${key}}`], [1]).then((granted) => {
+          if (granted[0] !== 1) throw new Error(`bench: ceiling refused ${key}`);
+          return true;
+        }),
+      close: async () => {},
+    };
+  },
+};
+
+const PEERS: readonly RedisPeerFactory[] = [rlfRedis, tollgateRedis];
+const CEILINGS: readonly RedisPeerFactory[] = [ceilingBatch, ceilingPerKey, ceilingPerGrant];
+/** The ceiling of the target: ~100 requests decided per script call. */
+const BATCH_CEILING = ceilingBatch.name;
+
+// ---------------------------------------------------------------------------
+// Workload and measurement
+// ---------------------------------------------------------------------------
+
+/**
+ * A seeded uniform generator in [0, 1) (mulberry32): every run picks the same keys. Each caller
+ * has its own, so picks do not depend on the order callers resume in.
+ */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * `callers` callers, each looping: pick a key uniformly at random, `await acquire(key)`, until `ms`
+ * have passed; the clock stops when the last caller's last acquire returns. Grants and seconds.
+ * (Random, not the memory suite's `keyIndex`: its callers walk the keys in lockstep, so two of
+ * them never ask for one key at once, which no real caller guarantees.)
+ */
+async function forDuration(
+  acquire: Acquire,
+  keys: readonly string[],
+  callers: number,
+  ms: number,
+): Promise<{ grants: number; seconds: number }> {
+  const n = keys.length;
+  let grants = 0;
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(Math.round(ms * 1e6));
+  const caller = async (c: number): Promise<void> => {
+    const pick = random(0x9e3779b9 ^ (c + 1));
+    for (;;) {
+      await acquire(keys[Math.floor(pick() * n)]!);
+      grants++;
+      if (process.hrtime.bigint() >= deadline) return;
+    }
+  };
+  const all: Promise<void>[] = [];
+  for (let c = 0; c < callers; c++) all.push(caller(c));
+  await Promise.all(all);
+  return { grants, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+}
+
+/** One measurement of one peer. */
+interface Sample {
+  readonly rate: number;
+  readonly grants: number;
+  /** EVALSHA + EVAL calls Redis ran (commandstats). */
+  readonly scriptCalls: number;
+  /** Redis' time in those calls, µs (commandstats `usec`). */
+  readonly scriptUs: number;
+  /** Redis process CPU (user + sys), µs. */
+  readonly redisCpuUs: number;
+  /** This Node process's CPU (user + sys), µs. */
+  readonly nodeCpuUs: number;
+}
+
+function infoNumber(info: string, field: string): number {
+  const m = new RegExp(`^${field}:([0-9.]+)`, 'm').exec(info);
+  if (m === null) throw new Error(`bench: INFO has no ${field}`);
+  return Number(m[1]);
+}
+
+async function redisCpuUs(admin: Redis): Promise<number> {
+  const info = await admin.info('cpu');
+  return (infoNumber(info, 'used_cpu_user') + infoNumber(info, 'used_cpu_sys')) * 1e6;
+}
+
+async function scriptStats(admin: Redis): Promise<{ calls: number; us: number }> {
+  const info = await admin.info('commandstats');
+  let calls = 0;
+  let us = 0;
+  for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+),usec=(\d+)/gm)) {
+    calls += Number(m[1]);
+    us += Number(m[2]);
+  }
+  return { calls, us };
+}
+
+/** Measures one peer once: empty database, fresh connection and instance, full GC first. */
+async function once(
+  factory: RedisPeerFactory,
+  server: RedisServer,
+  admin: Redis,
+  keys: readonly string[],
+  ms: number,
+): Promise<Sample> {
+  await admin.flushall();
+  const client = server.client();
+  await client.ping();
+  const peer = factory.create(client);
+  try {
+    await fullGc();
+    await admin.config('RESETSTAT');
+    const redis0 = await redisCpuUs(admin);
+    const node0 = process.cpuUsage();
+    const { grants, seconds } = await forDuration(peer.acquire, keys, IN_FLIGHT, ms);
+    const node = process.cpuUsage(node0);
+    const redisCpu = (await redisCpuUs(admin)) - redis0;
+    const script = await scriptStats(admin);
+    return {
+      rate: grants / seconds,
+      grants,
+      scriptCalls: script.calls,
+      scriptUs: script.us,
+      redisCpuUs: redisCpu,
+      nodeCpuUs: node.user + node.system,
+    };
+  } finally {
+    await peer.close();
+    await client.quit();
+  }
+}
+
+/** The order of peers in round `r`: rotated, so no peer always runs first or last. */
+function rotate<T>(xs: readonly T[], r: number): T[] {
+  const k = r % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+// ---------------------------------------------------------------------------
+// The suite
+// ---------------------------------------------------------------------------
+
+async function run(options: SuiteOptions): Promise<Section> {
+  const p = options.quick ? QUICK : FULL;
+  const { log } = options;
+  const all = [...PEERS, ...CEILINGS];
+  const keys = makeKeys(KEYS);
+  const samples = new Map<string, Sample[]>(all.map((f) => [f.name, []]));
+
+  log('redis: starting a redis-server of its own');
+  const server = await startRedis();
+  let version: string;
+  try {
+    const admin = server.client();
+    version = infoString(await admin.info('server'), 'redis_version');
+    log(`redis: redis-server ${version} on ${server.host}:${server.port}`);
+    log('redis: warm-up');
+    for (const f of all) await once(f, server, admin, keys, p.warmupMs);
+    for (let r = 0; r < p.runs; r++) {
+      for (const f of rotate(all, r)) {
+        const s = await once(f, server, admin, keys, p.durationMs);
+        samples.get(f.name)!.push(s);
+        log(
+          `redis: run ${r + 1}/${p.runs} ${f.name}: ${fmtRate(s.rate)}/s, ` +
+            `${(s.grants / s.scriptCalls).toFixed(2)} grants per script call`,
+        );
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+
+  // Every ratio is against rate-limiter-flexible (or a ceiling) measured in this same run.
+  const rates = (name: string): number[] => samples.get(name)!.map((s) => s.rate);
+  const med = (name: string): number => median(rates(name));
+  const runsOf = (name: string): string => rates(name).map(fmtRate).join(' / ');
+  /** The median over runs of a per-grant (or per-call) quantity. */
+  const medOf = (name: string, f: (s: Sample) => number): number =>
+    median(samples.get(name)!.map(f));
+  const rlf = med(RLF_NAME);
+  const tg = med(TG_NAME);
+  const perCall = (name: string): number => medOf(name, (s) => s.grants / s.scriptCalls);
+  const tgPerCall = perCall(TG_NAME);
+  const batchPerCall = perCall(BATCH_CEILING);
+  const runsWord = `${p.runs} run${p.runs === 1 ? '' : 's'}`;
+
+  const blocks: Block[] = [
+    {
+      text: [
+        `Workload: ${IN_FLIGHT} callers in flight, each looping: pick one of ${fmtInt(KEYS)} keys uniformly at`,
+        `random (a seeded sequence per caller), \`await acquire(key)\`, repeat; for ${p.durationMs} ms. Grants/s is`,
+        `the grants taken over the time until the last caller's last acquire returned. Limit`,
+        `${fmtInt(HUGE.limit)} per ${HUGE.intervalMs / 1000} s, so nobody is refused.`,
+        `Redis ${version} of the bench's own (loopback, \`--save '' --appendonly no\`) on the same machine as`,
+        `Node; each measurement uses a fresh ioredis connection (default options) and instance on an`,
+        `emptied database, after a full GC; peers are interleaved within each run (rotated order).`,
+        `tollgate: \`redisStore({ client })\` (time: 'redis', defaults) through \`createLimiterSystem\` and`,
+        `\`limiter.acquire\`; rate-limiter-flexible: \`RateLimiterRedis({ storeClient })\`, \`consume(key)\`.`,
+        `Median of ${runsWord} (all runs listed); ratios are to rate-limiter-flexible in this run (higher is better).`,
+      ].join('\n'),
+    },
+    {
+      table: {
+        title: `Throughput (awaited grants per second, ${IN_FLIGHT} in flight, ${fmtInt(KEYS)} keys)`,
+        headers: ['peer', 'grants/s', 'vs RLF', 'runs'],
+        rows: PEERS.map((f) => [
+          f.name,
+          fmtRate(med(f.name)),
+          fmtRatio(med(f.name) / rlf),
+          runsOf(f.name),
+        ]),
+      },
+    },
+    {
+      table: {
+        title: 'Batch-Lua ceiling (same workload, a minimal script of ours)',
+        headers: ['ceiling', 'grants/s', 'vs RLF', 'tollgate / ceiling', 'runs'],
+        rows: CEILINGS.map((f) => [
+          f.name,
+          fmtRate(med(f.name)),
+          fmtRatio(med(f.name) / rlf),
+          fmtRatio(tg / med(f.name)),
+          runsOf(f.name),
+        ]),
+      },
+    },
+    {
+      text: [
+        `The ceiling script is a fixed-window counter per key (\`INCRBY\` by the call's count for the key,`,
+        `\`PEXPIRE\` when new, refuse past the limit), sent with EVALSHA through the same driver: requests`,
+        `of one turn of the event loop coalesced into one call over all their keys (the keys share one hash`,
+        `tag, so it would run on a Cluster too); tollgate's shape (at most one call in flight per key, the`,
+        `requests that arrive meanwhile go in its next call, up to ${MAX_BATCH}); one call per grant. It decides`,
+        `much less than either library (one counter; no \`TIME\`, no multi-limit state), so it is a bound on`,
+        `what the round trips allow, not a competitor.`,
+      ].join('\n'),
+    },
+    {
+      table: {
+        title: 'Where the time goes (median of runs)',
+        headers: [
+          'peer',
+          'grants per script call',
+          'Node CPU per grant',
+          'Redis CPU per grant',
+          'in scripts per grant',
+        ],
+        rows: all.map((f) => [
+          f.name,
+          perCall(f.name).toFixed(2),
+          fmtNs(medOf(f.name, (s) => (s.nodeCpuUs * 1e3) / s.grants)),
+          fmtNs(medOf(f.name, (s) => (s.redisCpuUs * 1e3) / s.grants)),
+          fmtNs(medOf(f.name, (s) => (s.scriptUs * 1e3) / s.grants)),
+        ]),
+      },
+    },
+    {
+      text: [
+        `Script calls and the time in them are Redis' \`INFO commandstats\` (EVALSHA + EVAL), reset before each`,
+        `measurement; Redis CPU is the server's \`used_cpu_user + used_cpu_sys\`; Node CPU is \`process.cpuUsage()\``,
+        `of the bench process (the peer, ioredis and the driver). Node and Redis share the machine's cores.`,
+        `With ${IN_FLIGHT} requests in flight over ${fmtInt(KEYS)} keys a key rarely has a second request queued while`,
+        `its call is out, so batching per key helps little: tollgate's key actors sent ${tgPerCall.toFixed(2)} requests per`,
+        `script call (rate-limiter-flexible: one per grant by design), against ${batchPerCall.toFixed(1)} for the cross-key batch ceiling.`,
+      ].join('\n'),
+    },
+  ];
+
+  const vsRlf = tg / rlf;
+  const vsCeiling = tg / med(BATCH_CEILING);
+  const targets: Target[] = [
+    {
+      name: `Redis grants/s (${IN_FLIGHT} in flight, ${fmtInt(KEYS)} keys) vs RLF RateLimiterRedis`,
+      measured: fmtRatio(vsRlf),
+      goal: `≥ ${GOAL_VS_RLF.toFixed(2)}×`,
+      met: vsRlf >= GOAL_VS_RLF,
+    },
+    {
+      name: `Redis grants/s vs batch-Lua ceiling (~${Math.round(batchPerCall)} requests per call), tollgate / ceiling`,
+      measured: fmtRatio(vsCeiling),
+      goal: 'reported (no goal)',
+      met: null,
+    },
+  ];
+
+  return { title: 'Redis', blocks, targets };
+}
+
+function infoString(info: string, field: string): string {
+  const m = new RegExp(`^${field}:(\\S+)`, 'm').exec(info);
+  return m?.[1] ?? 'unknown';
+}
+
+export const redisSuite: Suite = { name: 'redis', run };

@@ -21,7 +21,8 @@ export interface Target {
   readonly name: string;
   readonly measured: string;
   readonly goal: string;
-  readonly met: boolean;
+  /** `null`: reported for reference, no goal to meet. */
+  readonly met: boolean | null;
 }
 
 /** What a suite returns: one `## title` section of BENCHMARKS.md, and the targets it checked. */
@@ -115,7 +116,12 @@ export function renderSection(s: Section): string {
 export function renderTargets(targets: readonly Target[]): string {
   return renderTable({
     headers: ['target', 'measured', 'goal', 'met'],
-    rows: targets.map((t) => [t.name, t.measured, t.goal, t.met ? 'yes' : '**no**']),
+    rows: targets.map((t) => [
+      t.name,
+      t.measured,
+      t.goal,
+      t.met === null ? '–' : t.met ? 'yes' : '**no**',
+    ]),
     align: ['l', 'r', 'l', 'l'],
   });
 }

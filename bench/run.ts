@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     [
       '## Targets',
       '',
-      'From the issue; ratios are tollgate / rate-limiter-flexible in this run.',
+      'From the issue; ratios are tollgate / rate-limiter-flexible in this run unless the target names another reference.',
       '',
       renderTargets(targets),
     ].join('\n'),

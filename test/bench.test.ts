@@ -43,6 +43,8 @@ describe('npm run bench -- --quick', () => {
         '### Grant latency',
         '### Heap per key',
         '## Redis',
+        '### Batch-Lua ceiling',
+        '### Where the time goes',
         '| peer',
         '| target',
       ]) {
@@ -53,6 +55,8 @@ describe('npm run bench -- --quick', () => {
         'rate-limiter-flexible (memory)',
         'limiter',
         'p-queue',
+        'tollgate (redis)',
+        'rate-limiter-flexible (RateLimiterRedis)',
       ]) {
         expect(stdout).toContain(peer);
       }
