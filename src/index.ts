@@ -53,3 +53,9 @@ export type { BreakerPermit, TryEnterResult, BreakerStateChange, BreakerEvents, 
 export { parseRateLimitHeaders, feedbackFromResponse, parseGoDuration, parseRetryAfter } from './llm/headers.js';
 export type { HeaderSource, ProviderFeedback, ProviderLimit, Provider } from './llm/headers.js';
 export { PAUSED } from './actors/store.js';
+export { limitedFetch } from './llm/fetch.js';
+export type { LimitedFetchOptions } from './llm/fetch.js';
+export { estimateRequestCost, estimateTokens, projectCost, defaultTokenizer, DEFAULT_MAX_OUTPUT_TOKENS, IMAGE_TOKENS } from './llm/estimate.js';
+export type { Tokenizer, TokenEstimator, TokenEstimate } from './llm/estimate.js';
+export { usageFromBody, usageFromObject, costFromUsage, SseUsageReader } from './llm/usage.js';
+export type { TokenUsage } from './llm/usage.js';

@@ -1,0 +1,211 @@
+/**
+ * What an LLM request will cost, estimated before it is sent, from its JSON body: the input
+ * tokens counted with a real BPE tokenizer, plus the most output the request allows.
+ *
+ * Input, per the OpenAI cookbook's "How to count tokens with tiktoken" (chat format):
+ *   3 tokens per message + the tokens of its role, its text, its `name` (+1) and its tool calls,
+ *   + 3 tokens that prime the reply.
+ * Worked example: `messages: [{ role: 'user', content: 'Hello world' }]` with o200k_base is
+ *   3 + tokens('user') 1 + tokens('Hello world') 2 + 3 = 9 input tokens.
+ * Read from the body: Chat Completions `messages` (string or text-part content, tool calls,
+ * `tools`/`functions`/`response_format` as JSON), Responses `instructions` and `input` (a string,
+ * strings, or items), legacy `prompt`, Anthropic `system` and content blocks. Every image counts
+ * {@link IMAGE_TOKENS}; JSON tool definitions count as their JSON text (an approximation: the
+ * provider renders them in a format of its own).
+ *
+ * Output: `max_completion_tokens`, else `max_tokens`, else `max_output_tokens` (Responses), else
+ * {@link DEFAULT_MAX_OUTPUT_TOKENS}, times `n` choices. An embeddings model (its name contains
+ * `embedding`) produces no output tokens. This is the worst case on purpose: OpenAI also counts
+ * `max_tokens` toward its tokens-per-minute limit, and the settle after the call refunds the rest.
+ *
+ * The tokenizer is o200k_base (GPT-4o and later) from the pure-JS `gpt-tokenizer` package, whose
+ * ranks ship inside the package: nothing is downloaded at run time. It is loaded on first use
+ * (~0.3 s, once), so importing tollgate costs nothing when no estimate is made. Other providers'
+ * tokenizers differ by some percent; pass your own {@link Tokenizer} or {@link TokenEstimator}
+ * when that matters.
+ */
+import { createRequire } from 'node:module';
+import type * as O200k from 'gpt-tokenizer/encoding/o200k_base';
+import type { CostSpec } from '../limiter/types.js';
+
+/** Tokenizer counts the tokens of a text. */
+export type Tokenizer = (text: string) => number;
+
+/**
+ * TokenEstimator maps a request body (parsed JSON, or undefined when there was none or it did
+ * not parse) to the cost to acquire. `dimensions` are those the limiter's policy counts; a cost
+ * naming any other dimension is refused by acquire (`tokens` may be left to be derived from
+ * `inputTokens + outputTokens`).
+ */
+export type TokenEstimator = (body: unknown, dimensions: readonly string[]) => CostSpec;
+
+/** DEFAULT_MAX_OUTPUT_TOKENS is the output assumed for a request that names no maximum. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 1024;
+
+/** IMAGE_TOKENS is the input assumed per image (OpenAI's count for 1024 × 1024 in high detail). */
+export const IMAGE_TOKENS = 765;
+
+/** TokenEstimate is the tokens a request is expected to take, in and out. */
+export interface TokenEstimate {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+}
+
+type Encoding = typeof O200k;
+let encoding: Encoding | null = null;
+// Special-token text in user input (`<|endoftext|>`) is counted as plain text, never thrown on.
+const AS_TEXT = { disallowedSpecial: new Set<string>() };
+
+/**
+ * defaultTokenizer counts tokens with o200k_base (`gpt-tokenizer`), loading the encoding on its
+ * first call.
+ *
+ * @example defaultTokenizer('Hello world') // 2
+ */
+export const defaultTokenizer: Tokenizer = (text) => {
+  if (text.length === 0) return 0;
+  encoding ??= createRequire(import.meta.url)('gpt-tokenizer/encoding/o200k_base') as Encoding;
+  return encoding.countTokens(text, AS_TEXT);
+};
+
+/**
+ * estimateTokens estimates the input and output tokens of a request body, as described in the
+ * file comment. A body that is not an object estimates 0 in and 0 out.
+ *
+ * @example
+ * estimateTokens({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello world' }], max_tokens: 50 })
+ * // { inputTokens: 9, outputTokens: 50 }
+ */
+export function estimateTokens(
+  body: unknown,
+  tokenizer: Tokenizer = defaultTokenizer,
+): TokenEstimate {
+  if (!isRecord(body)) return { inputTokens: 0, outputTokens: 0 };
+  return { inputTokens: inputTokens(body, tokenizer), outputTokens: outputTokens(body) };
+}
+
+/**
+ * estimateRequestCost is the default {@link TokenEstimator}: `requests: 1`, plus the estimated
+ * tokens in the dimensions the policy counts. `inputTokens` and `outputTokens` are given when
+ * counted; `tokens` (their sum) when counted.
+ *
+ * @example
+ * estimateRequestCost(body, limiter.policy.dimensions) // { requests: 1, tokens: 59 }
+ */
+export function estimateRequestCost(
+  body: unknown,
+  dimensions: readonly string[],
+  tokenizer: Tokenizer = defaultTokenizer,
+): CostSpec {
+  return projectCost(estimateTokens(body, tokenizer), dimensions);
+}
+
+/**
+ * projectCost turns input and output tokens into a cost in the dimensions given: `requests: 1`,
+ * and `inputTokens`, `outputTokens` and `tokens` (their sum) where counted.
+ */
+export function projectCost(tokens: TokenEstimate, dimensions: readonly string[]): CostSpec {
+  const cost: Record<string, number> = { requests: 1 };
+  if (dimensions.includes('inputTokens')) cost.inputTokens = tokens.inputTokens;
+  if (dimensions.includes('outputTokens')) cost.outputTokens = tokens.outputTokens;
+  if (dimensions.includes('tokens')) cost.tokens = tokens.inputTokens + tokens.outputTokens;
+  return cost;
+}
+
+const PER_MESSAGE = 3;
+const REPLY_PRIMING = 3;
+
+function inputTokens(body: Record<string, unknown>, count: Tokenizer): number {
+  let n = 0;
+  let messages = 0;
+  const text = (t: string): void => {
+    n += count(t);
+  };
+  if (typeof body.system === 'string') text(body.system);
+  else if (Array.isArray(body.system)) n += contentTokens(body.system, count);
+  if (typeof body.instructions === 'string') text(body.instructions);
+  if (Array.isArray(body.messages)) {
+    for (const m of body.messages) {
+      messages++;
+      n += messageTokens(m, count);
+    }
+  }
+  // Responses / embeddings `input` and legacy `prompt`: a string, strings, or items.
+  for (const field of [body.input, body.prompt]) {
+    if (typeof field === 'string') text(field);
+    else if (Array.isArray(field)) {
+      for (const item of field) {
+        if (typeof item === 'string') text(item);
+        else if (isRecord(item)) {
+          messages++;
+          n += messageTokens(item, count);
+        }
+      }
+    }
+  }
+  for (const field of [body.tools, body.functions, body.response_format, body.text]) {
+    if (field !== undefined && field !== null) text(JSON.stringify(field));
+  }
+  if (messages > 0) n += REPLY_PRIMING;
+  return n;
+}
+
+// One message or item: the cookbook's per-message overhead, its role, content, name, tool calls.
+function messageTokens(m: unknown, count: Tokenizer): number {
+  if (!isRecord(m)) return 0;
+  let n = PER_MESSAGE;
+  if (typeof m.role === 'string') n += count(m.role);
+  if (typeof m.name === 'string') n += count(m.name) + 1;
+  n += contentTokens(m.content, count);
+  if (Array.isArray(m.tool_calls)) {
+    for (const call of m.tool_calls) {
+      const fn = isRecord(call) && isRecord(call.function) ? call.function : {};
+      if (typeof fn.name === 'string') n += count(fn.name);
+      if (typeof fn.arguments === 'string') n += count(fn.arguments);
+    }
+  }
+  if (typeof m.tool_call_id === 'string') n += count(m.tool_call_id);
+  // Responses items: function_call (name, arguments) and function_call_output (output).
+  if (m.type === 'function_call' && typeof m.name === 'string' && typeof m.arguments === 'string') {
+    n += count(m.arguments);
+  }
+  if (typeof m.output === 'string') n += count(m.output);
+  return n;
+}
+
+// A content: a string, or parts/blocks (text, images, Anthropic tool_use and tool_result).
+function contentTokens(content: unknown, count: Tokenizer): number {
+  if (typeof content === 'string') return count(content);
+  if (!Array.isArray(content)) return 0;
+  let n = 0;
+  for (const part of content) {
+    if (typeof part === 'string') n += count(part);
+    else if (isRecord(part)) {
+      if (typeof part.text === 'string') n += count(part.text);
+      else if (typeof part.type === 'string' && /image/.test(part.type)) n += IMAGE_TOKENS;
+      if (part.type === 'tool_use' && part.input !== undefined)
+        n += count(JSON.stringify(part.input));
+      if (part.type === 'tool_result') n += contentTokens(part.content, count);
+    }
+  }
+  return n;
+}
+
+function outputTokens(body: Record<string, unknown>): number {
+  if (typeof body.model === 'string' && body.model.includes('embedding')) return 0;
+  const max =
+    count(body.max_completion_tokens) ??
+    count(body.max_tokens) ??
+    count(body.max_output_tokens) ??
+    DEFAULT_MAX_OUTPUT_TOKENS;
+  const n = count(body.n) ?? 1;
+  return max * Math.max(1, n);
+}
+
+function count(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,345 @@
+/**
+ * limitedFetch wraps `fetch` so every call to an LLM API goes through a {@link Limiter}: pass it
+ * to an SDK (`new OpenAI({ fetch: limitedFetch({ limiter }) })`) or call it like fetch.
+ *
+ * The flow of one call:
+ *
+ *   parse the JSON body ─▶ key (the body's `model`) ─▶ estimate (input tokens + max output)
+ *     ─▶ limiter.acquire(key, { cost, signal })          waits; CircuitOpenError etc. pass through,
+ *                                                        an abort rejects with signal.reason as fetch does
+ *     ─▶ fetch(input, init)
+ *          threw ─▶ report 'failure' ('neutral' if the caller aborted) ─▶ release ─▶ rethrow
+ *     ─▶ limiter.feedback(key, headers)   a 429 pauses the key; remaining lowers its capacity
+ *     ─▶ report to the breaker: 2xx/3xx success · throttled neutral (429, or 503/529 naming a
+ *        retry delay: the provider said when to come back) · other 5xx failure · other 4xx neutral
+ *     ─▶ settle and release, once:
+ *          error status ─▶ settle { requests: 1 } and 0 tokens, release, return the response
+ *          JSON         ─▶ read a clone, settle with its `usage`, release, return the response
+ *          SSE / other  ─▶ return a new Response whose body passes the original through, reading
+ *                          the usage events on the way; settle and release when the body ends,
+ *                          errors, or the consumer cancels it
+ *
+ * Choices made, and why:
+ * - An error status books the request but no tokens: the provider did not process the prompt
+ *   (providers count refused requests toward requests-per-minute, not toward tokens).
+ * - A thrown fetch (network error, abort) keeps the estimate booked, as `limiter.run` does: the
+ *   provider may have processed the call, and it cannot be told.
+ * - A stream that is abandoned or breaks settles with what it said so far; a dimension it never
+ *   said keeps the estimate. An OpenAI stream says its usage only with
+ *   `stream_options: { include_usage: true }`: without it the estimate stays booked.
+ * - The grant is settled before the JSON response is handed back, so a caller that awaited the
+ *   call sees the booking final. A consumer that neither reads nor cancels a streamed body holds
+ *   the concurrency slot until the grant's lease expires (`leaseTtl`), if the limiter has one.
+ * - Feedback never throws into the caller: an odd header or a closed limiter must not fail a
+ *   call that succeeded.
+ */
+import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
+import { Limiter } from '../actors/limiter.js';
+import type { CallOutcome, Grant } from '../actors/grant.js';
+import { systemClock } from '../actors/clock.js';
+import type { CostSpec, Duration, Ms } from '../limiter/types.js';
+import { estimateTokens, projectCost, type TokenEstimator } from './estimate.js';
+import { feedbackFromResponse } from './headers.js';
+import { costFromUsage, SseUsageReader, usageFromBody, type TokenUsage } from './usage.js';
+
+/** LimitedFetchOptions are the options of {@link limitedFetch}. */
+export interface LimitedFetchOptions {
+  /** The limiter every call goes through. Its policy's dimensions decide what is estimated. */
+  readonly limiter: Limiter;
+  /**
+   * The limiter key of a call: a fixed string, or a function of the URL and the parsed JSON body
+   * (undefined when there is none). @default the body's `model`, else `'default'`
+   */
+  readonly key?: string | ((url: string, body: unknown) => string);
+  /**
+   * The cost to acquire, from the parsed JSON body (undefined when the body is not a JSON string)
+   * and the policy's dimensions. @default estimateRequestCost with o200k_base; `{ requests: 1 }`
+   * for a body that is not JSON
+   */
+  readonly estimate?: TokenEstimator;
+  /** The fetch to call. @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+  /** Give up waiting for the limiter after this long (AcquireTimeoutError). @default no timeout */
+  readonly timeout?: Duration;
+  /** Ms since the epoch, to read dated headers (`retry-after: <HTTP-date>`). @default systemClock.now */
+  readonly now?: () => Ms;
+}
+
+/**
+ * limitedFetch returns a `fetch` that acquires from `options.limiter` before each call, feeds
+ * the provider's rate-limit headers back to it, reports each outcome to the key's circuit
+ * breaker, and settles the grant with the usage the provider reports. See the file comment for
+ * the flow. The returned function rejects with whatever acquire or the wrapped fetch rejects with
+ * (AcquireTimeoutError, CircuitOpenError, QueueFullError, a network error, …), except that an
+ * abort while waiting for the limiter rejects, as fetch does, with `signal.reason` (an
+ * AbortError DOMException unless the caller gave another reason). Every grant it took is
+ * released whatever happens, and settled at most once.
+ *
+ * @throws InvalidArgumentError (synchronously) for options that are not what they should be.
+ * @example
+ * const limiter = system.limiter('openai', {
+ *   limits: [{ limit: 500, interval: '1m' }, { limit: 200_000, interval: '1m', dimension: 'tokens' }],
+ * });
+ * const client = new OpenAI({ fetch: limitedFetch({ limiter }) });
+ */
+export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
+  const { limiter, key, estimate, timeout } = checkOptions(options);
+  const inner = options.fetch ?? globalThis.fetch;
+  const now = options.now ?? systemClock.now;
+
+  return async function limited(
+    input: string | URL | Request,
+    init?: RequestInit,
+  ): Promise<Response> {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const body = await jsonBody(input, init);
+    const k = typeof key === 'function' ? key(url, body) : (key ?? modelOf(body));
+    // Estimate: the parts (input, output) are kept for settling a stream that told only one of them.
+    const dims = limiter.policy.dimensions;
+    let cost: CostSpec;
+    let parts: TokenUsage;
+    if (estimate !== undefined) {
+      cost = estimate(body, dims);
+      parts = cost;
+    } else if (body === undefined) {
+      cost = { requests: 1 };
+      parts = {};
+    } else {
+      const tokens = estimateTokens(body);
+      parts = tokens;
+      cost = projectCost(tokens, dims);
+    }
+    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
+    let grant: Grant;
+    try {
+      grant = await limiter.acquire(k, {
+        cost,
+        ...(signal != null && { signal }),
+        ...(timeout !== undefined && { timeout }),
+      });
+    } catch (e) {
+      // Aborted while waiting: reject as fetch does, with the signal's reason (an AbortError by
+      // default), so SDKs tell an abort or their own timeout from a failure.
+      if (e instanceof AcquireAbortedError && signal?.aborted === true) throw signal.reason;
+      throw e;
+    }
+    const call = new Call(limiter, grant, cost, parts);
+
+    let res: Response;
+    try {
+      res = await inner(input, init);
+    } catch (e) {
+      call.report(signal?.aborted === true ? 'neutral' : 'failure');
+      void call.end(null);
+      throw e;
+    }
+    try {
+      return await call.answer(k, res, now);
+    } catch (e) {
+      void call.end(null); // not expected: the steps above catch their own errors; never hold the grant
+      throw e;
+    }
+  };
+}
+
+/** One call's grant, from the response to its one settle and release. */
+class Call {
+  /** Set once settle and release were done; every later end is a no-op. */
+  #ended = false;
+
+  constructor(
+    readonly limiter: Limiter,
+    readonly grant: Grant,
+    readonly cost: CostSpec,
+    readonly parts: TokenUsage,
+  ) {}
+
+  async answer(key: string, res: Response, now: () => Ms): Promise<Response> {
+    let throttled = res.status === 429;
+    try {
+      const feedback = feedbackFromResponse({ status: res.status, headers: res.headers }, now());
+      throttled = feedback.throttled;
+      await this.limiter.feedback(key, feedback);
+    } catch {
+      // Feedback is advice: a failure to apply it must not fail the call.
+    }
+    this.report(
+      throttled
+        ? 'neutral'
+        : res.status >= 500
+          ? 'failure'
+          : res.status >= 400
+            ? 'neutral'
+            : 'success',
+    );
+    if (res.status >= 400) {
+      await this.end(this.#refused());
+      return res;
+    }
+    if (res.body === null || res.status === 204 || res.status === 205 || res.status === 304) {
+      await this.end(null);
+      return res;
+    }
+    const type = res.headers.get('content-type') ?? '';
+    if (/\bjson\b/i.test(type)) {
+      let usage: TokenUsage | null = null;
+      try {
+        usage = usageFromBody(JSON.parse(await res.clone().text()));
+      } catch {
+        // An unreadable or malformed body: the estimate stays booked.
+      }
+      await this.end(this.#actual(usage));
+      return res;
+    }
+    return this.#watch(res, /^\s*text\/event-stream/i.test(type) ? new SseUsageReader() : null);
+  }
+
+  /**
+   * end settles with `actual` (null: the estimate stays) and releases, once. The settle's promise
+   * is awaited but never rejects into the caller.
+   */
+  async end(actual: CostSpec | null): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    try {
+      if (actual !== null) await this.grant.settle(actual);
+    } catch {
+      // The policy changed under the grant, or the store failed: the estimate stays booked.
+    }
+    try {
+      this.grant.release();
+    } catch {
+      // The system was closed meanwhile: there is nothing left to give back to.
+    }
+  }
+
+  /** report tells the key's breaker how the call went; like feedback, it never fails the call. */
+  report(outcome: CallOutcome): void {
+    try {
+      this.grant.report(outcome);
+    } catch {
+      // The breaker was stopped with the system.
+    }
+  }
+
+  /** The cost to settle with from the usage the provider told (null: the estimate stays). */
+  #actual(usage: TokenUsage | null): CostSpec | null {
+    if (usage === null) return null;
+    return costFromUsage(this.cost, usage, this.limiter.policy.dimensions, this.parts);
+  }
+
+  /** The cost of a call the provider refused: one request, and no tokens in any counted dimension. */
+  #refused(): CostSpec {
+    const dims = this.limiter.policy.dimensions;
+    const tokens = ['inputTokens', 'outputTokens', 'tokens'].filter((d) => dims.includes(d));
+    return { requests: 1, ...Object.fromEntries(tokens.map((d) => [d, 0])) };
+  }
+
+  /** A Response whose body is `res.body` passed through, ending the call when the body is done. */
+  #watch(res: Response, sse: SseUsageReader | null): Response {
+    const source = res.body!.getReader();
+    const decoder = new TextDecoder();
+    // Set when the consumer cancels: a read still pending then must not touch the controller.
+    let cancelled = false;
+    const finish = (): void => {
+      if (sse !== null) {
+        sse.push(decoder.decode());
+        sse.end();
+      }
+      void this.end(this.#actual(sse?.usage ?? null));
+    };
+    const body = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          let chunk: Awaited<ReturnType<typeof source.read>>;
+          try {
+            chunk = await source.read();
+          } catch (e) {
+            finish(); // the stream broke (network, abort): settle with what it said so far
+            if (!cancelled) controller.error(e);
+            return;
+          }
+          if (chunk.done || cancelled) {
+            finish();
+            if (!cancelled) controller.close();
+            return;
+          }
+          if (sse !== null) sse.push(decoder.decode(chunk.value, { stream: true }));
+          controller.enqueue(chunk.value);
+        },
+        cancel(reason) {
+          cancelled = true;
+          finish(); // the consumer abandoned the stream
+          return source.cancel(reason).catch(() => {});
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const wrapped = new Response(body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers,
+    });
+    Object.defineProperty(wrapped, 'url', { value: res.url });
+    Object.defineProperty(wrapped, 'redirected', { value: res.redirected });
+    return wrapped;
+  }
+}
+
+// The parsed JSON body of a call, or undefined: a string body (or a Request's) that parses.
+async function jsonBody(
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+): Promise<unknown> {
+  let text: string | undefined;
+  if (typeof init?.body === 'string') text = init.body;
+  else if (init?.body == null && input instanceof Request && input.body !== null) {
+    text = await input
+      .clone()
+      .text()
+      .catch(() => undefined);
+  }
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function modelOf(body: unknown): string {
+  const model =
+    typeof body === 'object' && body !== null ? (body as { model?: unknown }).model : undefined;
+  return typeof model === 'string' && model.length > 0 ? model : 'default';
+}
+
+function checkOptions(options: LimitedFetchOptions): LimitedFetchOptions {
+  if (typeof options !== 'object' || options === null || !(options.limiter instanceof Limiter)) {
+    throw new InvalidArgumentError(
+      'tollgate: limitedFetch expects { limiter } with a Limiter from system.limiter()',
+    );
+  }
+  const { key, estimate, fetch: f, now } = options;
+  if (key !== undefined && typeof key !== 'string' && typeof key !== 'function') {
+    throw new InvalidArgumentError(
+      `tollgate: limitedFetch key must be a string or a function, got ${typeof key}`,
+    );
+  }
+  for (const [name, fn] of [
+    ['estimate', estimate],
+    ['fetch', f],
+    ['now', now],
+  ] as const) {
+    if (fn !== undefined && typeof fn !== 'function') {
+      throw new InvalidArgumentError(
+        `tollgate: limitedFetch ${name} must be a function, got ${typeof fn}`,
+      );
+    }
+  }
+  if (f === undefined && typeof globalThis.fetch !== 'function') {
+    throw new InvalidArgumentError(
+      'tollgate: limitedFetch found no global fetch; pass options.fetch',
+    );
+  }
+  return options;
+}
