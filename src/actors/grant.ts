@@ -4,10 +4,10 @@
  */
 import { GrantStateError } from '../errors.js';
 import type { GrantHandle, KeyEvent } from '../machines/keyLogic.js';
-import type { CostSpec, Ms, Policy } from '../limiter/types.js';
+import type { CostSpec, Ms, Policy, Units } from '../limiter/types.js';
 import { compileCost } from '../limiter/validate.js';
 import type { BreakerPermit } from '../breaker/breaker.js';
-import { restate, type StoreGrant } from './store.js';
+import { reframe, type StoreGrant } from './store.js';
 
 /** What a call's outcome says about the service, for the key's circuit breaker. */
 export type CallOutcome = 'success' | 'failure' | 'neutral';
@@ -87,10 +87,7 @@ export class Grant implements GrantHandle {
     if (this.#settled) throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was already settled`);
     const policy = this.#owner.policy;
     const units = compileCost(policy, mergeActual(this.#cost, actual), 'settle', false);
-    if (policy !== this.#policy) {
-      // The limits changed since the grant: restate what it booked in the new policy's terms.
-      this.record = restate(this.record, compileCost(policy, this.#cost, 'settle', false));
-    }
+    this.#reframe(policy);
     this.#settled = true;
     return this.#send((done) => ({ type: 'settle', grant: this, actual: units, done }));
   }
@@ -130,7 +127,23 @@ export class Grant implements GrantHandle {
     if (this.#cancelled) throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was already cancelled`);
     this.#cancelled = true;
     if (this.permit !== null && !this.permit.isEnded) this.permit.cancel();
+    this.#reframe(this.#owner.policy);
     return this.#send((done) => ({ type: 'cancel', grant: this, done }));
+  }
+
+  /**
+   * When the limits changed since the grant, restate what it booked in the new policy's terms
+   * (its units, and its marks by limit name), so the store never reads another limit's numbers.
+   */
+  #reframe(policy: Policy): void {
+    if (policy === this.#policy) return;
+    let units: Units;
+    try {
+      units = compileCost(policy, this.#cost, 'settle', false);
+    } catch {
+      units = policy.limits.map(() => 0); // the new limits no longer count its cost: nothing to give back
+    }
+    this.record = reframe(this.record, this.#policy, policy, units);
   }
 
   /** `using grant = await limiter.acquire(…)` releases the slot at the end of the block. */

@@ -7,6 +7,7 @@
  * two calls for the same key interleaved by tollgate itself. (Across processes, Redis scripts are
  * what keeps the calls atomic.)
  */
+import { remapMarks } from '../limiter/advance.js';
 import type { GrantRecord, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 
 /** A value, or a promise of it: the memory store answers synchronously, Redis does not. */
@@ -35,11 +36,28 @@ export interface StoreGrant extends GrantRecord {
 }
 
 /**
- * restate copies a grant record with other units (or slot). Records may carry `id` as a getter,
- * so they are copied field by field, never spread.
+ * restate copies a grant record with other units (or slot), in the same policy's terms: its
+ * marks are kept. Records may carry `id` as a getter, so they are copied field by field, never
+ * spread.
  */
 export function restate(g: StoreGrant, units: Units, slot: boolean = g.slot): StoreGrant {
-  return g.origin === undefined ? { id: g.id, at: g.at, units, slot } : { id: g.id, at: g.at, units, slot, origin: g.origin };
+  return record(g, units, slot, g.marks);
+}
+
+/**
+ * reframe restates a record booked under the policy `from` in the terms of `to` (after
+ * `setLimits`): `units` compiled for `to`, and its marks carried over by limit name (see
+ * `remapMarks`), so a refund never reads the mark of another limit.
+ */
+export function reframe(g: StoreGrant, from: Policy, to: Policy, units: Units): StoreGrant {
+  return record(g, units, g.slot, remapMarks(from, to, g.marks));
+}
+
+function record(g: StoreGrant, units: Units, slot: boolean, marks: readonly number[] | undefined): StoreGrant {
+  const r: { -readonly [K in keyof StoreGrant]: StoreGrant[K] } = { id: g.id, at: g.at, units, slot };
+  if (marks !== undefined) r.marks = marks;
+  if (g.origin !== undefined) r.origin = g.origin;
+  return r;
 }
 
 /** What a store answers for one request. */

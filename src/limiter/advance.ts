@@ -60,6 +60,12 @@ export function isIdle(policy: Policy, state: KeyState, now: Ms): boolean {
  * keeps its state when `to` has a limit of the same name, algorithm and interval; a token bucket
  * whose interval changed keeps its fill, rescaled and rounded up; any other limit starts empty.
  * Slots held stay held.
+ *
+ * Token-bucket refunds stay safe: when a bucket's interval changed (its grants' marks are in the
+ * old scale) or its rate went down (the drain since a grant would be overestimated), grants
+ * booked up to the change give back nothing there any more (`emptiedAt` is set just after it,
+ * conservatively). A bucket whose interval stayed and whose rate stayed or went up keeps its
+ * counters, and grants from before settle exactly (their marks follow by name: {@link remapMarks}).
  */
 export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyState {
   const s = advance(from, state, now);
@@ -68,11 +74,29 @@ export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyS
     const old = i < 0 ? undefined : from.limits[i]!;
     const st = i < 0 ? undefined : s.limits[i]!;
     if (old === undefined || st === undefined) return algorithmOf(limit).init(limit, s.at);
-    if (old.intervalMs === limit.intervalMs) return st;
     if (limit.algorithm === 'token-bucket' && 'used' in st) {
-      return { used: Math.ceil((st.used * limit.intervalMs) / old.intervalMs) };
+      const same = old.intervalMs === limit.intervalMs;
+      if (same && limit.limit >= old.limit) return st;
+      const used = same ? st.used : Math.ceil((st.used * limit.intervalMs) / old.intervalMs);
+      return used === 0 ? algorithmOf(limit).init(limit, s.at) : { used, refunded: 0, emptiedAt: s.at + 1 };
     }
+    if (old.intervalMs === limit.intervalMs) return st;
     return algorithmOf(limit).init(limit, s.at);
   });
   return { at: s.at, inFlight: s.inFlight, limits };
+}
+
+/**
+ * remapMarks carries a grant's marks (see `GrantRecord.marks`) from the policy `from` it was booked
+ * under to `to`, by limit name, as {@link rebase} carries the state: a token bucket of the same
+ * name and interval keeps the mark, any other limit gets 0 (nothing to give back there).
+ * `undefined` when `to` has no token bucket.
+ */
+export function remapMarks(from: Policy, to: Policy, marks: readonly number[] | undefined): number[] | undefined {
+  if (!to.limits.some((l) => l.algorithm === 'token-bucket')) return undefined;
+  return to.limits.map((limit) => {
+    if (limit.algorithm !== 'token-bucket' || marks === undefined) return 0;
+    const i = from.limits.findIndex((l) => l.name === limit.name && l.algorithm === limit.algorithm);
+    return i >= 0 && from.limits[i]!.intervalMs === limit.intervalMs ? (marks[i] ?? 0) : 0;
+  });
 }

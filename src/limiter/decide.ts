@@ -71,15 +71,20 @@ export function decide(
   }
   if (by >= 0) return { ok: false, state, retryAfterMs, limit: limits[by]!.name };
 
-  // Commit: book every limit.
+  // Commit: book every limit, and take the grant's marks (token buckets only; see GrantRecord).
   const booked: LimitState[] = new Array<LimitState>(limits.length);
+  let marks: number[] | undefined;
   for (let i = 0; i < limits.length; i++) {
     const limit = limits[i]!;
-    booked[i] = algorithmOf(limit).book(limit, s.limits[i]!, units[i]!, t);
+    const alg = algorithmOf(limit);
+    const after = alg.book(limit, s.limits[i]!, units[i]!, t);
+    booked[i] = after;
+    if (alg.mark !== undefined)
+      (marks ??= new Array<number>(limits.length).fill(0))[i] = alg.mark(limit, after);
   }
   return {
     ok: true,
     state: { at: t, inFlight: slot ? s.inFlight + 1 : s.inFlight, limits: booked },
-    grant: { at: t, units, slot },
+    grant: marks === undefined ? { at: t, units, slot } : { at: t, units, slot, marks },
   };
 }

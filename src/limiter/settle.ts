@@ -9,17 +9,20 @@ import { advance, algorithmOf } from './advance.js';
 import type { GrantRecord, KeyState, Ms, Policy, Units } from './types.js';
 
 /**
- * refund gives back what `grant` booked (the slot is not released: see {@link release}).
- * Grant then refund at the same instant gives back `advance(state, now)` exactly.
+ * refund gives back what `grant` booked and still holds (the slot is not released: see
+ * {@link release}). A token bucket gives back only the part of the grant that has not drained yet
+ * (see tokenBucket.ts). Grant then refund with nothing in between gives back
+ * `advance(state, now)` exactly.
  */
 export function refund(policy: Policy, state: KeyState, grant: GrantRecord, now: Ms): KeyState {
-  return adjust(policy, state, grant, grant.units.map(() => 0), now);
+  return adjust(policy, state, grant, grant.units.map(() => 0), now).state;
 }
 
 /**
  * settle moves `grant` from the units it booked to `actual`: each limit gets back the difference
- * when `actual` is lower, and is charged the difference at `now` when it is higher. It returns the
- * new state and the grant as it now stands, so a later settle or refund starts from `actual`.
+ * when `actual` is lower (at most what the grant still holds there), and is charged the
+ * difference at `now` when it is higher. It returns the new state and the grant as it now stands
+ * (its units are `actual`), so a later settle or refund starts from there.
  */
 export function settle(
   policy: Policy,
@@ -28,7 +31,8 @@ export function settle(
   actual: Units,
   now: Ms,
 ): { state: KeyState; grant: GrantRecord } {
-  return { state: adjust(policy, state, grant, actual, now), grant: { ...grant, units: actual } };
+  const { state: next, marks } = adjust(policy, state, grant, actual, now);
+  return { state: next, grant: { ...grant, units: actual, marks } };
 }
 
 /** release frees the concurrency slot `grant` holds; a grant without one changes nothing. */
@@ -37,15 +41,34 @@ export function release(state: KeyState, grant: GrantRecord): KeyState {
   return { at: state.at, inFlight: state.inFlight - 1, limits: state.limits };
 }
 
-function adjust(policy: Policy, state: KeyState, grant: GrantRecord, actual: Units, now: Ms): KeyState {
+function adjust(
+  policy: Policy,
+  state: KeyState,
+  grant: GrantRecord,
+  actual: Units,
+  now: Ms,
+): { state: KeyState; marks: readonly number[] | undefined } {
   const s = advance(policy, state, now);
+  let marks = grant.marks;
   const limits = policy.limits.map((limit, i) => {
     const alg = algorithmOf(limit);
     const delta = actual[i]! - grant.units[i]!;
     const ls = s.limits[i]!;
-    if (delta < 0) return alg.refund(limit, ls, -delta, grant.at, s.at);
-    if (delta > 0) return alg.book(limit, ls, delta, s.at);
+    const mark = marks?.[i] ?? 0;
+    if (delta < 0) return alg.refund(limit, ls, -delta, grant.at, s.at, mark, actual[i] === 0);
+    if (delta > 0) {
+      const after = alg.book(limit, ls, delta, s.at);
+      if (alg.remark !== undefined && marks !== undefined) {
+        const m = alg.remark(limit, after, mark, grant.at, s.at);
+        if (m !== mark) {
+          const next = marks.slice();
+          next[i] = m;
+          marks = next;
+        }
+      }
+      return after;
+    }
     return ls;
   });
-  return { at: s.at, inFlight: s.inFlight, limits };
+  return { state: { at: s.at, inFlight: s.inFlight, limits }, marks };
 }

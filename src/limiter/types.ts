@@ -99,9 +99,24 @@ export type Units = readonly number[];
  * `intervalMs` scaled units, and the bucket drains `limit` scaled units per ms), so refill and
  * refund stay exact integers. It is at most `capacity × intervalMs`, unless an extra charge from
  * `settle` put the key in debt.
+ *
+ * The bucket is a queue: what is booked joins the back, refill drains the front, and a refund
+ * takes a grant's part out of the middle (see tokenBucket.ts). Two counters let a refund give
+ * back no more than the grant still holds. An empty bucket has neither (it is `{ used: 0 }`).
  */
 export interface TokenBucketState {
   readonly used: number;
+  /**
+   * Scaled units given back by refunds since the bucket was last empty (those refunds moved the
+   * grants behind them forward). Absent: 0.
+   */
+  readonly refunded?: number;
+  /**
+   * Grants booked before this instant hold nothing in the bucket: it is the instant a booking
+   * last found the bucket empty (or, after a policy change that makes old marks meaningless, a
+   * millisecond after that change). Absent: no such cutoff.
+   */
+  readonly emptiedAt?: Ms;
 }
 
 /**
@@ -149,6 +164,14 @@ export interface GrantRecord {
   readonly units: Units;
   /** Whether the grant holds a concurrency slot. */
   readonly slot: boolean;
+  /**
+   * Where the grant's units sit in each limit, taken by `decide` when it booked them: one number
+   * per limit of the policy, in order. A token bucket's mark is its `used + refunded` right after
+   * the booking (the end of the grant's part of the queue, counted so that later refunds can be
+   * subtracted); a window limit's is 0 (unused). Absent when the policy has no token bucket. A
+   * token bucket gives back nothing to a grant whose mark is 0 or absent.
+   */
+  readonly marks?: readonly number[] | undefined;
 }
 
 /** What one limit looks like at an instant, for stats and headers. */

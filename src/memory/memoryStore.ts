@@ -28,13 +28,17 @@ interface Entry {
   state: KeyState;
 }
 
-/** A grant record whose id is read from its request only when asked for (ids cost a string). */
+/**
+ * A grant record whose id is read from its request only when asked for (ids cost a string). It
+ * carries the marks `decide` took (token buckets), which a later refund reads.
+ */
 class MemoryGrant implements StoreGrant {
   constructor(
     readonly req: StoreRequest,
     readonly at: Ms,
     readonly units: Units,
     readonly slot: boolean,
+    readonly marks: readonly number[] | undefined,
   ) {}
 
   get id(): string {
@@ -98,7 +102,7 @@ export class MemoryStore implements Store {
     if (!d.ok) return { ok: false, retryAfterMs: d.retryAfterMs, limit: d.limit };
     if (e === undefined) this.#entries.set(key, (e = { policy, state: d.state }));
     else e.state = d.state;
-    return { ok: true, grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot) };
+    return { ok: true, grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot, d.grant.marks) };
   }
 
   decide(key: string, policy: Policy, batch: readonly StoreRequest[], mode: BatchMode, now: Ms): StoreDecision[] {
@@ -113,7 +117,7 @@ export class MemoryStore implements Store {
       const d = decide(policy, state, req.units, now, req.slot);
       if (d.ok) {
         state = d.state;
-        out.push({ ok: true, grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot) });
+        out.push({ ok: true, grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot, d.grant.marks) });
       } else {
         out.push({ ok: false, retryAfterMs: d.retryAfterMs, limit: d.limit });
         if (mode === 'queue') break;

@@ -65,7 +65,8 @@ interface RedisGrant extends StoreGrant {
   readonly origin?: Origin;
 }
 
-type Reply = [1, number] | [0, number, string];
+/** A decision of decide.lua: granted at `at` with one mark per limit, or refused. */
+type Reply = [1, number, ...number[]] | [0, number, string];
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 type ScriptClient = Record<ScriptName, ScriptFn>;
@@ -195,9 +196,14 @@ export class RedisStore implements Store {
     } catch (e) {
       return this.#fallback(e, key, policy, batch, mode, now);
     }
+    // Marks are kept only for a policy with a token bucket, as the core does (GrantRecord.marks).
+    const marked = policy.limits.some((l) => l.algorithm === 'token-bucket');
     return replies.map((r, i): StoreDecision => {
       const req = batch[i]!;
-      if (r[0] === 1) return { ok: true, grant: { id: req.id, at: r[1], units: req.units, slot: req.slot } };
+      if (r[0] === 1) {
+        const grant: StoreGrant = { id: req.id, at: r[1], units: req.units, slot: req.slot };
+        return { ok: true, grant: marked ? { ...grant, marks: r.slice(2) as number[] } : grant };
+      }
       return { ok: false, retryAfterMs: r[1], limit: r[2] };
     });
   }
@@ -263,6 +269,7 @@ export class RedisStore implements Store {
     const args = [this.#now(now), ...this.#policyArgs(policy), grant.id, grant.at, free ? '1' : '0', this.#channel];
     for (const u of grant.units) args.push(u);
     for (const u of actual) args.push(u);
+    for (let i = 0; i < policy.limits.length; i++) args.push(grant.marks?.[i] ?? 0);
     args.push(key);
     await this.#call('tollgateSettle', key, args, now);
   }
@@ -329,7 +336,9 @@ export class RedisStore implements Store {
 
 /** A grant record copied field by field (records may carry `id` as a getter). */
 function copy(g: StoreGrant): StoreGrant {
-  return { id: g.id, at: g.at, units: g.units, slot: g.slot };
+  return g.marks === undefined
+    ? { id: g.id, at: g.at, units: g.units, slot: g.slot }
+    : { id: g.id, at: g.at, units: g.units, slot: g.slot, marks: g.marks };
 }
 
 /**

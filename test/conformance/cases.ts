@@ -7,6 +7,11 @@
  * Token bucket arithmetic used below (tokenBucket.ts): a limit of L per I ms with capacity C (burst,
  * default L) keeps `used` in scaled units; one unit of cost is I scaled, the bucket drains L scaled
  * per ms. waitMs = ⌈(used + u·I − C·I) / L⌉, remaining = ⌊(C·I − used) / I⌋, resetMs = ⌈used / L⌉.
+ * A refund gives back at most what the grant still holds: a grant booked at t0 with mark m (used +
+ * refunded right after its booking) ends, at t, at m − refunded − L·(t − t0), and gives back
+ * min(asked·I, used, that), nothing when it was booked before the bucket was last found empty by a
+ * booking (emptiedAt); `refunded` grows by what is given back, unless the whole grant is given back
+ * from the back of the queue (its end ≥ used).
  */
 import type { BatchMode } from '../../src/actors/store.js';
 import type { CostSpec, PolicySpec } from '../../src/limiter/types.js';
@@ -241,6 +246,41 @@ export const cases: ConformanceCase[] = [
       { at: 600, read: { remaining: { tps: 100 }, resetMs: { tps: 0 } } },
       { at: 600, acquire: { tokens: 100 }, expect: OK },
       { at: 600, acquire: { tokens: 1 }, expect: no('tps', 10) },
+    ],
+  },
+  {
+    // 1/s (unit 1000, drains 1/ms). a at 0 (mark 1000). By 1000 its unit has refilled; b at 1000
+    // finds the bucket empty (emptiedAt 1000). Cancelling a at 1000: booked at 0 < 1000, it holds
+    // nothing, so nothing comes back (giving it back would let a third request in: b and it both
+    // held at 1000 with burst 1). The bucket stays full: remaining 0, resetMs 1000, a unit waits
+    // 1000.
+    name: 'token bucket: a late refund does not give back capacity that refilled and was re-booked',
+    policy: ONE_PER_SECOND,
+    steps: [
+      { at: 0, acquire: {}, expect: OK, as: 'a' },
+      { at: 1000, acquire: {}, expect: OK, as: 'b' },
+      { at: 1000, cancel: 'a' },
+      { at: 1000, read: { remaining: { rps: 0 }, resetMs: { rps: 1000 } } },
+      { at: 1000, acquire: {}, expect: no('rps', 1000) },
+    ],
+  },
+  {
+    // tps 100/s. a 50 at 0 (mark 50,000), b 50 at 0 (mark 100,000). At 300 the bucket drained
+    // 30,000 (used 70,000): a's part ends at 50,000 − 0 − 30,000 = 20,000. a settled to 0: back
+    // min(50,000, 70,000, 20,000) = 20,000 (used 50,000, refunded 20,000): remaining 50, resetMs
+    // 500. b settled to 20 asks 30,000; its part ends at 100,000 − 20,000 − 30,000 = 50,000:
+    // back 30,000 (used 20,000): remaining 80, resetMs 200. 80 fit, 1 more waits 10.
+    name: 'token bucket: a refund gives back only the part of the grant still in the bucket',
+    policy: TOKENS_PER_SECOND,
+    steps: [
+      { at: 0, acquire: { tokens: 50 }, expect: OK, as: 'a' },
+      { at: 0, acquire: { tokens: 50 }, expect: OK, as: 'b' },
+      { at: 300, settle: 'a', actual: { tokens: 0 } },
+      { at: 300, read: { remaining: { tps: 50 }, resetMs: { tps: 500 } } },
+      { at: 300, settle: 'b', actual: { tokens: 20 } },
+      { at: 300, read: { remaining: { tps: 80 }, resetMs: { tps: 200 } } },
+      { at: 300, acquire: { tokens: 80 }, expect: OK },
+      { at: 300, acquire: { tokens: 1 }, expect: no('tps', 10) },
     ],
   },
   {
@@ -1017,6 +1057,38 @@ export const cases: ConformanceCase[] = [
         at: 100,
         read: { remaining: { rps: 0, perMinute: 4 }, resetMs: { rps: 900, perMinute: 12_000 } },
       },
+    ],
+  },
+  {
+    // rps 2 per 1 s: g 2 at 0 (used 2000); at 500 used 1000. The interval becomes 2 s: the fill
+    // is rescaled to 2000 of 4000 (remaining 1, resetMs ⌈2000/2⌉ = 1000), and g's mark, in the
+    // old scale, means nothing: grants booked up to the change give back nothing (emptiedAt 501).
+    // Cancelling g leaves the bucket as it was.
+    name: 'setPolicy: a grant from before a token bucket’s interval changed gives back nothing',
+    policy: { limits: [{ name: 'rps', limit: 2, interval: '1s' }] },
+    steps: [
+      { at: 0, acquire: { requests: 2 }, expect: OK, as: 'g' },
+      { at: 500, setPolicy: { limits: [{ name: 'rps', limit: 2, interval: '2s' }] } },
+      { at: 500, read: { remaining: { rps: 1 }, resetMs: { rps: 1000 } } },
+      { at: 500, cancel: 'g' },
+      { at: 500, read: { remaining: { rps: 1 }, resetMs: { rps: 1000 } } },
+      { at: 500, acquire: {}, expect: OK },
+      { at: 500, acquire: {}, expect: no('rps', 1000) },
+    ],
+  },
+  {
+    // rps 10/s: g 5 at 0 (used 5000). Lowered to 5/s (same interval): the fill is kept, full, but
+    // the drain since g at the new rate would be underestimated for a grant booked before, so
+    // grants up to the change give back nothing (conservative): after cancelling g, remaining 0,
+    // resetMs ⌈5000/5⌉ = 1000, a unit waits ⌈1000/5⌉ = 200.
+    name: 'setPolicy: a grant from before a token bucket’s rate was lowered gives back nothing',
+    policy: { limits: [{ name: 'rps', limit: 10, interval: '1s' }] },
+    steps: [
+      { at: 0, acquire: { requests: 5 }, expect: OK, as: 'g' },
+      { at: 0, setPolicy: { limits: [{ name: 'rps', limit: 5, interval: '1s' }] } },
+      { at: 0, cancel: 'g' },
+      { at: 0, read: { remaining: { rps: 0 }, resetMs: { rps: 1000 } } },
+      { at: 0, acquire: {}, expect: no('rps', 200) },
     ],
   },
   {

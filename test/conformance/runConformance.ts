@@ -8,11 +8,13 @@
  * The harness plays the runtime's part around the store, as `src/actors` and `src/machines` do:
  * it compiles policies and costs with the core, makes unique request ids, keeps each grant's
  * record (restated to the actual units after a settle, and in the new policy's terms after a
- * policy change), and passes a record without its slot to `cancel` once the slot was released.
+ * policy change: its units, and its marks by limit name), and passes a record without its slot to
+ * `cancel` once the slot was released.
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  reframe,
   restate,
   type Store,
   type StoreDecision,
@@ -143,7 +145,7 @@ async function runCase(
     const current = (g: Held): StoreGrant =>
       g.policy === policy
         ? g.record
-        : restate(g.record, compileCost(policy, g.cost, 'settle', false));
+        : reframe(g.record, g.policy, policy, compileCost(policy, g.cost, 'settle', false));
 
     if ('acquire' in step) {
       const req = request(step.acquire, step.slot);

@@ -108,7 +108,9 @@ describe('settle up: an extra charge is debt that later requests wait out', () =
       0,
     );
     expect(moved.units).toEqual([150]);
-    expect(state.limits[0]).toEqual({ used: 150_000 });
+    // The extra charge joins the back of the queue; the grant's mark (100,000) stays.
+    expect(moved.marks).toEqual([100_000]);
+    expect(state.limits[0]).toEqual({ used: 150_000, refunded: 0, emptiedAt: 0 });
     expect(read(p, state, 0).limits[0]).toMatchObject({ remaining: 0, resetMs: 1500 });
     play(
       p,
@@ -162,7 +164,7 @@ describe('settle up: an extra charge is debt that later requests wait out', () =
     const g = grant(p, initialState(p, 0), { tokens: 1200 }, 0);
     const { state } = settle(p, g.state, g.grant, [1500], 600);
     // 72,000,000 − 600 × 2,000 + 300 × 60,000
-    expect(state.limits[0]).toEqual({ used: 88_800_000 });
+    expect(state.limits[0]).toEqual({ used: 88_800_000, refunded: 0, emptiedAt: 0 });
     expect(remaining(p, state, 600)).toEqual({ tokens: 520 });
   });
 });
@@ -172,7 +174,9 @@ describe('settle down: the difference goes back to what the grant booked', () =>
     const p = tokensPolicy('token-bucket', 2000, '1m');
     const g = grant(p, initialState(p, 0), { tokens: 1200 }, 0);
     const { state } = settle(p, g.state, g.grant, [950], 0);
-    expect(state.limits[0]).toEqual({ used: 950 * 60_000 });
+    // Its part ends at its mark, 72,000,000: all 250 × 60,000 it asks is still there. Not all of
+    // the grant is given back, so the refund counter grows by it.
+    expect(state.limits[0]).toEqual({ used: 950 * 60_000, refunded: 250 * 60_000, emptiedAt: 0 });
     expect(remaining(p, state, 0)).toEqual({ tokens: 1050 });
     play(
       p,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  advance,
   compileCost,
   compilePolicy,
   decide,
@@ -8,7 +9,7 @@ import {
   refund,
 } from '../../src/limiter/index.js';
 import { tokenBucket } from '../../src/limiter/tokenBucket.js';
-import type { LimitSpec } from '../../src/limiter/index.js';
+import type { KeyState, LimitSpec } from '../../src/limiter/index.js';
 import { play, retry } from './play.js';
 
 const policyOf = (...limits: LimitSpec[]) => compilePolicy({ limits, algorithm: 'token-bucket' });
@@ -31,7 +32,9 @@ describe('tokenBucket', () => {
       { at: 2300, cost: 20, want: 'granted' }, // 2,000 ms drain 20,000: empty, then full again
       { at: 2300, cost: 1, want: retry(100) },
     ]);
-    expect(state.limits[0]).toEqual({ used: 20_000 });
+    // Booked into an empty bucket at 2300: the refund counter starts over, and grants from before
+    // 2300 hold nothing.
+    expect(state.limits[0]).toEqual({ used: 20_000, refunded: 0, emptiedAt: 2300 });
     expect(read(p, state, 2300).limits[0]).toMatchObject({ remaining: 0, resetMs: 2000 });
   });
 
@@ -49,7 +52,8 @@ describe('tokenBucket', () => {
       { at: 1000, cost: 1, want: retry(334) },
     ]);
     // Over [0, 1000]: 6 units = burst 3 + 3 × 1,000 / 1,000, and the fill is an exact integer.
-    expect(state.limits[0]).toEqual({ used: 3000 });
+    // The bucket was never empty again after the first grant at 0.
+    expect(state.limits[0]).toEqual({ used: 3000, refunded: 0, emptiedAt: 0 });
   });
 
   it('defaults burst to the limit', () => {
@@ -83,7 +87,7 @@ describe('tokenBucket', () => {
       { at: 999, cost: { tokens: 1500 }, want: retry(1) },
       { at: 1000, cost: { tokens: 1500 }, want: 'granted' },
     ]);
-    expect(state.limits[0]).toEqual({ used: 90_000 * 60_000 });
+    expect(state.limits[0]).toEqual({ used: 90_000 * 60_000, refunded: 0, emptiedAt: 0 });
   });
 
   it('books at the key time when the clock steps back, so capacity does not re-open', () => {
@@ -98,23 +102,28 @@ describe('tokenBucket', () => {
   });
 
   describe('its functions, called directly', () => {
+    /** A non-empty bucket: nothing refunded, last found empty at 0. */
+    const tb = (used: number, refunded = 0, emptiedAt = 0) => ({ used, refunded, emptiedAt });
+
     it('init is an empty bucket', () => {
       expect(tokenBucket.init(L, 0)).toEqual({ used: 0 });
       expect(tokenBucket.isFull(L, { used: 0 })).toBe(true);
-      expect(tokenBucket.isFull(L, { used: 1 })).toBe(false);
+      expect(tokenBucket.isFull(L, tb(1))).toBe(false);
     });
 
     it.each([
-      { used: 20_000, from: 0, now: 250, want: { used: 17_500 } }, // 250 ms × 10
-      { used: 20_000, from: 0, now: 2000, want: { used: 0 } }, // exactly drained
+      { used: 20_000, from: 0, now: 250, want: tb(17_500) }, // 250 ms × 10; the counters stay
+      { used: 20_000, from: 0, now: 2000, want: { used: 0 } }, // exactly drained: empty again
       { used: 20_000, from: 0, now: 99_999, want: { used: 0 } }, // never below empty
       { used: 5, from: 0, now: 1, want: { used: 0 } },
     ])('advance drains $used over $from → $now ms to $want.used', ({ used, from, now, want }) => {
-      expect(tokenBucket.advance(L, { used }, from, now)).toEqual(want);
+      expect(tokenBucket.advance(L, tb(used, 3000), from, now)).toEqual(
+        want.used === 0 ? want : { ...want, refunded: 3000 },
+      );
     });
 
     it('advance returns the state itself when no time passed or the bucket is empty', () => {
-      const s = { used: 17_500 };
+      const s = tb(17_500);
       expect(tokenBucket.advance(L, s, 250, 250)).toBe(s);
       const empty = { used: 0 };
       expect(tokenBucket.advance(L, empty, 0, 1000)).toBe(empty);
@@ -128,21 +137,57 @@ describe('tokenBucket', () => {
       { used: 25_000, units: 0, want: 500 }, // in debt: even a zero cost waits the debt out
       { used: 0, units: 20, want: 0 },
     ])('waitMs for $units units at used $used is $want ms', ({ used, units, want }) => {
-      expect(tokenBucket.waitMs(L, { used }, units, 0)).toBe(want);
+      expect(tokenBucket.waitMs(L, tb(used), units, 0)).toBe(want);
     });
 
-    it('book adds units × interval, and a zero cost changes nothing', () => {
-      expect(tokenBucket.book(L, { used: 17_500 }, 2, 250)).toEqual({ used: 19_500 });
-      const s = { used: 17_500 };
+    it('book adds units × interval and keeps the counters; a zero cost changes nothing', () => {
+      expect(tokenBucket.book(L, tb(17_500, 4000, 100), 2, 250)).toEqual(tb(19_500, 4000, 100));
+      const s = tb(17_500);
       expect(tokenBucket.book(L, s, 0, 250)).toBe(s);
     });
 
+    it('book into an empty bucket starts the counter over and records the instant', () => {
+      expect(tokenBucket.book(L, { used: 0 }, 3, 250)).toEqual(tb(3000, 0, 250));
+    });
+
+    it('mark is used + refunded right after the booking', () => {
+      expect(tokenBucket.mark!(L, tb(19_500, 4000))).toBe(23_500);
+      expect(tokenBucket.mark!(L, { used: 0 })).toBe(0);
+    });
+
+    // A grant booked at 0 that took the bucket to 20,000 (mark 20,000: 20 units into an empty
+    // bucket, or 3 on top of 17). At 250 the bucket has drained 2,500 (used 17,500): its part ends
+    // at 20,000 − 0 − 10 × 250 = 17,500, the back of the queue.
     it.each([
-      { used: 17_500, units: 5, want: 12_500 },
-      { used: 17_500, units: 20, want: 0 }, // clamped: refilled capacity is not given twice
-      { used: 0, units: 3, want: 0 },
-    ])('refund of $units units at used $used leaves $want', ({ used, units, want }) => {
-      expect(tokenBucket.refund(L, { used }, units, 0, 250)).toEqual({ used: want });
+      // 5 of its 20 back (not all it holds): the counter grows by 5,000.
+      { s: tb(17_500), units: 5, whole: false, want: tb(12_500, 5000) },
+      // All 20 asked, 17,500 still held: the rest refilled already and is not given twice.
+      { s: tb(17_500), units: 20, whole: true, want: { used: 0 } },
+      // 7,000 refunded since its booking moved its part forward: it ends at 20,000 − 7,000 −
+      // 2,500 = 10,500, and that is all it gives back of 20 (the rest is 7,000 refunded before it).
+      { s: tb(17_500, 7000), units: 20, whole: true, want: tb(7000, 17_500) },
+      // The grant of 3, whole, at the back of the queue: all 3,000 back, and nothing behind it
+      // moves, so the counter stays.
+      { s: tb(17_500), units: 3, whole: true, want: tb(14_500) },
+      { s: { used: 0 }, units: 3, whole: true, want: { used: 0 } }, // nothing to give back
+      // Booked before the bucket was last found empty (at 100): it holds nothing.
+      { s: tb(17_500, 0, 100), units: 5, whole: false, want: tb(17_500, 0, 100) },
+    ])('refund of $units units at $s.used gives $want', ({ s, units, whole, want }) => {
+      expect(tokenBucket.refund(L, s, units, 0, 250, 20_000, whole)).toEqual(want);
+    });
+
+    it('refund gives nothing once the part has drained, or without a mark', () => {
+      const s = tb(17_500);
+      // mark 2,000: its part ended at 2,000 − 2,500 < 0 by 250.
+      expect(tokenBucket.refund(L, s, 2, 0, 250, 2000, true)).toBe(s);
+      expect(tokenBucket.refund(L, s, 2, 0, 250, 0, true)).toBe(s);
+      expect(tokenBucket.refund(L, s, 2, 0, 250)).toBe(s);
+    });
+
+    it('remark keeps a mark that a booking now could make, and lowers one that claims more', () => {
+      // used + refunded + limit × (now − at) = 19,500 + 0 + 2,500 = 22,000.
+      expect(tokenBucket.remark!(L, tb(19_500), 20_000, 0, 250)).toBe(20_000);
+      expect(tokenBucket.remark!(L, tb(19_500), 30_000, 0, 250)).toBe(22_000);
     });
 
     it.each([
@@ -152,28 +197,140 @@ describe('tokenBucket', () => {
       { used: 25_000, want: { remaining: 0, resetMs: 2500 } }, // in debt
       { used: 1, want: { remaining: 19, resetMs: 1 } },
     ])('read at used $used gives $want', ({ used, want }) => {
-      expect(tokenBucket.read(L, { used }, 0)).toEqual(want);
+      expect(tokenBucket.read(L, used === 0 ? { used } : tb(used), 0)).toEqual(want);
     });
   });
 
-  // KNOWN BUG (reported, not fixed: the fix needs the grant to record where its units sit in the
-  // bucket, which changes GrantRecord and the Redis scripts). The header promises "capacity that
-  // has already refilled is not given twice", but the clamp at empty only holds when nothing was
-  // booked after the grant. Here grant A's unit has refilled and been taken again by B; refunding
-  // A then frees it a second time, and C is admitted: B and C both hold at t = 1000 with burst 1.
-  // The sliding and fixed windows refuse C (A's entry / window has expired). When this is fixed,
-  // this test fails: turn `it.fails` into `it`.
-  it.fails(
-    'does not give back, on a late refund, capacity that already refilled and was re-booked',
-    () => {
-      const q = policyOf({ limit: 1, interval: '1s' });
-      const one = compileCost(q, {});
-      const a = decide(q, initialState(q, 0), one, 0);
-      if (!a.ok) throw new Error('A is admitted on an empty bucket');
-      const b = decide(q, a.state, one, 1000); // A's unit has refilled
-      if (!b.ok) throw new Error('B is admitted at 1000');
-      const afterRefund = refund(q, b.state, a.grant, 1000);
-      expect(decide(q, afterRefund, one, 1000).ok).toBe(false);
-    },
-  );
+  // Grant A's unit refills by 1000 and is taken again by B; a late refund of A must not free it a
+  // second time (C would then be admitted: B and C both held at 1000 with burst 1). A booked at 0
+  // into an empty bucket; B at 1000 found it empty again (emptiedAt 1000), so A, booked before,
+  // holds nothing. The sliding and fixed windows refuse C too (A's entry / window has expired).
+  it('does not give back, on a late refund, capacity that already refilled and was re-booked', () => {
+    const q = policyOf({ limit: 1, interval: '1s' });
+    const one = compileCost(q, {});
+    const a = decide(q, initialState(q, 0), one, 0);
+    if (!a.ok) throw new Error('A is admitted on an empty bucket');
+    const b = decide(q, a.state, one, 1000); // A's unit has refilled
+    if (!b.ok) throw new Error('B is admitted at 1000');
+    const afterRefund = refund(q, b.state, a.grant, 1000);
+    expect(afterRefund).toEqual(b.state);
+    expect(decide(q, afterRefund, one, 1000).ok).toBe(false);
+  });
+
+  // Refunds, row by row, on 10/s burst 20 (a unit is 1,000 scaled, the bucket drains 10 per ms):
+  // a grant's part of the queue ends at its mark − (refunded since) − 10 × (ms since), and a
+  // refund gives back at most that (see the header of tokenBucket.ts).
+  describe('refunds give back at most what the grant still holds', () => {
+    /** Grants by name, booked with `play`-checked rows; then `back` refunds them one by one. */
+    function scene(rows: { at: number; cost: number }[]) {
+      const { state, grants } = play(
+        p,
+        rows.map(({ at, cost }) => ({ at, cost, want: 'granted' as const })),
+      );
+      return { state, grants };
+    }
+    const remaining = (state: KeyState, at: number) => read(p, state, at).limits[0]!.remaining;
+
+    it('a late refund after refill gives nothing back, even though the bucket never emptied', () => {
+      // A 5 at 0 (marks 5,000), B 15 at 0 (used 20,000). By 500 the bucket drained 5,000: A's
+      // part, [0, 5,000), is gone; A's part ends at 5,000 − 0 − 5,000 = 0: nothing back (the old
+      // refund gave 5,000 back, and 6 more units would have fit).
+      const { state, grants } = scene([
+        { at: 0, cost: 5 },
+        { at: 0, cost: 15 },
+      ]);
+      expect(grants[0]!.marks).toEqual([5000]);
+      const s = refund(p, state, grants[0]!, 500);
+      expect(s.limits[0]).toEqual({ used: 15_000, refunded: 0, emptiedAt: 0 });
+      play(p, [{ at: 500, cost: 6, want: retry(100) }], s); // ⌈(15,000 + 6,000 − 20,000) / 10⌉
+    });
+
+    it('a late refund after the bucket emptied and was booked again gives nothing back', () => {
+      // A 20 at 0; by 2000 the bucket is empty; B 20 at 2000 (emptiedAt 2000). A, booked at 0 <
+      // 2000, holds nothing: the bucket stays full, a unit waits 100.
+      const { state, grants } = scene([
+        { at: 0, cost: 20 },
+        { at: 2000, cost: 20 },
+      ]);
+      const s = refund(p, state, grants[0]!, 2000);
+      expect(s.limits[0]).toEqual({ used: 20_000, refunded: 0, emptiedAt: 2000 });
+      play(p, [{ at: 2000, cost: 1, want: retry(100) }], s);
+    });
+
+    it('a partly drained grant gives back the part still held', () => {
+      // A 5 at 0, B 15 at 0. At 300 the bucket drained 3,000 of A: A holds 2,000 (its part ends
+      // at 5,000 − 3,000). Back 2,000: used 17,000 − 2,000 = 15,000, 5 units fit (the old
+      // refund gave back all 5,000: 8 would fit).
+      const { state, grants } = scene([
+        { at: 0, cost: 5 },
+        { at: 0, cost: 15 },
+      ]);
+      const s = refund(p, state, grants[0]!, 300);
+      expect(s.limits[0]).toEqual({ used: 15_000, refunded: 2000, emptiedAt: 0 });
+      expect(remaining(s, 300)).toBe(5);
+      play(
+        p,
+        [
+          { at: 300, cost: 5, want: 'granted' },
+          { at: 300, cost: 1, want: retry(100) },
+        ],
+        s,
+      );
+    });
+
+    it('an earlier grant refunded first moves a later one forward: both exact', () => {
+      // A 5 (mark 5,000), B 5 (mark 10,000), C 10 at 0. At 300: A holds 2,000, B all 5,000.
+      // A gives back 2,000 (refunded 2,000, used 15,000); B's part ends at 10,000 − 2,000 −
+      // 3,000 = 5,000 ≥ 5,000: all 5,000 back. Used 10,000: 10 units fit, as in the queue.
+      const { state, grants } = scene([
+        { at: 0, cost: 5 },
+        { at: 0, cost: 5 },
+        { at: 0, cost: 10 },
+      ]);
+      const s1 = refund(p, state, grants[0]!, 300);
+      expect(s1.limits[0]).toEqual({ used: 15_000, refunded: 2000, emptiedAt: 0 });
+      const s2 = refund(p, s1, grants[1]!, 300);
+      expect(s2.limits[0]).toEqual({ used: 10_000, refunded: 7000, emptiedAt: 0 });
+      expect(remaining(s2, 300)).toBe(10);
+    });
+
+    it('a later grant refunded first is counted against an earlier one: conservative', () => {
+      // Same grants, the other order. B first: its part ends at 10,000 − 3,000 = 7,000: all
+      // 5,000 back (refunded 5,000, used 12,000). A's part ends at 5,000 − 5,000 − 3,000 < 0 by
+      // the bound, though A still holds 2,000 (B was behind it): nothing back. Used stays 12,000:
+      // 8 units fit where the queue would allow 10; never more.
+      const { state, grants } = scene([
+        { at: 0, cost: 5 },
+        { at: 0, cost: 5 },
+        { at: 0, cost: 10 },
+      ]);
+      const s1 = refund(p, state, grants[1]!, 300);
+      expect(s1.limits[0]).toEqual({ used: 12_000, refunded: 5000, emptiedAt: 0 });
+      const s2 = refund(p, s1, grants[0]!, 300);
+      expect(s2).toEqual(s1);
+      expect(remaining(s2, 300)).toBe(8);
+    });
+
+    it('a refund at the instant of the booking is exact', () => {
+      // A 5 at 0; at 100 used 4,000. B 3 at 100 (used 7,000, mark 7,000), C 2 at 100 (9,000).
+      // B's part ends at 7,000 − 0 − 0: all 3,000 back (refunded 3,000, used 6,000); C's part
+      // ends at 9,000 − 3,000 = 6,000 = used (the back of the queue): all 2,000 back, the counter
+      // stays. Used 4,000 as before B and C: 16 fit.
+      const { state, grants } = scene([
+        { at: 0, cost: 5 },
+        { at: 100, cost: 3 },
+        { at: 100, cost: 2 },
+      ]);
+      const s1 = refund(p, state, grants[1]!, 100);
+      expect(s1.limits[0]).toEqual({ used: 6000, refunded: 3000, emptiedAt: 0 });
+      const s2 = refund(p, s1, grants[2]!, 100);
+      expect(s2.limits[0]).toEqual({ used: 4000, refunded: 3000, emptiedAt: 0 });
+      expect(remaining(s2, 100)).toBe(16);
+      // The last booking refunded at once restores the state exactly, counters included.
+      const { state: before } = scene([{ at: 0, cost: 5 }]);
+      const d = decide(p, before, compileCost(p, { requests: 3 }), 100);
+      if (!d.ok) throw new Error('B fits');
+      expect(refund(p, d.state, d.grant, 100)).toEqual(advance(p, before, 100));
+    });
+  });
 });

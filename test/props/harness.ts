@@ -33,7 +33,12 @@ import type { Op } from './schedule.js';
 
 /** Which checks a run makes; each property turns on its own. */
 export interface Checks {
-  /** Exact agreement with the reference model: every decision, retry, name, reading and `used`. */
+  /**
+   * Agreement with the reference model: every decision, retry, name, reading and `used` exactly;
+   * a token-bucket refund gives back at most what the grant still holds in the model's queue, and
+   * exactly that (up to what it asks) when no other refund gave anything back since the grant's
+   * booking and it was never charged extra.
+   */
   readonly model?: boolean;
   /** A refusal returns the state passed in, deep-equal to a copy taken before. */
   readonly refusal?: boolean;
@@ -46,7 +51,10 @@ export interface Checks {
    * from the key's time, max(now, state.at): after the clock stepped back, a caller waits that gap too.
    */
   readonly retry?: boolean;
-  /** No window / interval admits more than the limit allows (net usage). */
+  /**
+   * No window / interval admits more than the limit allows, net: each grant counts at the instant
+   * it was booked, less what refunds gave back; an extra charge counts at the instant it is made.
+   */
   readonly overAdmission?: boolean;
   /** Slots: never more than `concurrency` held; release frees exactly one. */
   readonly concurrency?: boolean;
@@ -56,16 +64,20 @@ interface Held {
   grant: GrantRecord;
   refunded: boolean;
   released: boolean;
+  /** The grant's id in the model (when the model runs). */
+  id: number;
 }
 
 /** One change to usage, for the over-admission ledger. */
 interface Entry {
-  /** When it happened (key time). */
-  readonly t: number;
-  /** The booking instant it counts at: `t`, or for a refund the instant the grant was booked. */
+  /** The booking instant it counts at: when it was booked, or for a refund the grant's. */
   readonly bookedAt: number;
-  /** Signed units per limit. */
-  readonly units: readonly number[];
+  /**
+   * Signed amounts per limit, in the core's scale (token bucket: units × interval): for a refund,
+   * what it gave back (token bucket) or asked (windows, whose refunds reach only the grant's own
+   * entry or window).
+   */
+  readonly amounts: readonly number[];
 }
 
 function minCapacity(policy: Policy, dimension: string): number | undefined {
@@ -152,18 +164,19 @@ export function runSchedule(
   const checkOverAdmission = (g: number): void => {
     policy.limits.forEach((l, i) => {
       if (l.algorithm === 'token-bucket') {
-        // Over [a, g], net units admitted (grants + extra charges − refunds, each at the instant
-        // it happened) are at most burst + limit × (g − a) / interval. Exact, in BigInt.
-        let net = 0n;
-        for (let j = ledger.length - 1; j >= 0; j--) {
-          const e = ledger[j]!;
-          net += BigInt(e.units[i]!);
-          const bound =
-            BigInt(l.capacity) * BigInt(l.intervalMs) + BigInt(l.limit) * BigInt(g - e.t);
-          if (net * BigInt(l.intervalMs) > bound) {
+        // Over [a, g], the net amount booked at instants in [a, g] (each grant net of what its
+        // refunds gave back, extra charges at their own instant) is at most
+        // burst × interval + limit × (g − a). Exact, in BigInt.
+        for (const a of new Set(ledger.map((e) => e.bookedAt))) {
+          if (a > g) continue;
+          let net = 0n;
+          for (const e of ledger)
+            if (e.bookedAt >= a && e.bookedAt <= g) net += BigInt(e.amounts[i]!);
+          const bound = BigInt(l.capacity) * BigInt(l.intervalMs) + BigInt(l.limit) * BigInt(g - a);
+          if (net > bound) {
             expect.fail(
-              `token bucket ${l.name} admitted net ${net} over [${e.t}, ${g}]: more than ` +
-                `burst ${l.capacity} + ${l.limit} × ${g - e.t} / ${l.intervalMs}`,
+              `token bucket ${l.name} admitted net ${net} scaled booked in [${a}, ${g}]: more than ` +
+                `burst ${l.capacity} × ${l.intervalMs} + ${l.limit} × ${g - a}`,
             );
           }
         }
@@ -173,7 +186,7 @@ export function runSchedule(
       const from = l.algorithm === 'sliding-window' ? g - l.intervalMs + 1 : g - (g % l.intervalMs);
       const to = l.algorithm === 'sliding-window' ? g : from + l.intervalMs - 1;
       let net = 0;
-      for (const e of ledger) if (e.bookedAt >= from && e.bookedAt <= to) net += e.units[i]!;
+      for (const e of ledger) if (e.bookedAt >= from && e.bookedAt <= to) net += e.amounts[i]!;
       if (net > l.limit) {
         expect.fail(
           `${l.algorithm} ${l.name} holds net ${net} in [${from}, ${to}], limit ${l.limit}`,
@@ -274,17 +287,44 @@ export function runSchedule(
     if (checks.refund) checkRefund(before, d.state, d.grant);
 
     state = d.state;
-    held.push({ grant: d.grant, refunded: false, released: !d.grant.slot });
-    ledger.push({ t, bookedAt: t, units });
+    held.push({
+      grant: d.grant,
+      refunded: false,
+      released: !d.grant.slot,
+      id: m?.ok === true ? m.id : -1,
+    });
+    ledger.push({ bookedAt: t, amounts: units.map((u, i) => u * scaleOf(policy, i)) });
     if (checks.overAdmission) checkOverAdmission(t);
   };
 
-  /** Ledger entries for moving `h` from its units to `actual` at key time `t`. */
-  const adjustLedger = (h: Held, actual: Units, t: number): void => {
-    const up = actual.map((a, i) => Math.max(0, a - h.grant.units[i]!));
-    if (up.some((x) => x > 0)) ledger.push({ t, bookedAt: t, units: up });
-    const down = actual.map((a, i) => Math.min(0, a - h.grant.units[i]!));
-    if (down.some((x) => x < 0)) ledger.push({ t, bookedAt: h.grant.at, units: down });
+  /**
+   * Move `h` to `actual` at `now` with the core's `next` state: what each token bucket gave back,
+   * checked against the model, then the model and the ledger follow.
+   */
+  const adjust = (h: Held, actual: Units, next: KeyState): void => {
+    const t = Math.max(now, state.at);
+    const before = advance(policy, state, now);
+    const back = policy.limits.map((l, i) =>
+      l.algorithm === 'token-bucket' && actual[i]! < h.grant.units[i]!
+        ? usedOf(before.limits[i]!) - usedOf(next.limits[i]!)
+        : undefined,
+    );
+    if (checks.model) {
+      back.forEach((b, i) => {
+        if (b === undefined) return;
+        const asked = BigInt(h.grant.units[i]! - actual[i]!) * BigInt(policy.limits[i]!.intervalMs);
+        const { holds, exact } = model.holding(i, h.id, now);
+        const most = asked < holds ? asked : holds;
+        const where = `token bucket l${i}: refund of grant ${h.id} gave back ${b}; it holds ${holds} and asks ${asked}`;
+        expect(b >= 0 && BigInt(b) <= most, where).toBe(true);
+        if (exact) expect(BigInt(b), `${where} (exact)`).toBe(most);
+      });
+      model.settle(h.id, h.grant.at, h.grant.units, actual, now, back);
+    }
+    const up = actual.map((a, i) => Math.max(0, a - h.grant.units[i]!) * scaleOf(policy, i));
+    if (up.some((x) => x > 0)) ledger.push({ bookedAt: t, amounts: up });
+    const down = actual.map((a, i) => -(back[i] ?? Math.max(0, h.grant.units[i]! - a)));
+    if (down.some((x) => x < 0)) ledger.push({ bookedAt: h.grant.at, amounts: down });
   };
 
   for (const op of ops) {
@@ -303,20 +343,12 @@ export function runSchedule(
       case 'refund': {
         const h = live(op.pick, (x) => !x.refunded);
         if (h === undefined) break;
-        const t = Math.max(now, state.at);
         const next = pure(() => refund(policy, state, h.grant, now));
         if (checks.concurrency) expect(next.inFlight).toBe(state.inFlight);
-        if (checks.model)
-          model.settle(
-            h.grant.at,
-            h.grant.units,
-            h.grant.units.map(() => 0),
-            now,
-          );
-        adjustLedger(
+        adjust(
           h,
           h.grant.units.map(() => 0),
-          t,
+          next,
         );
         state = next;
         h.refunded = true;
@@ -325,7 +357,6 @@ export function runSchedule(
       case 'settle': {
         const h = live(op.pick, (x) => !x.refunded);
         if (h === undefined) break;
-        const t = Math.max(now, state.at);
         const actual = compileCost(
           policy,
           settleCost(policy, op.requestsPct, op.tokensPct),
@@ -333,10 +364,13 @@ export function runSchedule(
           false,
         );
         const next = pure(() => settle(policy, state, h.grant, actual, now));
-        expect(next.grant).toEqual({ ...h.grant, units: actual });
+        const { marks, ...rest } = next.grant;
+        expect(rest).toEqual({ at: h.grant.at, units: actual, slot: h.grant.slot });
+        // Marks only ever go down (an extra charge never claims more of the queue).
+        expect(marks?.length).toBe(h.grant.marks?.length);
+        marks?.forEach((m, i) => expect(m).toBeLessThanOrEqual(h.grant.marks![i]!));
         if (checks.concurrency) expect(next.state.inFlight).toBe(state.inFlight);
-        if (checks.model) model.settle(h.grant.at, h.grant.units, actual, now);
-        adjustLedger(h, actual, t);
+        adjust(h, actual, next.state);
         state = next.state;
         h.grant = next.grant;
         break;

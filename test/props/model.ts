@@ -2,8 +2,11 @@
  * A reference model of the decision core, written to be obviously right rather than fast. It
  * shares no code with src/limiter: it reads only the numbers of a compiled policy.
  *
- * - token bucket: the fill in tokens is an exact rational (BigInt), refilled at limit/interval
- *   tokens per ms;
+ * - token bucket: an explicit queue of each grant's part, front to back, in exact BigInt amounts
+ *   of `tokens × interval` (so the drain, `limit` per ms, is an integer too): booking appends a
+ *   part at the back, time drains the front, a refund takes from the grant's own parts (oldest
+ *   first) and what is behind moves forward. What a grant still holds is the sum of its parts:
+ *   that is what a refund may give back at most (the core approximates it from below);
  * - sliding window: a map from booking instant to the units still counted there, summed over
  *   (now − interval, now];
  * - fixed window: a counter per aligned window index ⌊t / interval⌋, with what a window holds
@@ -52,7 +55,6 @@ export function floor(a: Q): bigint {
 }
 /** ⌈a⌉ */
 export const ceil = (a: Q): bigint => -floor(q(-a.n, a.d));
-const ZERO = q(0);
 
 // ---------------------------------------------------------------------------------------------
 // One limit
@@ -63,9 +65,14 @@ export interface LimitModel {
   moveTo(t: number): void;
   /** Ms from `t` until `units` fit if nothing else happens; 0 when they fit now. */
   waitMs(units: number, t: number): number;
-  book(units: number, t: number): void;
-  /** Give back at most `units` of what a grant booked at `grantAt`. */
-  refund(units: number, grantAt: number, t: number): void;
+  /** Book `units` at `t` for grant `owner`; `extra` when it is an extra charge of a settle. */
+  book(units: number, t: number, owner: number, extra?: boolean): void;
+  /**
+   * Give back at most `units` of what grant `owner`, booked at `grantAt`, booked. A token bucket
+   * gives back `back` scaled units when given (what the core gave: at most what the grant still
+   * holds, checked), else all it can: min(units × interval, what the grant holds).
+   */
+  refund(units: number, grantAt: number, t: number, owner: number, back?: number): void;
   read(t: number): { remaining: number; resetMs: number };
   /** The core's `used` for this limit at `t`, in the core's scale (token bucket: units × interval). */
   used(t: number): number;
@@ -73,59 +80,138 @@ export interface LimitModel {
   clone(): LimitModel;
 }
 
-/** Token bucket: `fill` tokens (a rational) as of `at`; refills `limit / intervalMs` per ms. */
+/** One grant's part of a token bucket: what of it is still in the bucket, in tokens × interval. */
+interface Part {
+  readonly owner: number;
+  held: bigint;
+}
+
+/**
+ * Token bucket as a queue of parts, front (drains first) to back, as of `at`. Amounts are
+ * `tokens × intervalMs`, and the bucket drains `limit` of them per ms: exact integers.
+ */
 export class TokenBucketModel implements LimitModel {
-  private fill: Q = ZERO;
+  private queue: Part[] = [];
   private at = -Infinity;
+  private readonly scale: bigint;
   private readonly rate: Q;
   private readonly capacity: Q;
+  /** How many refunds gave something back so far. */
+  private refunds = 0;
+  /**
+   * Per grant: `refunds` when it was booked, and how many of its own refunds gave something back
+   * since; `extra` once it was charged extra (that part is not where its mark points).
+   */
+  private readonly grants = new Map<number, { since: number; own: number; extra: boolean }>();
   constructor(private readonly limit: Limit) {
+    this.scale = BigInt(limit.intervalMs);
     this.rate = q(limit.limit, limit.intervalMs);
     this.capacity = q(limit.capacity);
   }
   moveTo(t: number): void {
     if (this.at !== -Infinity && t > this.at) {
-      this.fill = max(ZERO, sub(this.fill, mul(this.rate, q(t - this.at))));
+      let drain = BigInt(this.limit.limit) * BigInt(t - this.at);
+      while (drain > 0n && this.queue.length > 0) {
+        const front = this.queue[0]!;
+        if (front.held > drain) {
+          front.held -= drain;
+          drain = 0n;
+        } else {
+          drain -= front.held;
+          this.queue.shift();
+        }
+      }
     }
     this.at = Math.max(this.at, t);
+  }
+  private scaled(): bigint {
+    let sum = 0n;
+    for (const p of this.queue) sum += p.held;
+    return sum;
   }
   /** The fill in tokens, exactly. */
   tokens(t: number): Q {
     this.moveTo(t);
-    return this.fill;
+    return q(this.scaled(), this.scale);
   }
   waitMs(units: number, t: number): number {
-    this.moveTo(t);
-    const over = sub(add(this.fill, q(units)), this.capacity);
+    const over = sub(add(this.tokens(t), q(units)), this.capacity);
     return over.n <= 0n ? 0 : Number(ceil(div(over, this.rate)));
   }
-  book(units: number, t: number): void {
+  book(units: number, t: number, owner: number, extra = false): void {
     this.moveTo(t);
-    this.fill = add(this.fill, q(units));
+    const g = this.grants.get(owner);
+    if (g === undefined) this.grants.set(owner, { since: this.refunds, own: 0, extra });
+    else if (extra) g.extra = true;
+    if (units > 0) this.queue.push({ owner, held: BigInt(units) * this.scale });
   }
-  refund(units: number, _grantAt: number, t: number): void {
+  /** What grant `owner` still holds at `t`, in tokens × interval (without moving the model). */
+  holds(owner: number, t: number): bigint {
+    // The drain from `at` to `t` takes the front `drain` of the queue.
+    const drain =
+      t > this.at && this.at !== -Infinity ? BigInt(this.limit.limit) * BigInt(t - this.at) : 0n;
+    let start = 0n;
+    let sum = 0n;
+    for (const p of this.queue) {
+      const end = start + p.held;
+      if (p.owner === owner && end > drain) sum += end - (start > drain ? start : drain);
+      start = end;
+    }
+    return sum;
+  }
+  /**
+   * Whether a refund of `owner` must give back exactly what it holds (up to what it asks): no
+   * other grant's refund gave anything back since its booking (those move it by less than the
+   * core can tell), and it was never charged extra.
+   */
+  exact(owner: number): boolean {
+    const g = this.grants.get(owner);
+    return g !== undefined && !g.extra && this.refunds - g.since === g.own;
+  }
+  refund(units: number, _grantAt: number, t: number, owner: number, back?: number): void {
     this.moveTo(t);
-    this.fill = max(ZERO, sub(this.fill, q(units)));
+    const holds = this.holds(owner, t);
+    const asked = BigInt(units) * this.scale;
+    const most = asked < holds ? asked : holds;
+    let take = back === undefined ? most : BigInt(back);
+    if (take < 0n || take > most) {
+      throw new Error(
+        `model: grant ${owner} gives back ${take}, but holds ${holds} and asks ${asked}`,
+      );
+    }
+    if (take > 0n) {
+      this.refunds++;
+      const g = this.grants.get(owner);
+      if (g !== undefined) g.own++;
+    }
+    // From its own parts, oldest first; what is behind moves forward (nothing else changes).
+    for (const p of this.queue) {
+      if (take === 0n) break;
+      if (p.owner !== owner) continue;
+      const d = p.held < take ? p.held : take;
+      p.held -= d;
+      take -= d;
+    }
+    this.queue = this.queue.filter((p) => p.held > 0n);
   }
   read(t: number): { remaining: number; resetMs: number } {
-    this.moveTo(t);
-    const free = sub(this.capacity, this.fill);
+    const fill = this.tokens(t);
+    const free = sub(this.capacity, fill);
     return {
       remaining: free.n <= 0n ? 0 : Number(floor(free)),
-      resetMs: Number(ceil(div(this.fill, this.rate))),
+      resetMs: Number(ceil(div(fill, this.rate))),
     };
   }
+  /** A copy of the queue, to look ahead (wait, read, count): it does not track grants. */
   clone(): TokenBucketModel {
     const c = new TokenBucketModel(this.limit);
-    c.fill = this.fill;
+    c.queue = this.queue.map((p) => ({ ...p }));
     c.at = this.at;
     return c;
   }
   used(t: number): number {
-    const scaled = mul(this.tokens(t), q(this.limit.intervalMs));
-    if (scaled.d !== 1n)
-      throw new Error(`model: scaled fill ${scaled.n}/${scaled.d} is not an integer`);
-    return Number(scaled.n);
+    this.moveTo(t);
+    return Number(this.scaled());
   }
 }
 
@@ -291,7 +377,7 @@ export function limitModel(limit: Limit): LimitModel {
 // One key
 
 export type ModelDecision =
-  | { readonly ok: true; readonly at: number }
+  | { readonly ok: true; readonly at: number; readonly id: number }
   | { readonly ok: false; readonly retryAfterMs: number; readonly limit: string };
 
 /** KeyModel is one key: every limit of the policy, and the slots held. */
@@ -299,6 +385,7 @@ export class KeyModel {
   at: number;
   inFlight = 0;
   readonly limits: LimitModel[];
+  private grants = 0;
   constructor(
     readonly policy: Policy,
     now: number,
@@ -329,19 +416,42 @@ export class KeyModel {
       };
     }
     this.at = t;
-    this.limits.forEach((l, i) => l.book(units[i]!, t));
+    const id = this.grants++;
+    this.limits.forEach((l, i) => l.book(units[i]!, t, id));
     if (slot) this.inFlight++;
-    return { ok: true, at: t };
+    return { ok: true, at: t, id };
   }
-  /** Move a grant booked at `grantAt` from `from` units to `to` units, at `now`. */
-  settle(grantAt: number, from: readonly number[], to: readonly number[], now: number): void {
+  /**
+   * Move grant `id`, booked at `grantAt`, from `from` units to `to` units, at `now`. `back` gives,
+   * per token-bucket limit that refunds, the scaled units the core gave back (see
+   * TokenBucketModel.refund); without it the model gives back all it can.
+   */
+  settle(
+    id: number,
+    grantAt: number,
+    from: readonly number[],
+    to: readonly number[],
+    now: number,
+    back?: readonly (number | undefined)[],
+  ): void {
     const t = this.time(now);
     this.limits.forEach((l, i) => {
       const delta = to[i]! - from[i]!;
-      if (delta < 0) l.refund(-delta, grantAt, t);
-      else if (delta > 0) l.book(delta, t);
+      if (delta < 0) l.refund(-delta, grantAt, t, id, back?.[i]);
+      else if (delta > 0) l.book(delta, t, id, true);
       else l.moveTo(t);
     });
+  }
+  /**
+   * For a token-bucket limit `i`: what grant `id` still holds at `now` (tokens × interval), and
+   * whether a refund must give back exactly that (see TokenBucketModel.exact). Does not move the
+   * key.
+   */
+  holding(i: number, id: number, now: number): { holds: bigint; exact: boolean } {
+    const l = this.limits[i]!;
+    if (!(l instanceof TokenBucketModel))
+      throw new Error(`model: limit ${i} is not a token bucket`);
+    return { holds: l.holds(id, Math.max(this.at, now)), exact: l.exact(id) };
   }
   release(): void {
     if (this.inFlight > 0) this.inFlight--;

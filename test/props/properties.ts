@@ -13,7 +13,7 @@ import { RUNS, scheduleArb } from './schedule.js';
 
 const PROPERTIES: readonly [string, Checks][] = [
   [
-    'never admits more than the limit allows (net of refunds and extra charges)',
+    'never admits more than the limit allows (each grant net of what refunds gave back, at its booking instant)',
     { overAdmission: true },
   ],
   [
@@ -30,7 +30,7 @@ const PROPERTIES: readonly [string, Checks][] = [
     { retry: true },
   ],
   [
-    'agrees exactly with the reference model on every decision, retry, reading and count',
+    'agrees exactly with the reference model on every decision, retry, reading and count, and a refund never gives back more than the grant still holds',
     { model: true },
   ],
   [

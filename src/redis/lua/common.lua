@@ -9,7 +9,9 @@
 -- Layout of one key (both Redis keys share one hash tag, so one script touches one slot):
 --   KEYS[1]  hash:  'at' -> the latest instant the key was advanced to (time never goes back)
 --                   'l:' .. name -> one limit's state, 'alg intervalMs limit data...':
---                      t I L used                       token bucket (used in scaled units)
+--                      t I L used refunded emptiedAt    token bucket (used in scaled units; an
+--                                                       empty bucket is 't I L 0', and a bucket
+--                                                       without a cutoff leaves emptiedAt out)
 --                      f I L start used                 fixed window
 --                      s I L used at1 c1 at2 c2 ...     sliding window log
 --   KEYS[2]  zset:  concurrency slots held: member = grant id, score = instant the lease ends
@@ -20,6 +22,8 @@
 -- is just a call with another policy: the state is rebased the way src/limiter/advance.ts rebases.
 
 local LEASE_NONE = 9007199254740991
+-- MAX_SCALED of src/limiter/validate.ts: a token bucket's refund counter starts over above it.
+local MAX_SCALED = 2251799813685247
 
 local function fmt(x)
   return string.format('%.0f', x)
@@ -61,7 +65,7 @@ local function init(l, now)
   elseif l.alg == 's' then
     return { used = 0, log = {} }
   end
-  return { used = 0 }
+  return { used = 0, refunded = 0 }
 end
 
 local function parse(v)
@@ -72,6 +76,8 @@ local function parse(v)
   local s = { alg = parts[1], interval = tonumber(parts[2]), limit = tonumber(parts[3]) }
   if s.alg == 't' then
     s.used = tonumber(parts[4])
+    s.refunded = tonumber(parts[5]) or 0
+    s.emptied = tonumber(parts[6])
   elseif s.alg == 'f' then
     s.start = tonumber(parts[4])
     s.used = tonumber(parts[5])
@@ -89,7 +95,12 @@ end
 local function serialize(l, s)
   local head = l.alg .. ' ' .. fmt(l.interval) .. ' ' .. fmt(l.limit) .. ' '
   if l.alg == 't' then
-    return head .. fmt(s.used)
+    if s.used == 0 then
+      return head .. '0'
+    elseif s.emptied == nil then
+      return head .. fmt(s.used) .. ' ' .. fmt(s.refunded)
+    end
+    return head .. fmt(s.used) .. ' ' .. fmt(s.refunded) .. ' ' .. fmt(s.emptied)
   elseif l.alg == 'f' then
     return head .. fmt(s.start) .. ' ' .. fmt(s.used)
   end
@@ -109,9 +120,9 @@ local function advance_one(l, s, from, now)
     end
     local drained = l.limit * (now - from)
     if drained >= s.used then
-      return { used = 0 }
+      return { used = 0, refunded = 0 }
     end
-    return { used = s.used - drained }
+    return { used = s.used - drained, refunded = s.refunded, emptied = s.emptied }
   elseif l.alg == 'f' then
     local elapsed = now - s.start
     if elapsed < l.interval then
@@ -171,6 +182,11 @@ local function book_one(l, s, units, now)
     return
   end
   if l.alg == 't' then
+    if s.used == 0 then
+      -- Booking into an empty bucket: every grant before holds nothing; the counter starts over.
+      s.refunded = 0
+      s.emptied = now
+    end
     s.used = s.used + units * l.interval
   elseif l.alg == 'f' then
     s.used = s.used + units
@@ -187,17 +203,46 @@ local function book_one(l, s, units, now)
   end
 end
 
--- refund_one mutates `s`: gives back at most `units` booked at `grant_at` (what expired is gone).
-local function refund_one(l, s, units, grant_at)
+-- mark_one: the mark a grant keeps of its booking, from the state right after it (tokenBucket.mark;
+-- 0 for windows).
+local function mark_one(l, s)
+  if l.alg == 't' then
+    return s.used + s.refunded
+  end
+  return 0
+end
+
+-- refund_one mutates `s`: gives back at most `units` booked at `grant_at` that the grant still
+-- holds (what expired or refilled is gone). `mark` is the grant's mark, `whole` whether `units`
+-- are all it holds in this limit (tokenBucket.refund).
+local function refund_one(l, s, units, grant_at, now, mark, whole)
   if units == 0 then
     return
   end
   if l.alg == 't' then
-    local back = units * l.interval
-    if back >= s.used then
+    if s.used == 0 or (s.emptied ~= nil and grant_at < s.emptied) or grant_at > now then
+      return
+    end
+    local ahead = mark - s.refunded
+    local drained = l.limit * (now - grant_at)
+    if drained >= ahead then
+      return
+    end
+    local ends = ahead - drained
+    local back = math.min(units * l.interval, s.used, ends)
+    if back == s.used then
       s.used = 0
+      s.refunded = 0
+      s.emptied = nil
+    elseif whole and ends >= s.used and back == units * l.interval then
+      s.used = s.used - back
+    elseif s.refunded + back > MAX_SCALED then
+      s.used = s.used - back
+      s.refunded = 0
+      s.emptied = now + 1
     else
       s.used = s.used - back
+      s.refunded = s.refunded + back
     end
   elseif l.alg == 'f' then
     if grant_at < s.start then
@@ -279,12 +324,23 @@ local function load(policy, now)
       local old = parse(v)
       if old.alg == l.alg then
         s = advance_one(old, old, from, t)
-        if old.interval ~= l.interval then
-          if l.alg == 't' then
-            s = { used = math.ceil((s.used * l.interval) / old.interval) }
-          else
-            s = nil
+        if l.alg == 't' then
+          -- A new interval (marks in the old scale) or a lower rate (drain overestimated): grants
+          -- booked up to now give back nothing here (advance.ts rebase).
+          local same = old.interval == l.interval
+          if not (same and l.limit >= old.limit) then
+            local used = s.used
+            if not same then
+              used = math.ceil((s.used * l.interval) / old.interval)
+            end
+            if used == 0 then
+              s = nil
+            else
+              s = { used = used, refunded = 0, emptied = t + 1 }
+            end
           end
+        elseif old.interval ~= l.interval then
+          s = nil
         end
       end
     end

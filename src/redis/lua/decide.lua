@@ -2,7 +2,8 @@
 -- concurrency slot (src/limiter/decide.ts). ARGV: now override ('' = Redis TIME), mode ('queue'
 -- stops at the first refusal, 'each' goes on), the policy, the request count, then per request:
 -- id, slot (1/0), lease ms (-1 = none), one amount per limit.
--- Returns one reply per request decided: {1, at} granted at `at`, or {0, retryAfterMs, limit}.
+-- Returns one reply per request decided: {1, at, mark1, ..., markN} granted at `at` with the
+-- grant's mark per limit (see mark_one), or {0, retryAfterMs, limit}.
 local now = clock(ARGV[1])
 local mode = ARGV[2]
 local policy, i = read_policy(3)
@@ -44,8 +45,10 @@ for _ = 1, count do
   elseif by > 0 then
     out[#out + 1] = { 0, retry, policy.limits[by].name }
   else
+    local reply = { 1, t }
     for k = 1, policy.n do
       book_one(policy.limits[k], st.limits[k], units[k], t)
+      reply[k + 2] = mark_one(policy.limits[k], st.limits[k])
     end
     if slot then
       local until_ms = LEASE_NONE
@@ -56,7 +59,7 @@ for _ = 1, count do
       inflight = inflight + 1
     end
     booked = true
-    out[#out + 1] = { 1, t }
+    out[#out + 1] = reply
   end
   if out[#out][1] == 0 and mode == 'queue' then
     break

@@ -3,7 +3,8 @@
 -- booked, if still there) and is charged the difference now when higher. With `free` = 1 the
 -- grant's slot is given back too (cancel: actual units all 0). ARGV: now override, the policy,
 -- grant id, grant instant, free (1/0), the channel to announce freed capacity on, booked units,
--- actual units, the key's name (the announcement). Returns 1 when something was given back (units or the slot), else 0.
+-- actual units, the grant's marks (one per limit, 0 for none), the key's name (the
+-- announcement). Returns 1 when something was given back (units or the slot), else 0.
 local now = clock(ARGV[1])
 local policy, i = read_policy(2)
 local id = ARGV[i]
@@ -13,13 +14,14 @@ local channel = ARGV[i + 3]
 local booked, actual
 booked, i = read_units(i + 4, policy.n)
 actual, i = read_units(i, policy.n)
+local marks = read_units(i, policy.n)
 local st = load(policy, now)
 local gave = 0
 for k = 1, policy.n do
   local delta = actual[k] - booked[k]
   if delta < 0 then
     gave = 1
-    refund_one(policy.limits[k], st.limits[k], -delta, grant_at)
+    refund_one(policy.limits[k], st.limits[k], -delta, grant_at, st.at, marks[k], actual[k] == 0)
   elseif delta > 0 then
     book_one(policy.limits[k], st.limits[k], delta, st.at)
   end
