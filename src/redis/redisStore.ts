@@ -29,7 +29,8 @@ import { InvalidArgumentError, StoreUnavailableError, isTollgateError } from '..
 import type { Duration, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
 import { MemoryStore } from '../memory/memoryStore.js';
-import { checkPrefix, freeChannel, keyNames } from './keys.js';
+import { checkPrefix, freeChannel, keyNames, type RedisKeyNames } from './keys.js';
+import { slotOf } from './slot.js';
 import { SCRIPTS, scriptSources, type ScriptName } from './scripts.js';
 
 /** What happens to requests while Redis cannot answer. */
@@ -90,6 +91,10 @@ export class RedisStore implements Store {
   /** The instant (runtime clock) before which Redis is not asked again after a failure. */
   #downUntil = -Infinity;
   #closed = false;
+  readonly #cluster: boolean;
+  /** Decisions asked for in this tick, by cluster slot (one group on a single Redis). */
+  readonly #pending = new Map<number, Pending[]>();
+  #flushScheduled = false;
 
   constructor(options: RedisStoreOptions) {
     if (typeof options !== 'object' || options === null || typeof options.client?.defineCommand !== 'function') {
@@ -121,10 +126,13 @@ export class RedisStore implements Store {
     const client = this.#client as unknown as Record<string, unknown>;
     for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
       if (typeof client[name] !== 'function') {
-        this.#client.defineCommand(name, { numberOfKeys: 3, lua: sources[name] });
+        // decide takes three keys per tollgate key it decides, so its key count is per call.
+        const keys = name === 'tollgateDecide' ? {} : { numberOfKeys: 3 };
+        this.#client.defineCommand(name, { ...keys, lua: sources[name] });
       }
     }
     this.#run = this.#client as unknown as ScriptClient;
+    this.#cluster = (this.#client as { isCluster?: boolean }).isCluster === true;
   }
 
   /** The key prefix in use. */
@@ -146,9 +154,14 @@ export class RedisStore implements Store {
    * `retryInterval` and rejects with a StoreUnavailableError.
    */
   async #call<T>(name: ScriptName, key: string, args: (string | number)[], now: Ms): Promise<T> {
+    const names = keyNames(this.#prefix, key);
+    return this.#send<T>(name, [names.state, names.slots, names.pause, ...args], now);
+  }
+
+  /** send runs one script (its keys first in `args`) under the store's timeout (see #call). */
+  async #send<T>(name: ScriptName, args: (string | number)[], now: Ms): Promise<T> {
     if (this.#closed) throw new StoreUnavailableError('the redis store is closed');
     if (now < this.#downUntil) throw new StoreUnavailableError('redis failed recently; retrying after retryInterval');
-    const names = keyNames(this.#prefix, key);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -157,7 +170,7 @@ export class RedisStore implements Store {
       );
     });
     try {
-      return (await Promise.race([this.#run[name](names.state, names.slots, names.pause, ...args), timeout])) as T;
+      return (await Promise.race([this.#run[name](...args), timeout])) as T;
     } catch (e) {
       this.#downUntil = now + this.#retryMs;
       if (isTollgateError(e)) throw e;
@@ -178,34 +191,71 @@ export class RedisStore implements Store {
     return args;
   }
 
-  async decide(
-    key: string,
-    policy: Policy,
-    batch: readonly StoreRequest[],
-    mode: BatchMode,
-    now: Ms,
-  ): Promise<StoreDecision[]> {
-    const args = [this.#now(now), mode, ...this.#policyArgs(policy), batch.length];
-    for (const r of batch) {
-      args.push(r.id, r.slot ? '1' : '0', r.leaseMs ?? -1);
-      for (const u of r.units) args.push(u);
-    }
-    let replies: Reply[];
-    try {
-      replies = await this.#call<Reply[]>('tollgateDecide', key, args, now);
-    } catch (e) {
-      return this.#fallback(e, key, policy, batch, mode, now);
-    }
-    // Marks are kept only for a policy with a token bucket, as the core does (GrantRecord.marks).
-    const marked = policy.limits.some((l) => l.algorithm === 'token-bucket');
-    return replies.map((r, i): StoreDecision => {
-      const req = batch[i]!;
-      if (r[0] === 1) {
-        const grant: StoreGrant = { id: req.id, at: r[1], units: req.units, slot: req.slot };
-        return { ok: true, grant: marked ? { ...grant, marks: r.slice(2) as number[] } : grant };
+  /**
+   * decide queues the request for this tick's script call: the decisions that the keys of one
+   * cluster slot (every key, on a single Redis) ask for in the same tick go to Redis in one call
+   * of `decide.lua`, up to {@link MAX_KEYS_PER_CALL} keys each. A key has at most one decide in
+   * flight (its actor waits for the answer), so a call never holds one key twice.
+   */
+  decide(key: string, policy: Policy, batch: readonly StoreRequest[], mode: BatchMode, now: Ms): Promise<StoreDecision[]> {
+    return new Promise<StoreDecision[]>((resolve, reject) => {
+      const names = keyNames(this.#prefix, key);
+      const group = this.#cluster ? slotOf(names.state) : 0;
+      const entry: Pending = { key, names, policy, batch, mode, now, resolve, reject };
+      const list = this.#pending.get(group);
+      if (list === undefined) this.#pending.set(group, [entry]);
+      else list.push(entry);
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        // After the microtasks of this tick: the answers of one call wake many callers, whose next
+        // requests all join the next call.
+        setImmediate(() => this.#flush());
       }
-      return { ok: false, retryAfterMs: r[1], limit: r[2] };
     });
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const groups = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const entries of groups) {
+      for (let i = 0; i < entries.length; i += MAX_KEYS_PER_CALL) {
+        void this.#decideMany(entries.slice(i, i + MAX_KEYS_PER_CALL));
+      }
+    }
+  }
+
+  /** One `decide.lua` call for `entries` (keys of one slot); each entry is answered on its own. */
+  async #decideMany(entries: readonly Pending[]): Promise<void> {
+    const keys: string[] = [];
+    const args: (string | number)[] = [entries.length];
+    let previous: Policy | null = null;
+    for (const e of entries) {
+      keys.push(e.names.state, e.names.slots, e.names.pause);
+      args.push(this.#now(e.now), e.mode);
+      if (e.policy === previous) args.push('=');
+      else args.push(...this.#policyArgs(e.policy));
+      previous = e.policy;
+      args.push(e.batch.length);
+      for (const r of e.batch) {
+        args.push(r.id, r.slot ? '1' : '0', r.leaseMs ?? -1);
+        for (const u of r.units) args.push(u);
+      }
+    }
+    let replies: Reply[][];
+    try {
+      replies = await this.#send<Reply[][]>('tollgateDecide', [keys.length, ...keys, ...args], entries[0]!.now);
+    } catch (error) {
+      for (const e of entries) {
+        try {
+          e.resolve(this.#fallback(error, e.key, e.policy, e.batch, e.mode, e.now));
+        } catch (failure) {
+          e.reject(failure);
+        }
+      }
+      return;
+    }
+    entries.forEach((e, g) => e.resolve(toDecisions(e.policy, e.batch, replies[g]!)));
   }
 
   /** Decisions while Redis is unavailable, by the `onUnavailable` policy. */
@@ -332,6 +382,35 @@ export class RedisStore implements Store {
     for (const sub of this.#subscribers) sub.disconnect();
     this.#subscribers.clear();
   }
+}
+
+/** The most keys one `decide.lua` call decides (Redis runs a script to completion, alone). */
+const MAX_KEYS_PER_CALL = 64;
+
+/** One key's decision waiting for this tick's script call. */
+interface Pending {
+  readonly key: string;
+  readonly names: RedisKeyNames;
+  readonly policy: Policy;
+  readonly batch: readonly StoreRequest[];
+  readonly mode: BatchMode;
+  readonly now: Ms;
+  resolve(decisions: StoreDecision[]): void;
+  reject(error: unknown): void;
+}
+
+/** The store's decisions from one key's script replies. */
+function toDecisions(policy: Policy, batch: readonly StoreRequest[], replies: readonly Reply[]): StoreDecision[] {
+  // Marks are kept only for a policy with a token bucket, as the core does (GrantRecord.marks).
+  const marked = policy.limits.some((l) => l.algorithm === 'token-bucket');
+  return replies.map((r, i): StoreDecision => {
+    const req = batch[i]!;
+    if (r[0] === 1) {
+      const grant: StoreGrant = { id: req.id, at: r[1], units: req.units, slot: req.slot };
+      return { ok: true, grant: marked ? { ...grant, marks: r.slice(2) as number[] } : grant };
+    }
+    return { ok: false, retryAfterMs: r[1], limit: r[2] };
+  });
 }
 
 /** A grant record copied field by field (records may carry `id` as a getter). */

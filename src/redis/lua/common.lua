@@ -6,17 +6,19 @@
 -- both sides compute bit-for-bit the same results. Values are written with '%.0f', which is exact
 -- for integers up to 2^53 (the core keeps every amount below 2^51).
 --
--- Layout of one key (both Redis keys share one hash tag, so one script touches one slot):
---   KEYS[1]  hash:  'at' -> the latest instant the key was advanced to (time never goes back)
+-- Layout of one key (its Redis keys share one hash tag, so one script touches one slot). The
+-- functions below take the key names as arguments (ks, kc, kp), so that decide.lua can handle
+-- several keys of one slot in one run; the other scripts pass KEYS[1], KEYS[2], KEYS[3]:
+--   ks (KEYS[1])  hash:  'at' -> the latest instant the key was advanced to (time never goes back)
 --                   'l:' .. name -> one limit's state, 'alg intervalMs limit data...':
 --                      t I L used refunded emptiedAt    token bucket (used in scaled units; an
 --                                                       empty bucket is 't I L 0', and a bucket
 --                                                       without a cutoff leaves emptiedAt out)
 --                      f I L start used                 fixed window
 --                      s I L used at1 c1 at2 c2 ...     sliding window log
---   KEYS[2]  zset:  concurrency slots held: member = grant id, score = instant the lease ends
+--   kc (KEYS[2])  zset:  concurrency slots held: member = grant id, score = instant the lease ends
 --                   (LEASE_NONE for a slot without a lease TTL)
---   KEYS[3]  string: the instant a pause ends (see pause.lua), expiring with it
+--   kp (KEYS[3])  string: the instant a pause ends (see pause.lua), expiring with it
 --
 -- Every script reads the policy from ARGV in the same layout (see read_policy), so a limit change
 -- is just a call with another policy: the state is rebased the way src/limiter/advance.ts rebases.
@@ -299,8 +301,8 @@ end
 -- load: the key's state under `policy`, advanced to `now` (at least the stored instant), with
 -- limits rebased by name as src/limiter/advance.ts rebase does. Returns the state and the fields
 -- of limits the policy no longer has (to delete on save).
-local function load(policy, now)
-  local raw = redis.call('HGETALL', KEYS[1])
+local function load(policy, now, ks)
+  local raw = redis.call('HGETALL', ks)
   local fields = {}
   for k = 1, #raw, 2 do
     fields[raw[k]] = raw[k + 1]
@@ -357,16 +359,17 @@ local function load(policy, now)
 end
 
 -- slots: concurrency slots held after dropping expired leases.
-local function slots(now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', fmt(now))
-  return redis.call('ZCARD', KEYS[2])
+local function slots(now, kc)
+  redis.call('ZREMRANGEBYSCORE', kc, '-inf', fmt(now))
+  return redis.call('ZCARD', kc)
 end
 
 -- save writes the state back, or deletes it once every limit is back at full capacity. The hash
--- expires when it would be full anyway, and the slot set when its last lease ends.
-local function save(policy, st, now)
+-- expires when it would be full anyway, and the slot set (when this run added slots to it) when
+-- its last lease ends.
+local function save(policy, st, now, ks, kc, slots_added)
   if #st.stale > 0 then
-    redis.call('HDEL', KEYS[1], unpack(st.stale))
+    redis.call('HDEL', ks, unpack(st.stale))
   end
   local ttl = 0
   local args = { 'at', fmt(st.at) }
@@ -381,25 +384,28 @@ local function save(policy, st, now)
     end
   end
   if ttl <= 0 then
-    redis.call('DEL', KEYS[1])
+    redis.call('DEL', ks)
   else
-    redis.call('HSET', KEYS[1], unpack(args))
-    redis.call('PEXPIRE', KEYS[1], fmt(ttl + (st.at - now) + 1))
+    redis.call('HSET', ks, unpack(args))
+    redis.call('PEXPIRE', ks, fmt(ttl + (st.at - now) + 1))
   end
-  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  if not slots_added then
+    return
+  end
+  local last = redis.call('ZRANGE', kc, -1, -1, 'WITHSCORES')
   if #last > 0 then
     local until_ms = tonumber(last[2])
     if until_ms >= LEASE_NONE then
-      redis.call('PERSIST', KEYS[2])
+      redis.call('PERSIST', kc)
     else
-      redis.call('PEXPIRE', KEYS[2], fmt(math.max(1, until_ms - now + 1)))
+      redis.call('PEXPIRE', kc, fmt(math.max(1, until_ms - now + 1)))
     end
   end
 end
 
 -- paused_for: ms the key stays paused after now; 0 when it is not paused.
-local function paused_for(now)
-  local until_ms = tonumber(redis.call('GET', KEYS[3]))
+local function paused_for(now, kp)
+  local until_ms = tonumber(redis.call('GET', kp))
   if until_ms == nil or until_ms <= now then
     return 0
   end

@@ -15,7 +15,7 @@ local booked, actual
 booked, i = read_units(i + 4, policy.n)
 actual, i = read_units(i, policy.n)
 local marks = read_units(i, policy.n)
-local st = load(policy, now)
+local st = load(policy, now, KEYS[1])
 local gave = 0
 for k = 1, policy.n do
   local delta = actual[k] - booked[k]
@@ -29,7 +29,7 @@ end
 if free and redis.call('ZREM', KEYS[2], id) == 1 then
   gave = 1
 end
-save(policy, st, now)
+save(policy, st, now, KEYS[1], KEYS[2], false)
 if gave == 1 then
   redis.call('PUBLISH', channel, ARGV[#ARGV])
 end
