@@ -140,6 +140,24 @@ describe('redis store through the runtime', () => {
     await b.close();
   });
 
+  it('decides many keys in one script call exactly (per-tick batching across keys)', async () => {
+    const { sys, close } = system({ prefix: fresh() });
+    const api = sys.limiter('api', { limits: [{ limit: 3, interval: '1m' }], concurrency: 2 });
+    const keys = Array.from({ length: 200 }, (_, i) => `user-${i}`);
+    const results = await Promise.all(keys.flatMap((k) => Array.from({ length: 5 }, () => api.tryAcquire(k))));
+    // Per key: 2 grants (the concurrency limit), then refused by concurrency.
+    for (let i = 0; i < keys.length; i++) {
+      const mine = results.slice(i * 5, i * 5 + 5);
+      expect(mine.filter((r) => r.ok), keys[i]).toHaveLength(2);
+      for (const r of mine) if (!r.ok) expect(r.limit).toBe('concurrency');
+    }
+    for (const r of results) if (r.ok) r.grant.release();
+    await new Promise((r) => setTimeout(r, 50));
+    const stats = await Promise.all(keys.map((k) => api.stats(k)));
+    for (const st of stats) expect([st.limits[0]!.remaining, st.inFlight]).toEqual([1, 0]);
+    await close();
+  });
+
   it('keeps keys opaque: braces, colons, newlines and the empty key never collide or leave the prefix', async () => {
     const prefix = fresh();
     const { sys, client, close } = system({ prefix });
