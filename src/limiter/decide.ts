@@ -79,8 +79,16 @@ export function decide(
     const alg = algorithmOf(limit);
     const after = alg.book(limit, s.limits[i]!, units[i]!, t);
     booked[i] = after;
-    if (alg.mark !== undefined)
-      (marks ??= new Array<number>(limits.length).fill(0))[i] = alg.mark(limit, after);
+    // Built by push, so it stays a packed array (cheaper than a pre-sized one on the hot path).
+    if (alg.mark !== undefined) {
+      if (marks === undefined) {
+        marks = [];
+        for (let j = 0; j < i; j++) marks.push(0);
+      }
+      marks.push(alg.mark(limit, after));
+    } else if (marks !== undefined) {
+      marks.push(0);
+    }
   }
   return {
     ok: true,
