@@ -2,7 +2,7 @@
  * Grant is what `acquire` resolves with: the right to make one call. Settle it with the actual
  * usage once known, and release it when the call is over (or let its lease expire).
  */
-import { GrantStateError } from '../errors.js';
+import { GrantStateError, LimiterClosedError } from '../errors.js';
 import type { GrantHandle, KeyEvent } from '../machines/keyLogic.js';
 import type { CostSpec, Ms, Policy, Units } from '../limiter/types.js';
 import { compileCost } from '../limiter/validate.js';
@@ -43,10 +43,18 @@ export class Grant implements GrantHandle {
   permit: BreakerPermit | null = null;
 
   /** @internal grants are made by the runtime. */
-  constructor(owner: GrantOwner, readonly key: string, storeKey: string, record: StoreGrant, cost: CostSpec | undefined) {
+  constructor(
+    owner: GrantOwner,
+    readonly key: string,
+    storeKey: string,
+    record: StoreGrant,
+    cost: CostSpec | undefined,
+    /** The policy the record was booked under (the limiter's, unless it changed meanwhile). */
+    policy: Policy = owner.policy,
+  ) {
     this.#owner = owner;
     this.#storeKey = storeKey;
-    this.#policy = owner.policy;
+    this.#policy = policy;
     this.record = record;
     this.#cost = cost;
   }
@@ -113,7 +121,13 @@ export class Grant implements GrantHandle {
   release(): void {
     if (this.permit !== null && !this.permit.isEnded) this.permit.cancel();
     if (!this.holdsSlot) return;
-    this.#owner.send(this.key, this.#storeKey, { type: 'release', grant: this });
+    try {
+      this.#owner.send(this.key, this.#storeKey, { type: 'release', grant: this });
+    } catch (e) {
+      // After the system closed there is nothing left to release into (a `finally` that releases
+      // must not turn a result into an error).
+      if (!(e instanceof LimiterClosedError)) throw e;
+    }
   }
 
   /**

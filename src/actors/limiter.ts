@@ -48,8 +48,9 @@ export interface RunOptions<T> extends AcquireOptions {
 
 /**
  * TryResult is what `tryAcquire` answers: a grant, or why not and for how long.
- * `limit` is the name of the refusing limit, `'concurrency'`, or `'queue'` (waiters are queued
- * ahead; tryAcquire does not overtake them).
+ * `limit` is the name of the refusing limit, `'concurrency'`, `'queue'` (waiters are queued
+ * ahead; tryAcquire does not overtake them), `'paused'` (see `pause`) or `'breaker'` (the key's
+ * circuit breaker admits no call now).
  */
 export type TryResult =
   | { readonly ok: true; readonly grant: Grant }
@@ -90,6 +91,9 @@ export interface ProviderSignal {
     readonly resetMs: Ms | null;
   }[];
 }
+
+/** The refusal `limit` of a `tryAcquire` whose key's circuit breaker admits no call now. */
+export const BREAKER = 'breaker';
 
 /** How often an acquire waiting on a half-open breaker whose probes are all out looks again. */
 const HALF_OPEN_RECHECK_MS = 100;
@@ -276,12 +280,33 @@ export class Limiter implements GrantOwner {
   tryAcquire(key: string, options?: TryAcquireOptions): Promise<TryResult> {
     try {
       const w = this.#waiter(key, options, true, 'tryAcquire');
+      if (this.breaker !== null) return this.#tryThroughBreaker(key, w, this.breaker);
       this.#dispatch(key, w);
       if (w.state === WaiterState.Granted) return Promise.resolve({ ok: true, grant: w.grant! });
       if (w.state === WaiterState.Refused) return Promise.resolve({ ok: false, ...w.refusal! });
       return w.promise().then((grant): TryResult => (grant === undefined ? { ok: false, ...w.refusal! } : { ok: true, grant }));
     } catch (e) {
       return Promise.reject(e);
+    }
+  }
+
+  /** A try with a breaker: refused with limit `'breaker'` while it admits no call. */
+  async #tryThroughBreaker(key: string, w: Waiter<Grant>, options: BreakerOptions): Promise<TryResult> {
+    const r = this.#core.breaker(`${this.name}/${key}`, options).tryEnter();
+    if (!r.ok) return { ok: false, retryAfterMs: r.retryAfterMs, limit: BREAKER };
+    this.#dispatch(key, w);
+    try {
+      const grant =
+        w.state === WaiterState.Granted ? w.grant! : w.state === WaiterState.Refused ? undefined : await w.promise();
+      if (grant === undefined) {
+        r.permit.cancel();
+        return { ok: false, ...w.refusal! };
+      }
+      grant.permit = r.permit;
+      return { ok: true, grant };
+    } catch (e) {
+      r.permit.cancel();
+      throw e;
     }
   }
 

@@ -175,7 +175,7 @@ export class LimiterSystem implements SystemCore {
       leaseMs: limiter.leaseMs,
       pollMs: this.#pollMs,
       observed: this.events.observed,
-      makeGrant: (key, storeKey, record, cost) => new Grant(limiter, key, storeKey, record, cost),
+      makeGrant: (key, storeKey, record, cost, policy) => new Grant(limiter, key, storeKey, record, cost, policy),
     };
     this.#limiters.set(name, { limiter, rt });
     return limiter;

@@ -85,7 +85,7 @@ export interface KeyRuntime<G extends GrantHandle = GrantHandle> {
   /** Whether anybody listens to events or stats; facts are not even built otherwise. */
   readonly observed: { value: boolean };
   /** Builds the grant handed to the caller. */
-  makeGrant(key: string, storeKey: string, record: StoreGrant, cost: Waiter['cost']): G;
+  makeGrant(key: string, storeKey: string, record: StoreGrant, cost: Waiter['cost'], policy: Policy): G;
 }
 
 /** KeyContext is one key's mailbox state. */
@@ -105,6 +105,15 @@ export interface KeyContext<G extends GrantHandle = GrantHandle> {
   timerAt: Ms;
   /** The instant the head of the queue fits, as the store last said; Infinity if unknown. */
   wakeAt: Ms;
+  /**
+   * The waiter `wakeAt` was said for. While it is still the head and `wakeAt` is ahead, an async
+   * store is not asked again (the timer, a freed capacity or a new head re-opens the question).
+   */
+  wakeHead: Waiter<G> | null;
+  /** The policy the in-flight batch was decided under (grants record units in its terms). */
+  inFlightPolicy: Policy | null;
+  /** setLimits arrived while a batch was in flight: recompile the queue when it is answered. */
+  policyStale: boolean;
   /** Last instant the key handled an event; the system evicts keys idle for long enough. */
   lastActive: Ms;
   closed: boolean;
@@ -180,6 +189,9 @@ export const keyLogic: KeyLogic = {
         timer: null,
         timerAt: Infinity,
         wakeAt: Infinity,
+        wakeHead: null,
+        inFlightPolicy: null,
+        policyStale: false,
         lastActive: now,
         closed: false,
       },
@@ -201,6 +213,7 @@ export const keyLogic: KeyLogic = {
         pump(ctx, now, scope);
         break;
       case 'wake': // capacity freed elsewhere (another process): ask the store again
+        ctx.wakeHead = null;
         pump(ctx, now, scope);
         break;
       case 'abort':
@@ -224,6 +237,7 @@ export const keyLogic: KeyLogic = {
         onRead(ctx, event, now);
         break;
       case 'reset':
+        ctx.wakeHead = null;
         settleDone(ctx.rt.store.reset(ctx.storeKey, now), event.done, ctx, now, scope);
         if (ctx.rt.observed.value) fact(ctx, scope, { type: 'reset', key: ctx.key, at: now });
         pump(ctx, now, scope);
@@ -254,15 +268,21 @@ export const keyLogic: KeyLogic = {
       case 'policy':
         onPolicy(ctx, now, scope);
         break;
-      case 'decided':
+      case 'decided': {
+        const policy = ctx.inFlightPolicy ?? ctx.rt.policy;
         ctx.inFlight = null;
-        applyDecisions(ctx, event.batch, event.decisions, now, scope);
-        pump(ctx, now, scope);
+        ctx.inFlightPolicy = null;
+        applyDecisions(ctx, event.batch, event.decisions, now, scope, policy);
+        if (ctx.policyStale) onPolicy(ctx, now, scope);
+        else pump(ctx, now, scope);
         break;
+      }
       case 'failed':
         ctx.inFlight = null;
+        ctx.inFlightPolicy = null;
         onStoreFailure(ctx, event.batch, event.error, now, scope);
-        pump(ctx, now, scope);
+        if (ctx.policyStale) onPolicy(ctx, now, scope);
+        else pump(ctx, now, scope);
         break;
       case 'close':
         onClose(ctx);
@@ -298,7 +318,7 @@ function onAcquire<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now:
   const { store } = ctx.rt;
   // Someone waits ahead when the head has equal or higher priority; with an async store, only
   // once the store refused it (the others are just being decided, not waiting for capacity).
-  const ahead = head !== undefined && head.priority >= w.priority && (store.sync || ctx.wakeAt !== Infinity);
+  const ahead = head !== undefined && head.priority >= w.priority && (store.sync || ctx.wakeHead === head);
   // The fast path: nobody ahead, a synchronous store, and the request fits or is a try.
   if (!ahead && store.sync && ctx.inFlight === null) {
     const first =
@@ -313,7 +333,10 @@ function onAcquire<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now:
       refuseTry(ctx, w, first.retryAfterMs, first.limit, now, scope);
       return;
     }
-    if (enqueue(ctx, w, now, scope) && queue[0] === w) ctx.wakeAt = wakeFor(ctx, first, now);
+    if (enqueue(ctx, w, now, scope) && queue[0] === w) {
+      ctx.wakeAt = wakeFor(ctx, first, now);
+      ctx.wakeHead = w;
+    }
     if (w.wantsEta) w.etaMs = estimate(ctx, w, now);
     arm(ctx, now, scope);
     return;
@@ -370,12 +393,13 @@ function grantTo<G extends GrantHandle>(
   record: StoreGrant,
   now: Ms,
   scope: Scope<G>,
+  policy: Policy = ctx.rt.policy,
 ): void {
-  const grant = ctx.rt.makeGrant(ctx.key, ctx.storeKey, record, w.cost);
+  const grant = ctx.rt.makeGrant(ctx.key, ctx.storeKey, record, w.cost, policy);
   if (!w.succeed(grant)) {
     // The waiter ended (timeout, abort) while the store decided: an ended waiter holds nothing.
     grant.slotFreed = true;
-    void Promise.resolve(ctx.rt.store.cancel(ctx.storeKey, ctx.rt.policy, record, now)).catch(() => {});
+    void Promise.resolve(ctx.rt.store.cancel(ctx.storeKey, policy, record, now)).catch(() => {});
     return;
   }
   if (record.slot && ctx.rt.leaseMs !== null) (ctx.leases ??= new Map()).set(grant, now + ctx.rt.leaseMs);
@@ -405,13 +429,21 @@ function pump<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G
     if (store.sync) {
       const decisions = store.decide(ctx.storeKey, policy, queue, 'queue', now) as StoreDecision[];
       applyDecisions(ctx, queue.slice(0, decisions.length), decisions, now, scope);
-    } else {
+    } else if (ctx.wakeHead !== queue[0] || ctx.wakeAt <= now) {
+      // (A head the store refused is asked again only at its wake-up, or once capacity frees.)
       const batch = queue.slice(0, MAX_BATCH);
       ctx.inFlight = batch;
+      ctx.inFlightPolicy = policy;
       const self = scope.self;
       Promise.resolve(store.decide(ctx.storeKey, policy, batch, 'queue', now)).then(
-        (decisions) => self.send({ type: 'decided', batch, decisions }),
-        (error: unknown) => self.send({ type: 'failed', batch, error }),
+        (decisions) => {
+          // Closed while the store decided: the waiters ended, so what was booked goes back.
+          if (ctx.closed) giveBack(ctx, policy, decisions, now);
+          else self.send({ type: 'decided', batch, decisions });
+        },
+        (error: unknown) => {
+          if (!ctx.closed) self.send({ type: 'failed', batch, error });
+        },
       );
     }
   }
@@ -424,19 +456,39 @@ function applyDecisions<G extends GrantHandle>(
   decisions: readonly StoreDecision[],
   now: Ms,
   scope: Scope<G>,
+  policy: Policy = ctx.rt.policy,
 ): void {
   ctx.wakeAt = Infinity;
+  ctx.wakeHead = null;
+  let blocked: StoreDecision | null = null;
   for (let i = 0; i < decisions.length; i++) {
     const d = decisions[i]!;
     const w = batch[i]!;
     if (d.ok) {
       if (w.queued) removeWaiter(ctx, w);
-      grantTo(ctx, w, d.grant, now, scope);
+      grantTo(ctx, w, d.grant, now, scope, policy);
     } else if (w.tryOnly) {
       refuseTry(ctx, w, d.retryAfterMs, d.limit, now, scope);
     } else if (w.state === WaiterState.Pending) {
       ctx.wakeAt = wakeFor(ctx, d, now);
+      ctx.wakeHead = w;
+      blocked = d;
     }
+  }
+  // The head is blocked: tries queued behind it (they arrived while it was being decided) are
+  // answered now, as a try arriving later would be, rather than left waiting.
+  if (blocked !== null && !ctx.rt.store.sync) {
+    const wait = blocked.ok ? 0 : Math.max(0, Math.min(ctx.wakeAt, ctx.queue[0]?.deadline ?? Infinity) - now);
+    for (const w of ctx.queue.slice()) {
+      if (w.tryOnly && w !== ctx.wakeHead) refuseTry(ctx, w, wait === Infinity ? 0 : wait, QUEUED, now, scope);
+    }
+  }
+}
+
+/** giveBack cancels what a store granted to waiters that ended meanwhile (the key closed). */
+function giveBack<G extends GrantHandle>(ctx: KeyContext<G>, policy: Policy, decisions: readonly StoreDecision[], now: Ms): void {
+  for (const d of decisions) {
+    if (d.ok) void Promise.resolve(ctx.rt.store.cancel(ctx.storeKey, policy, d.grant, now)).catch(() => {});
   }
 }
 
@@ -500,6 +552,7 @@ function freeSlot<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, expired: 
   ctx.leases?.delete(grant);
   if (grant.slotFreed || !grant.record.slot) return;
   grant.slotFreed = true;
+  ctx.wakeHead = null; // a slot is free: the head may fit
   void Promise.resolve(ctx.rt.store.release(ctx.storeKey, ctx.rt.policy, grant.record, now)).catch((e: unknown) => {
     if (ctx.rt.observed.value) fact(ctx, scope, { type: 'storeError', key: ctx.key, error: asError(e), at: now });
   });
@@ -508,6 +561,7 @@ function freeSlot<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, expired: 
 
 function onSettle<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, actual: Units, done: Done, now: Ms, scope: Scope<G>): void {
   const { store, policy } = ctx.rt;
+  ctx.wakeHead = null; // a refund may let the head in
   const before = grant.record;
   const r = store.settle(ctx.storeKey, policy, before, actual, now);
   grant.record = restate(before, actual);
@@ -518,6 +572,7 @@ function onSettle<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, actual: U
 
 function onCancel<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, done: Done, now: Ms, scope: Scope<G>): void {
   ctx.leases?.delete(grant);
+  ctx.wakeHead = null;
   const record = grant.slotFreed ? restate(grant.record, grant.record.units, false) : grant.record;
   grant.slotFreed = true;
   settleDone(ctx.rt.store.cancel(ctx.storeKey, ctx.rt.policy, record, now), done, ctx, now, scope);
@@ -559,6 +614,13 @@ function onRead<G extends GrantHandle>(ctx: KeyContext<G>, event: Extract<KeyEve
 
 function onPolicy<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G>): void {
   // Waiters were compiled against the old policy: recompile, and end those that can never fit now.
+  // Not while a batch is out: the store is deciding those waiters' units under the old policy
+  // (the answer comes back here, and the recompile happens then).
+  if (ctx.inFlight !== null) {
+    ctx.policyStale = true;
+    return;
+  }
+  ctx.policyStale = false;
   const { policy } = ctx.rt;
   for (const w of ctx.queue.slice()) {
     try {
@@ -569,6 +631,7 @@ function onPolicy<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Sco
     }
   }
   ctx.wakeAt = now;
+  ctx.wakeHead = null;
   pump(ctx, now, scope);
 }
 

@@ -150,29 +150,38 @@ export class RedisStore implements Store {
   }
 
   /**
-   * call runs one script with the store's timeout. A failure or a timeout marks Redis down for
-   * `retryInterval` and rejects with a StoreUnavailableError.
+   * call runs one script on one key with the store's timeout (see #send). Only decisions are
+   * short-circuited while Redis is marked down: settles, releases and cancels are always tried,
+   * since skipping them would leak what the grants hold.
    */
   async #call<T>(name: ScriptName, key: string, args: (string | number)[], now: Ms): Promise<T> {
     const names = keyNames(this.#prefix, key);
-    return this.#send<T>(name, [names.state, names.slots, names.pause, ...args], now);
+    return this.#send<T>(name, [names.state, names.slots, names.pause, ...args], now, false);
   }
 
-  /** send runs one script (its keys first in `args`) under the store's timeout (see #call). */
-  async #send<T>(name: ScriptName, args: (string | number)[], now: Ms): Promise<T> {
+  /**
+   * send runs one script (its keys first in `args`) under the store's timeout. A failure or a
+   * timeout marks Redis down for `retryInterval` from when it was noticed, and rejects with a
+   * StoreUnavailableError; while down, calls with `gated` (decisions) are not sent at all.
+   */
+  async #send<T>(name: ScriptName, args: (string | number)[], now: Ms, gated: boolean): Promise<T> {
     if (this.#closed) throw new StoreUnavailableError('the redis store is closed');
-    if (now < this.#downUntil) throw new StoreUnavailableError('redis failed recently; retrying after retryInterval');
+    if (gated && now < this.#downUntil) {
+      throw new StoreUnavailableError('redis failed recently; retrying after retryInterval');
+    }
+    let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StoreUnavailableError(`redis did not answer within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      );
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new StoreUnavailableError(`redis did not answer within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
     });
     try {
       return (await Promise.race([this.#run[name](...args), timeout])) as T;
     } catch (e) {
-      this.#downUntil = now + this.#retryMs;
+      // `now` is when the call started: a timeout was noticed timeoutMs later.
+      this.#downUntil = Math.max(this.#downUntil, now + (timedOut ? this.#timeoutMs : 0) + this.#retryMs);
       if (isTollgateError(e)) throw e;
       throw new StoreUnavailableError(e instanceof Error ? e.message : String(e), e);
     } finally {
@@ -244,9 +253,13 @@ export class RedisStore implements Store {
     }
     let replies: Reply[][];
     try {
-      replies = await this.#send<Reply[][]>('tollgateDecide', [keys.length, ...keys, ...args], entries[0]!.now);
+      replies = await this.#send<Reply[][]>('tollgateDecide', [keys.length, ...keys, ...args], entries[0]!.now, true);
     } catch (error) {
       for (const e of entries) {
+        if (this.#closed) {
+          e.reject(error); // a closed store grants nothing, whatever its policy
+          continue;
+        }
         try {
           e.resolve(this.#fallback(error, e.key, e.policy, e.batch, e.mode, e.now));
         } catch (failure) {
@@ -331,7 +344,17 @@ export class RedisStore implements Store {
       this.#insurance.release(key, this.#scale(policy), grant, now);
       return;
     }
-    await this.#call('tollgateRelease', key, [grant.id, this.#channel, key], now);
+    // A slot whose release is lost stays held in every process (until its lease, if any), so a
+    // failed release is tried again a few times, retryInterval apart, before it is given up.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#call('tollgateRelease', key, [grant.id, this.#channel, key], now);
+        return;
+      } catch (e) {
+        if (attempt >= RELEASE_ATTEMPTS || this.#closed) throw e;
+        await new Promise<void>((r) => setTimeout(r, this.#retryMs).unref());
+      }
+    }
   }
 
   async read(key: string, policy: Policy, now: Ms): Promise<KeyReading> {
@@ -383,6 +406,9 @@ export class RedisStore implements Store {
     this.#subscribers.clear();
   }
 }
+
+/** How many times a failed release is tried (see {@link RedisStore.release}). */
+const RELEASE_ATTEMPTS = 3;
 
 /** The most keys one `decide.lua` call decides (Redis runs a script to completion, alone). */
 const MAX_KEYS_PER_CALL = 64;

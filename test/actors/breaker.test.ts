@@ -115,6 +115,22 @@ describe('breaker in acquire', () => {
     expect(events).toEqual(['llm/gpt:closed>open@0', 'llm/gpt:open>halfOpen@1000', 'llm/gpt:halfOpen>closed@1000']);
   });
 
+  it('refuses tries while the breaker is open, with limit breaker, and books nothing', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      breaker: { failureThreshold: 1, openFor: '5s' },
+    });
+    await expect(l.run('gpt', boom)).rejects.toThrow();
+    expect(await l.tryAcquire('gpt')).toEqual({ ok: false, retryAfterMs: 5000, limit: 'breaker' });
+    expect((await l.stats('gpt')).limits[0]!.remaining).toBe(99);
+    await clock.increment(5000);
+    const r = await l.tryAcquire('gpt'); // half-open: the try is the probe
+    expect(r.ok).toBe(true);
+    expect(await l.tryAcquire('gpt')).toMatchObject({ ok: false, limit: 'breaker' }); // one probe only
+    if (r.ok) r.grant.report('success');
+    expect(l.breakerFor('gpt')!.state).toBe('closed');
+  });
+
   it('rejects bad breaker options with a typed error', () => {
     const s = setup();
     expect(() => s.limiter('a', { limits: [{ limit: 1, interval: 1 }], breaker: { failureThreshold: 0 } })).toThrow(InvalidArgumentError);

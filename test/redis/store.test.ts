@@ -9,7 +9,8 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLimiterSystem, isTollgateError, type LimiterSystem } from '../../src/index.js';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
-import { redisStore, type RedisStoreOptions } from '../../src/redis/index.js';
+import type { StoreGrant } from '../../src/actors/store.js';
+import { keyNames, redisStore, type RedisStoreOptions } from '../../src/redis/index.js';
 import { startRedis, type RedisServer } from './harness.js';
 
 let server: RedisServer;
@@ -299,6 +300,37 @@ describe('redis store failures', () => {
 });
 
 describe('redis store, direct', () => {
+  it('after a timeout, stays degraded for retryInterval from when the timeout was noticed', async () => {
+    const client = server.client();
+    const store = redisStore({ client, prefix: fresh(), time: 'runtime', timeout: 150, retryInterval: 150 });
+    const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }] });
+    const req = { id: 'a', units: compileCost(p, {}), slot: false, leaseMs: null };
+    await server.pause(400);
+    await expect(store.decide('k', p, [req], 'queue', 1000)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    // Noticed at 1000 + 150; degraded until 1000 + 150 + 150.
+    expect(store.isDegraded(1250)).toBe(true);
+    expect(store.isDegraded(1300)).toBe(false);
+    await new Promise((r) => setTimeout(r, 400));
+    await store.close();
+  });
+
+  it('still sends releases while decisions are short-circuited after a failure', async () => {
+    const client = server.client();
+    const prefix = fresh();
+    const store = redisStore({ client, prefix, time: 'runtime', timeout: 150, retryInterval: 10_000 });
+    const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }], concurrency: 1 });
+    const req = { id: 'held', units: compileCost(p, {}), slot: true, leaseMs: null };
+    const [d] = await store.decide('k', p, [req], 'queue', 1000);
+    expect(d!.ok).toBe(true);
+    await server.pause(400);
+    await expect(store.decide('other', p, [{ ...req, id: 'x' }], 'queue', 1000)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(store.isDegraded(1200)).toBe(true);
+    await store.release('k', p, (d as { ok: true; grant: StoreGrant }).grant, 1200);
+    expect(await client.zcard(keyNames(prefix, 'k').slots)).toBe(0);
+    await store.close();
+  });
+
   it('refuses a batch request that a later limit refuses without charging the earlier one', async () => {
     const client = server.client();
     const store = redisStore({ client, prefix: fresh(), time: 'runtime' });
