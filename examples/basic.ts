@@ -17,5 +17,9 @@ for (let i = 1; i <= 8; i++) {
   console.log(`call ${i} at ${Math.round((performance.now() - started) / 100) * 100} ms`);
 }
 const refused = await api.tryAcquire('user-42'); // never waits
-console.log(refused.ok ? 'granted' : `refused by ${refused.limit}, retry in ~${Math.round(refused.retryAfterMs / 1000)} s`);
+console.log(
+  refused.ok
+    ? 'granted'
+    : `refused by ${refused.limit}, retry in ~${Math.round(refused.retryAfterMs / 1000)} s`,
+);
 await system.close();

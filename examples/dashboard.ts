@@ -6,7 +6,9 @@ import { take } from 'rxjs';
 import { createLimiterSystem } from '../src/index.js';
 
 const system = createLimiterSystem();
-const llm = system.limiter('llm', { limits: [{ limit: 20, interval: '1s', dimension: 'tokens', burst: 20 }] });
+const llm = system.limiter('llm', {
+  limits: [{ limit: 20, interval: '1s', dimension: 'tokens', burst: 20 }],
+});
 
 const bar = (n: number, of: number) => '#'.repeat(n) + '.'.repeat(of - n);
 const done = new Promise<void>((resolve) => {

@@ -16,7 +16,10 @@ const openai = system.limiter('openai', {
 /** Stands in for a model call: uses fewer tokens than the worst case we booked. */
 async function fakeCompletion(prompt: string, maxTokens: number) {
   const input = Math.ceil(prompt.length / 4);
-  return { text: 'ok', usage: { prompt_tokens: input, completion_tokens: Math.min(maxTokens, 150) } };
+  return {
+    text: 'ok',
+    usage: { prompt_tokens: input, completion_tokens: Math.min(maxTokens, 150) },
+  };
 }
 
 for (const prompt of ['Summarise the meeting notes.', 'Write a haiku about rate limits.']) {

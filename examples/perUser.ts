@@ -14,5 +14,7 @@ const results = await Promise.all(
 );
 console.log(results.join('\n'));
 const alice = await perUser.stats('alice');
-console.log(`alice has ${alice.limits[0]!.remaining} left, bob has ${(await perUser.stats('bob')).limits[0]!.remaining}`);
+console.log(
+  `alice has ${alice.limits[0]!.remaining} left, bob has ${(await perUser.stats('bob')).limits[0]!.remaining}`,
+);
 await system.close();

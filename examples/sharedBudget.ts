@@ -34,19 +34,30 @@ async function agent(name: string, limiter: Limiter, calls: number, usage: Usage
       },
     });
   }
-  console.log(`${name}: ${usage.requests} calls, ${usage.inputTokens} in, ${usage.outputTokens} out`);
+  console.log(
+    `${name}: ${usage.requests} calls, ${usage.inputTokens} in, ${usage.outputTokens} out`,
+  );
 }
 
 const runUsage = { requests: 0, inputTokens: 0, outputTokens: 0 };
-const perAgent = ['researcher', 'writer'].map(() => ({ requests: 0, inputTokens: 0, outputTokens: 0 }));
+const perAgent = ['researcher', 'writer'].map(() => ({
+  requests: 0,
+  inputTokens: 0,
+  outputTokens: 0,
+}));
 await agent('controller', budget, 2, runUsage);
-await Promise.all([agent('researcher', budget, 3, perAgent[0]!), agent('writer', budget, 2, perAgent[1]!)]);
+await Promise.all([
+  agent('researcher', budget, 3, perAgent[0]!),
+  agent('writer', budget, 2, perAgent[1]!),
+]);
 const total = [runUsage, ...perAgent].reduce((t, u) => ({
   requests: t.requests + u.requests,
   inputTokens: t.inputTokens + u.inputTokens,
   outputTokens: t.outputTokens + u.outputTokens,
 }));
 const s = await budget.stats('claude');
-console.log(`run total: ${total.requests} calls, ${total.inputTokens} in, ${total.outputTokens} out`);
+console.log(
+  `run total: ${total.requests} calls, ${total.inputTokens} in, ${total.outputTokens} out`,
+);
 console.log(`budget left: ${s.limits.map((l) => `${l.name}=${l.remaining}`).join(', ')}`);
 await system.close();

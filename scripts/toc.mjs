@@ -24,7 +24,10 @@ export function buildToc(markdown) {
 }
 
 export function withToc(markdown) {
-  return markdown.replace(/<!-- toc -->[\s\S]*<!-- tocstop -->/, `<!-- toc -->\n\n${buildToc(markdown)}\n\n<!-- tocstop -->`);
+  return markdown.replace(
+    /<!-- toc -->[\s\S]*<!-- tocstop -->/,
+    `<!-- toc -->\n\n${buildToc(markdown)}\n\n<!-- tocstop -->`,
+  );
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop())) {

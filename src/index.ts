@@ -5,11 +5,26 @@
 export { createLimiterSystem, LimiterSystem } from './actors/system.js';
 export type { LimiterSystemOptions, SystemSnapshot } from './actors/system.js';
 export { Limiter } from './actors/limiter.js';
-export type { AcquireOptions, TryAcquireOptions, RunOptions, TryResult, Reservation, LimiterOptions } from './actors/limiter.js';
+export type {
+  AcquireOptions,
+  TryAcquireOptions,
+  RunOptions,
+  TryResult,
+  Reservation,
+  LimiterOptions,
+} from './actors/limiter.js';
 export { Grant } from './actors/grant.js';
 export { systemClock, VirtualClock } from './actors/clock.js';
 export type { Clock, TimerHandle } from './actors/clock.js';
-export type { Store, StoreRequest, StoreGrant, StoreDecision, BatchMode, KeyReading, MaybePromise } from './actors/store.js';
+export type {
+  Store,
+  StoreRequest,
+  StoreGrant,
+  StoreDecision,
+  BatchMode,
+  KeyReading,
+  MaybePromise,
+} from './actors/store.js';
 export { memoryStore, MemoryStore } from './memory/memoryStore.js';
 export type { MemorySnapshot } from './memory/memoryStore.js';
 export { TollgateEmitter } from './observe/events.js';
@@ -49,13 +64,34 @@ export type { Decision, Granted, Refused } from './limiter/decide.js';
 export type { BreakerOptions, ProviderSignal } from './actors/limiter.js';
 export type { CallOutcome } from './actors/grant.js';
 export { CircuitBreaker, BreakerRegistry, CircuitOpenError } from './breaker/index.js';
-export type { BreakerPermit, TryEnterResult, BreakerStateChange, BreakerEvents, BreakerStats, BreakerState, BreakerPolicySpec, FailureRateSpec } from './breaker/index.js';
-export { parseRateLimitHeaders, feedbackFromResponse, parseGoDuration, parseRetryAfter } from './llm/headers.js';
+export type {
+  BreakerPermit,
+  TryEnterResult,
+  BreakerStateChange,
+  BreakerEvents,
+  BreakerStats,
+  BreakerState,
+  BreakerPolicySpec,
+  FailureRateSpec,
+} from './breaker/index.js';
+export {
+  parseRateLimitHeaders,
+  feedbackFromResponse,
+  parseGoDuration,
+  parseRetryAfter,
+} from './llm/headers.js';
 export type { HeaderSource, ProviderFeedback, ProviderLimit, Provider } from './llm/headers.js';
 export { PAUSED } from './actors/store.js';
 export { limitedFetch } from './llm/fetch.js';
 export type { LimitedFetchOptions } from './llm/fetch.js';
-export { estimateRequestCost, estimateTokens, projectCost, defaultTokenizer, DEFAULT_MAX_OUTPUT_TOKENS, IMAGE_TOKENS } from './llm/estimate.js';
+export {
+  estimateRequestCost,
+  estimateTokens,
+  projectCost,
+  defaultTokenizer,
+  DEFAULT_MAX_OUTPUT_TOKENS,
+  IMAGE_TOKENS,
+} from './llm/estimate.js';
 export type { Tokenizer, TokenEstimator, TokenEstimate } from './llm/estimate.js';
 export { usageFromBody, usageFromObject, costFromUsage, SseUsageReader } from './llm/usage.js';
 export type { TokenUsage } from './llm/usage.js';

@@ -12,7 +12,10 @@ const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 const expected: Record<string, RegExp[]> = {
-  'agentLoop.ts': [/agent loop done: 12 calls in \d+ ms, 0 refused by the server \(429\)/, /tokens used (\d+), booked \1 \(/],
+  'agentLoop.ts': [
+    /agent loop done: 12 calls in \d+ ms, 0 refused by the server \(429\)/,
+    /tokens used (\d+), booked \1 \(/,
+  ],
   'basic.ts': [/call 1 at 0 ms/, /call 8 at \d+ ms/, /refused by requests\/1m, retry in ~\d+ s/],
   'perUser.ts': [/alice: wait \d+ ms/, /bob: ok/, /alice has 0 left, bob has 2/],
   'llmTokens.ts': [/booked 2007, settled; tokens left 3843/],
@@ -21,7 +24,9 @@ const expected: Record<string, RegExp[]> = {
 };
 
 describe('examples', () => {
-  const files = readdirSync(new URL('../examples', import.meta.url)).filter((f) => f.endsWith('.ts'));
+  const files = readdirSync(new URL('../examples', import.meta.url)).filter((f) =>
+    f.endsWith('.ts'),
+  );
 
   it('has an expectation for every example', () => {
     expect(files.sort()).toEqual(Object.keys(expected).sort());

@@ -96,7 +96,11 @@ export class VirtualClock implements Clock {
     for (;;) {
       let next: VirtualTimer | undefined;
       for (const t of this.#timers.values()) {
-        if (t.at <= to && (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id))) next = t;
+        if (
+          t.at <= to &&
+          (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id))
+        )
+          next = t;
       }
       if (next === undefined) break;
       this.#timers.delete(next.id);

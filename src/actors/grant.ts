@@ -91,8 +91,10 @@ export class Grant implements GrantHandle {
    * @throws InvalidArgumentError for a cost that is not a valid {@link CostSpec} for the policy.
    */
   settle(actual: CostSpec): Promise<void> {
-    if (this.#cancelled) throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was cancelled`);
-    if (this.#settled) throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was already settled`);
+    if (this.#cancelled)
+      throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was cancelled`);
+    if (this.#settled)
+      throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was already settled`);
     const policy = this.#owner.policy;
     const units = compileCost(policy, mergeActual(this.#cost, actual), 'settle', false);
     this.#reframe(policy);
@@ -137,8 +139,12 @@ export class Grant implements GrantHandle {
    * @throws GrantStateError if the grant was settled or already cancelled.
    */
   cancel(): Promise<void> {
-    if (this.#settled) throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was settled`);
-    if (this.#cancelled) throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was already cancelled`);
+    if (this.#settled)
+      throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was settled`);
+    if (this.#cancelled)
+      throw new GrantStateError(
+        `tollgate: cancel of grant ${this.id}, which was already cancelled`,
+      );
     this.#cancelled = true;
     if (this.permit !== null && !this.permit.isEnded) this.permit.cancel();
     this.#reframe(this.#owner.policy);
@@ -170,7 +176,9 @@ export class Grant implements GrantHandle {
     this.release();
   }
 
-  #send(make: (done: { resolve(): void; reject(e: Error): void }) => KeyEvent<Grant>): Promise<void> {
+  #send(
+    make: (done: { resolve(): void; reject(e: Error): void }) => KeyEvent<Grant>,
+  ): Promise<void> {
     let resolve!: () => void;
     let reject!: (e: Error) => void;
     const p = new Promise<void>((res, rej) => {

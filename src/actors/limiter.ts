@@ -163,7 +163,8 @@ export class Limiter implements GrantOwner {
     this.#policy = compilePolicy(options);
     this.#defaultUnits = compileCost(this.#policy, undefined);
     this.maxQueue = validateMaxQueue(options.maxQueue);
-    this.leaseMs = options.leaseTtl === undefined ? null : parseDuration(options.leaseTtl, 'leaseTtl');
+    this.leaseMs =
+      options.leaseTtl === undefined ? null : parseDuration(options.leaseTtl, 'leaseTtl');
     this.breaker = validateBreaker(options.breaker);
   }
 
@@ -255,7 +256,8 @@ export class Limiter implements GrantOwner {
         await Promise.race([
           waited,
           new Promise<never>((_, reject) => {
-            if (left !== Infinity) timer = clock.setTimeout(() => reject(new AcquireTimeoutError(w.timeoutMs)), left);
+            if (left !== Infinity)
+              timer = clock.setTimeout(() => reject(new AcquireTimeoutError(w.timeoutMs)), left);
           }),
         ]);
         if (w.signal?.aborted === true) throw new AcquireAbortedError(w.signal.reason);
@@ -284,20 +286,32 @@ export class Limiter implements GrantOwner {
       this.#dispatch(key, w);
       if (w.state === WaiterState.Granted) return Promise.resolve({ ok: true, grant: w.grant! });
       if (w.state === WaiterState.Refused) return Promise.resolve({ ok: false, ...w.refusal! });
-      return w.promise().then((grant): TryResult => (grant === undefined ? { ok: false, ...w.refusal! } : { ok: true, grant }));
+      return w
+        .promise()
+        .then((grant): TryResult =>
+          grant === undefined ? { ok: false, ...w.refusal! } : { ok: true, grant },
+        );
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
   /** A try with a breaker: refused with limit `'breaker'` while it admits no call. */
-  async #tryThroughBreaker(key: string, w: Waiter<Grant>, options: BreakerOptions): Promise<TryResult> {
+  async #tryThroughBreaker(
+    key: string,
+    w: Waiter<Grant>,
+    options: BreakerOptions,
+  ): Promise<TryResult> {
     const r = this.#core.breaker(`${this.name}/${key}`, options).tryEnter();
     if (!r.ok) return { ok: false, retryAfterMs: r.retryAfterMs, limit: BREAKER };
     this.#dispatch(key, w);
     try {
       const grant =
-        w.state === WaiterState.Granted ? w.grant! : w.state === WaiterState.Refused ? undefined : await w.promise();
+        w.state === WaiterState.Granted
+          ? w.grant!
+          : w.state === WaiterState.Refused
+            ? undefined
+            : await w.promise();
       if (grant === undefined) {
         r.permit.cancel();
         return { ok: false, ...w.refusal! };
@@ -347,7 +361,11 @@ export class Limiter implements GrantOwner {
    *   cost: { tokens: 1200 }, settle: (r) => ({ tokens: r.usage.total_tokens }),
    * });
    */
-  async run<T>(key: string, fn: (grant: Grant) => T | Promise<T>, options?: RunOptions<T>): Promise<T> {
+  async run<T>(
+    key: string,
+    fn: (grant: Grant) => T | Promise<T>,
+    options?: RunOptions<T>,
+  ): Promise<T> {
     const grant = await this.acquire(key, options);
     try {
       let result: T;
@@ -416,7 +434,10 @@ export class Limiter implements GrantOwner {
       checkKey(key, 'reset');
       this.#core.checkOpen('reset');
       return new Promise<void>((resolve, reject) => {
-        this.send(key, this.#core.storeKey(this.name, key), { type: 'reset', done: { resolve, reject } });
+        this.send(key, this.#core.storeKey(this.name, key), {
+          type: 'reset',
+          done: { resolve, reject },
+        });
       });
     } catch (e) {
       return Promise.reject(e);
@@ -436,7 +457,11 @@ export class Limiter implements GrantOwner {
       const forMs = parseDuration(duration, 'pause duration');
       this.#core.checkOpen('pause');
       return new Promise<void>((resolve, reject) => {
-        this.send(key, this.#core.storeKey(this.name, key), { type: 'pause', forMs, done: { resolve, reject } });
+        this.send(key, this.#core.storeKey(this.name, key), {
+          type: 'pause',
+          forMs,
+          done: { resolve, reject },
+        });
       });
     } catch (e) {
       return Promise.reject(e);
@@ -459,7 +484,9 @@ export class Limiter implements GrantOwner {
   async feedback(key: string, signal: ProviderSignal): Promise<void> {
     checkKey(key, 'feedback');
     if (typeof signal !== 'object' || signal === null) {
-      throw new InvalidArgumentError('tollgate: feedback expects { throttled?, retryAfterMs?, limits? }');
+      throw new InvalidArgumentError(
+        'tollgate: feedback expects { throttled?, retryAfterMs?, limits? }',
+      );
     }
     const reported = (signal.limits ?? []).filter(
       (l) => typeof l.remaining === 'number' && Number.isFinite(l.remaining) && l.remaining >= 0,
@@ -467,7 +494,9 @@ export class Limiter implements GrantOwner {
     if (signal.throttled === true) {
       let ms = signal.retryAfterMs ?? null;
       if (ms === null) {
-        const exhausted = reported.filter((l) => l.remaining === 0 && l.resetMs !== null).map((l) => l.resetMs!);
+        const exhausted = reported
+          .filter((l) => l.remaining === 0 && l.resetMs !== null)
+          .map((l) => l.resetMs!);
         ms = exhausted.length > 0 ? Math.max(...exhausted) : DEFAULT_PAUSE_MS;
       }
       if (ms > 0) await this.pause(key, Math.ceil(ms));
@@ -481,14 +510,19 @@ export class Limiter implements GrantOwner {
     const units = policy.limits.map((l, i) => {
       const ours = stats.limits[i]?.remaining ?? 0;
       let theirs = Infinity;
-      for (const r of reported) if (r.dimension === l.dimension) theirs = Math.min(theirs, r.remaining!);
+      for (const r of reported)
+        if (r.dimension === l.dimension) theirs = Math.min(theirs, r.remaining!);
       const over = ours > theirs ? ours - theirs : 0;
       if (over > 0) any = true;
       return over;
     });
     if (!any) return;
     await new Promise<void>((resolve, reject) => {
-      this.send(key, this.#core.storeKey(this.name, key), { type: 'charge', units, done: { resolve, reject } });
+      this.send(key, this.#core.storeKey(this.name, key), {
+        type: 'charge',
+        units,
+        done: { resolve, reject },
+      });
     });
   }
 
@@ -497,7 +531,12 @@ export class Limiter implements GrantOwner {
     this.#core.actorFor(this, key, storeKey).send(event);
   }
 
-  #waiter(key: string, options: AcquireOptions | undefined, tryOnly: boolean, call: string): Waiter<Grant> {
+  #waiter(
+    key: string,
+    options: AcquireOptions | undefined,
+    tryOnly: boolean,
+    call: string,
+  ): Waiter<Grant> {
     checkKey(key, call);
     this.#core.checkOpen(call);
     let units = this.#defaultUnits;
@@ -516,7 +555,9 @@ export class Limiter implements GrantOwner {
       }
       if (options.priority !== undefined) {
         if (typeof options.priority !== 'number' || !Number.isFinite(options.priority)) {
-          throw new InvalidArgumentError(`tollgate: ${call} priority ${String(options.priority)} must be a finite number`);
+          throw new InvalidArgumentError(
+            `tollgate: ${call} priority ${String(options.priority)} must be a finite number`,
+          );
         }
         priority = options.priority;
       }
@@ -563,8 +604,14 @@ function validateBreaker(options: BreakerOptions | undefined): BreakerOptions | 
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError('tollgate: breaker must be an object of breaker options');
   }
-  if (options.whenOpen !== undefined && options.whenOpen !== 'fail' && options.whenOpen !== 'wait') {
-    throw new InvalidArgumentError(`tollgate: breaker.whenOpen must be 'fail' or 'wait' (got ${String(options.whenOpen)})`);
+  if (
+    options.whenOpen !== undefined &&
+    options.whenOpen !== 'fail' &&
+    options.whenOpen !== 'wait'
+  ) {
+    throw new InvalidArgumentError(
+      `tollgate: breaker.whenOpen must be 'fail' or 'wait' (got ${String(options.whenOpen)})`,
+    );
   }
   const { whenOpen: _whenOpen, ...policy } = options;
   compileBreakerPolicy(policy); // throws InvalidArgumentError for a bad policy
@@ -574,5 +621,7 @@ function validateBreaker(options: BreakerOptions | undefined): BreakerOptions | 
 function validateMaxQueue(n: number | undefined): number {
   if (n === undefined) return Infinity;
   if (n === Infinity || (Number.isSafeInteger(n) && n >= 0)) return n;
-  throw new InvalidArgumentError(`tollgate: maxQueue ${String(n)} must be a non-negative integer or Infinity`);
+  throw new InvalidArgumentError(
+    `tollgate: maxQueue ${String(n)} must be a non-negative integer or Infinity`,
+  );
 }

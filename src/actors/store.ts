@@ -53,8 +53,18 @@ export function reframe(g: StoreGrant, from: Policy, to: Policy, units: Units): 
   return record(g, units, g.slot, remapMarks(from, to, g.marks));
 }
 
-function record(g: StoreGrant, units: Units, slot: boolean, marks: readonly number[] | undefined): StoreGrant {
-  const r: { -readonly [K in keyof StoreGrant]: StoreGrant[K] } = { id: g.id, at: g.at, units, slot };
+function record(
+  g: StoreGrant,
+  units: Units,
+  slot: boolean,
+  marks: readonly number[] | undefined,
+): StoreGrant {
+  const r: { -readonly [K in keyof StoreGrant]: StoreGrant[K] } = {
+    id: g.id,
+    at: g.at,
+    units,
+    slot,
+  };
   if (marks !== undefined) r.marks = marks;
   if (g.origin !== undefined) r.origin = g.origin;
   return r;
@@ -99,9 +109,21 @@ export interface Store {
    */
   decideOne?(key: string, policy: Policy, req: StoreRequest, now: Ms): StoreDecision;
   /** Decide a batch of one key's requests against `policy`, all-or-nothing per request. */
-  decide(key: string, policy: Policy, batch: readonly StoreRequest[], mode: BatchMode, now: Ms): MaybePromise<StoreDecision[]>;
+  decide(
+    key: string,
+    policy: Policy,
+    batch: readonly StoreRequest[],
+    mode: BatchMode,
+    now: Ms,
+  ): MaybePromise<StoreDecision[]>;
   /** Move `grant` to the `actual` units (refund below, extra charge above). */
-  settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): MaybePromise<void>;
+  settle(
+    key: string,
+    policy: Policy,
+    grant: StoreGrant,
+    actual: Units,
+    now: Ms,
+  ): MaybePromise<void>;
   /** Give back everything `grant` booked, and its slot. */
   cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): MaybePromise<void>;
   /**

@@ -4,9 +4,21 @@
  * are registered under a `systemId` and found with `system.get(id)`.
  */
 import { randomBytes } from 'node:crypto';
-import { createActor, type ActorLogic, type AnyActorRef, type EventObject, type Snapshot } from 'xstate';
+import {
+  createActor,
+  type ActorLogic,
+  type AnyActorRef,
+  type EventObject,
+  type Snapshot,
+} from 'xstate';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
-import { isKeyIdle, keyLogic, type KeyActorRef, type KeyLogic, type KeyRuntime } from '../machines/keyLogic.js';
+import {
+  isKeyIdle,
+  keyLogic,
+  type KeyActorRef,
+  type KeyLogic,
+  type KeyRuntime,
+} from '../machines/keyLogic.js';
 import { memoryStore, MemoryStore, type MemorySnapshot } from '../memory/memoryStore.js';
 import { parseDuration } from '../limiter/units.js';
 import type { Duration, Ms } from '../limiter/types.js';
@@ -63,7 +75,6 @@ export interface SystemCore {
   readonly events: TollgateEmitter;
 }
 
-
 /**
  * LimiterSystem holds limiters and their key actors. Create it with {@link createLimiterSystem}.
  *
@@ -109,7 +120,9 @@ export class LimiterSystem implements SystemCore {
     this.#idleMs = parseDuration(options.idleTimeout ?? '2s', 'idleTimeout');
     this.#pollMs = parseDuration(options.pollInterval ?? '250ms', 'pollInterval');
     if (options.store !== undefined && options.snapshot !== undefined) {
-      throw new InvalidArgumentError('tollgate: pass either store or snapshot (snapshots restore the memory store)');
+      throw new InvalidArgumentError(
+        'tollgate: pass either store or snapshot (snapshots restore the memory store)',
+      );
     }
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? memoryStore(options.snapshot?.store);
@@ -175,7 +188,8 @@ export class LimiterSystem implements SystemCore {
       leaseMs: limiter.leaseMs,
       pollMs: this.#pollMs,
       observed: this.events.observed,
-      makeGrant: (key, storeKey, record, cost, policy) => new Grant(limiter, key, storeKey, record, cost, policy),
+      makeGrant: (key, storeKey, record, cost, policy) =>
+        new Grant(limiter, key, storeKey, record, cost, policy),
     };
     this.#limiters.set(name, { limiter, rt });
     return limiter;
@@ -224,7 +238,10 @@ export class LimiterSystem implements SystemCore {
     this.#relayed.add(actor);
     actor.on('*', (e) => {
       const { type, ...rest } = e;
-      (this.events.emit as (t: string, p: unknown) => boolean)(type, { limiter: limiter.name, ...rest });
+      (this.events.emit as (t: string, p: unknown) => boolean)(type, {
+        limiter: limiter.name,
+        ...rest,
+      });
     });
   }
 
@@ -253,7 +270,9 @@ export class LimiterSystem implements SystemCore {
    */
   snapshot(): SystemSnapshot {
     if (!(this.#store instanceof MemoryStore)) {
-      throw new InvalidArgumentError(`tollgate: snapshot works with the memory store, not ${this.#store.name}`);
+      throw new InvalidArgumentError(
+        `tollgate: snapshot works with the memory store, not ${this.#store.name}`,
+      );
     }
     return { version: 1, store: this.#store.snapshot(this.clock.now()) };
   }
@@ -289,11 +308,15 @@ export class LimiterSystem implements SystemCore {
     // Sweeping every half idle period keeps an idle actor alive at most 1.5 × idleTimeout.
     const every = Math.max(1, Math.floor(this.#idleMs / 2));
     const arm = this.clock.setHousekeepingTimeout ?? this.clock.setTimeout;
-    this.#sweepTimer = arm.call(this.clock, () => {
-      this.#sweepTimer = null;
-      this.#sweep();
-      if (this.#live.size > 0) this.#scheduleSweep();
-    }, every);
+    this.#sweepTimer = arm.call(
+      this.clock,
+      () => {
+        this.#sweepTimer = null;
+        this.#sweep();
+        if (this.#live.size > 0) this.#scheduleSweep();
+      },
+      every,
+    );
   }
 
   /** Stops key actors idle for `idleTimeout`; their state stays in the store. */
@@ -306,7 +329,8 @@ export class LimiterSystem implements SystemCore {
       this.#live.delete(actor);
       limiter.actors.delete(ctx.key);
       this.#store.forget?.(ctx.storeKey, now);
-      if (this.events.observed.value) this.events.emit('evicted', { limiter: limiter.name, key: ctx.key, at: now });
+      if (this.events.observed.value)
+        this.events.emit('evicted', { limiter: limiter.name, key: ctx.key, at: now });
     }
     this.#store.sweep?.(now);
   }

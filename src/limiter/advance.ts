@@ -70,7 +70,9 @@ export function isIdle(policy: Policy, state: KeyState, now: Ms): boolean {
 export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyState {
   const s = advance(from, state, now);
   const limits = to.limits.map((limit) => {
-    const i = from.limits.findIndex((l) => l.name === limit.name && l.algorithm === limit.algorithm);
+    const i = from.limits.findIndex(
+      (l) => l.name === limit.name && l.algorithm === limit.algorithm,
+    );
     const old = i < 0 ? undefined : from.limits[i]!;
     const st = i < 0 ? undefined : s.limits[i]!;
     if (old === undefined || st === undefined) return algorithmOf(limit).init(limit, s.at);
@@ -78,7 +80,9 @@ export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyS
       const same = old.intervalMs === limit.intervalMs;
       if (same && limit.limit >= old.limit) return st;
       const used = same ? st.used : Math.ceil((st.used * limit.intervalMs) / old.intervalMs);
-      return used === 0 ? algorithmOf(limit).init(limit, s.at) : { used, refunded: 0, emptiedAt: s.at + 1 };
+      return used === 0
+        ? algorithmOf(limit).init(limit, s.at)
+        : { used, refunded: 0, emptiedAt: s.at + 1 };
     }
     if (old.intervalMs === limit.intervalMs) return st;
     return algorithmOf(limit).init(limit, s.at);
@@ -92,11 +96,17 @@ export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyS
  * name and interval keeps the mark, any other limit gets 0 (nothing to give back there).
  * `undefined` when `to` has no token bucket.
  */
-export function remapMarks(from: Policy, to: Policy, marks: readonly number[] | undefined): number[] | undefined {
+export function remapMarks(
+  from: Policy,
+  to: Policy,
+  marks: readonly number[] | undefined,
+): number[] | undefined {
   if (!to.limits.some((l) => l.algorithm === 'token-bucket')) return undefined;
   return to.limits.map((limit) => {
     if (limit.algorithm !== 'token-bucket' || marks === undefined) return 0;
-    const i = from.limits.findIndex((l) => l.name === limit.name && l.algorithm === limit.algorithm);
+    const i = from.limits.findIndex(
+      (l) => l.name === limit.name && l.algorithm === limit.algorithm,
+    );
     return i >= 0 && from.limits[i]!.intervalMs === limit.intervalMs ? (marks[i] ?? 0) : 0;
   });
 }

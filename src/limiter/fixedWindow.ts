@@ -46,7 +46,8 @@ export const fixedWindow: LimitAlgorithm<FixedWindowState> = {
   read(limit, s, now) {
     return {
       remaining: Math.max(0, limit.limit - s.used),
-      resetMs: s.used === 0 ? 0 : s.start + Math.ceil(s.used / limit.limit) * limit.intervalMs - now,
+      resetMs:
+        s.used === 0 ? 0 : s.start + Math.ceil(s.used / limit.limit) * limit.intervalMs - now,
     };
   },
 

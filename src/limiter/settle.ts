@@ -15,7 +15,13 @@ import type { GrantRecord, KeyState, Ms, Policy, Units } from './types.js';
  * `advance(state, now)` exactly.
  */
 export function refund(policy: Policy, state: KeyState, grant: GrantRecord, now: Ms): KeyState {
-  return adjust(policy, state, grant, grant.units.map(() => 0), now).state;
+  return adjust(
+    policy,
+    state,
+    grant,
+    grant.units.map(() => 0),
+    now,
+  ).state;
 }
 
 /**

@@ -14,7 +14,10 @@
 import type { LimitAlgorithm } from './algorithm.js';
 import type { SlidingWindowState } from './types.js';
 
-const EMPTY: SlidingWindowState = Object.freeze({ used: 0, log: Object.freeze([]) as readonly number[] });
+const EMPTY: SlidingWindowState = Object.freeze({
+  used: 0,
+  log: Object.freeze([]) as readonly number[],
+});
 
 /** slidingWindow is the exact sliding-window-log {@link LimitAlgorithm}. */
 export const slidingWindow: LimitAlgorithm<SlidingWindowState> = {

@@ -39,7 +39,9 @@ export function compilePolicy(spec: PolicySpec): Policy {
   }
   const algorithm = spec.algorithm ?? 'token-bucket';
   if (!ALGORITHMS.includes(algorithm)) {
-    bad(`policy algorithm ${JSON.stringify(algorithm)} is unknown; expected one of ${ALGORITHMS.join(', ')}`);
+    bad(
+      `policy algorithm ${JSON.stringify(algorithm)} is unknown; expected one of ${ALGORITHMS.join(', ')}`,
+    );
   }
   let concurrency: number | null = null;
   if (spec.concurrency !== undefined) {
@@ -55,7 +57,8 @@ export function compilePolicy(spec: PolicySpec): Policy {
   const limits = spec.limits.map((l, i): Limit => {
     const where = `limit #${i}`;
     if (typeof l !== 'object' || l === null) bad(`${where} must be an object`);
-    if (!isPositiveInt(l.limit)) bad(`${where} limit ${String(l.limit)} must be a positive integer`);
+    if (!isPositiveInt(l.limit))
+      bad(`${where} limit ${String(l.limit)} must be a positive integer`);
     const intervalMs = parseDuration(l.interval, `${where} interval`);
     const dimension = l.dimension ?? 'requests';
     if (typeof dimension !== 'string' || dimension.length === 0) {
@@ -63,20 +66,25 @@ export function compilePolicy(spec: PolicySpec): Policy {
     }
     const alg = l.algorithm ?? algorithm;
     if (!ALGORITHMS.includes(alg)) {
-      bad(`${where} algorithm ${JSON.stringify(alg)} is unknown; expected one of ${ALGORITHMS.join(', ')}`);
+      bad(
+        `${where} algorithm ${JSON.stringify(alg)} is unknown; expected one of ${ALGORITHMS.join(', ')}`,
+      );
     }
     let capacity = l.limit;
     if (l.burst !== undefined) {
       if (alg !== 'token-bucket') bad(`${where} burst applies to token-bucket only, not ${alg}`);
-      if (!isPositiveInt(l.burst)) bad(`${where} burst ${String(l.burst)} must be a positive integer`);
+      if (!isPositiveInt(l.burst))
+        bad(`${where} burst ${String(l.burst)} must be a positive integer`);
       capacity = l.burst;
     }
     if (capacity * intervalMs > MAX_SCALED) {
       bad(`${where} capacity × interval (${capacity} × ${intervalMs} ms) exceeds ${MAX_SCALED}`);
     }
     const name = l.name ?? `${dimension}/${formatMs(intervalMs)}`;
-    if (typeof name !== 'string' || name.length === 0) bad(`${where} name must be a non-empty string`);
-    if (names.has(name)) bad(`limit name ${JSON.stringify(name)} is used twice; give each limit a unique name`);
+    if (typeof name !== 'string' || name.length === 0)
+      bad(`${where} name must be a non-empty string`);
+    if (names.has(name))
+      bad(`limit name ${JSON.stringify(name)} is used twice; give each limit a unique name`);
     names.add(name);
     return { name, dimension, algorithm: alg, limit: l.limit, intervalMs, capacity };
   });
@@ -94,16 +102,26 @@ export function compilePolicy(spec: PolicySpec): Policy {
  *   dimension no limit of the policy counts.
  * @throws CostExceedsCapacityError when `capped` and an amount exceeds a limit's capacity.
  */
-export function compileCost(policy: Policy, cost: CostSpec | undefined, call = 'acquire', capped = true): Units {
+export function compileCost(
+  policy: Policy,
+  cost: CostSpec | undefined,
+  call = 'acquire',
+  capped = true,
+): Units {
   const dims = costByDimension(policy, cost, call);
   return policy.limits.map((l) => {
     const units = dims.get(l.dimension) ?? 0;
-    if (capped && units > l.capacity) throw new CostExceedsCapacityError(l.name, units, l.capacity, call);
+    if (capped && units > l.capacity)
+      throw new CostExceedsCapacityError(l.name, units, l.capacity, call);
     return units;
   });
 }
 
-function costByDimension(policy: Policy, cost: CostSpec | undefined, call: string): Map<string, number> {
+function costByDimension(
+  policy: Policy,
+  cost: CostSpec | undefined,
+  call: string,
+): Map<string, number> {
   const dims = new Map<string, number>([['requests', 1]]);
   if (cost === undefined) return dims;
   if (typeof cost !== 'object' || cost === null || Array.isArray(cost)) {
@@ -117,7 +135,9 @@ function costByDimension(policy: Policy, cost: CostSpec | undefined, call: strin
     }
     const derivable = countsTokens && (dim === 'inputTokens' || dim === 'outputTokens');
     if (!policy.dimensions.includes(dim) && !derivable) {
-      bad(`${call} cost names dimension ${JSON.stringify(dim)}, which no limit counts; known: ${policy.dimensions.join(', ')}`);
+      bad(
+        `${call} cost names dimension ${JSON.stringify(dim)}, which no limit counts; known: ${policy.dimensions.join(', ')}`,
+      );
     }
     dims.set(dim, value);
   }

@@ -20,7 +20,13 @@ import type { ActorLogic, ActorRef, ActorScope, ActorSystem, Snapshot } from 'xs
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- xstate's own alias for any system
 type AnyActorSystem = ActorSystem<any>;
 import type { Clock, TimerHandle } from '../actors/clock.js';
-import { restate, type KeyReading, type Store, type StoreDecision, type StoreGrant } from '../actors/store.js';
+import {
+  restate,
+  type KeyReading,
+  type Store,
+  type StoreDecision,
+  type StoreGrant,
+} from '../actors/store.js';
 import {
   AcquireAbortedError,
   AcquireTimeoutError,
@@ -34,7 +40,7 @@ import {
 import { CONCURRENCY } from '../limiter/decide.js';
 import type { Ms, Policy, Units } from '../limiter/types.js';
 import { compileCost } from '../limiter/validate.js';
-import type { Waiter} from './waiter.js';
+import type { Waiter } from './waiter.js';
 import { WaiterState, insertWaiter } from './waiter.js';
 
 /** The most waiters of one key sent to an async store in one call (one Redis script run). */
@@ -85,7 +91,13 @@ export interface KeyRuntime<G extends GrantHandle = GrantHandle> {
   /** Whether anybody listens to events or stats; facts are not even built otherwise. */
   readonly observed: { value: boolean };
   /** Builds the grant handed to the caller. */
-  makeGrant(key: string, storeKey: string, record: StoreGrant, cost: Waiter['cost'], policy: Policy): G;
+  makeGrant(
+    key: string,
+    storeKey: string,
+    record: StoreGrant,
+    cost: Waiter['cost'],
+    policy: Policy,
+  ): G;
 }
 
 /** KeyContext is one key's mailbox state. */
@@ -156,9 +168,18 @@ export interface KeyInput<G extends GrantHandle = GrantHandle> {
   readonly storeKey: string;
 }
 
-type Scope<G extends GrantHandle> = ActorScope<KeySnapshot<G>, KeyEvent<G>, AnyActorSystem, KeyEmitted>;
+type Scope<G extends GrantHandle> = ActorScope<
+  KeySnapshot<G>,
+  KeyEvent<G>,
+  AnyActorSystem,
+  KeyEmitted
+>;
 /** A running key actor. */
-export type KeyActorRef<G extends GrantHandle = GrantHandle> = ActorRef<KeySnapshot<G>, KeyEvent<G>, KeyEmitted>;
+export type KeyActorRef<G extends GrantHandle = GrantHandle> = ActorRef<
+  KeySnapshot<G>,
+  KeyEvent<G>,
+  KeyEmitted
+>;
 
 /** The logic of every key actor. */
 export type KeyLogic<G extends GrantHandle = GrantHandle> = ActorLogic<
@@ -219,7 +240,8 @@ export const keyLogic: KeyLogic = {
       case 'abort':
         if (event.waiter.queued) removeWaiter(ctx, event.waiter);
         if (event.waiter.fail(new AcquireAbortedError(event.waiter.signal?.reason))) {
-          if (ctx.rt.observed.value) fact(ctx, scope, { type: 'aborted', key: ctx.key, id: event.waiter.id, at: now });
+          if (ctx.rt.observed.value)
+            fact(ctx, scope, { type: 'aborted', key: ctx.key, id: event.waiter.id, at: now });
         }
         pump(ctx, now, scope);
         break;
@@ -245,7 +267,9 @@ export const keyLogic: KeyLogic = {
       case 'pause': {
         const { store } = ctx.rt;
         if (store.pause === undefined) {
-          event.done.reject(new InvalidArgumentError(`tollgate: the ${store.name} store cannot pause a key`));
+          event.done.reject(
+            new InvalidArgumentError(`tollgate: the ${store.name} store cannot pause a key`),
+          );
           break;
         }
         settleDone(store.pause(ctx.storeKey, event.forMs, now), event.done, ctx, now, scope);
@@ -260,8 +284,19 @@ export const keyLogic: KeyLogic = {
           event.done.resolve(); // computed under a policy replaced since: nothing to book
           break;
         }
-        const none: StoreGrant = { id: 'charge', at: now, units: event.units.map(() => 0), slot: false };
-        settleDone(store.settle(ctx.storeKey, policy, none, event.units, now), event.done, ctx, now, scope);
+        const none: StoreGrant = {
+          id: 'charge',
+          at: now,
+          units: event.units.map(() => 0),
+          slot: false,
+        };
+        settleDone(
+          store.settle(ctx.storeKey, policy, none, event.units, now),
+          event.done,
+          ctx,
+          now,
+          scope,
+        );
         pump(ctx, now, scope);
         break;
       }
@@ -293,7 +328,12 @@ export const keyLogic: KeyLogic = {
 
   getPersistedSnapshot(snapshot) {
     // The key's limit state lives in its store (snapshotted there); waiters cannot be persisted.
-    return { status: snapshot.status, output: undefined, error: undefined, key: snapshot.context.key };
+    return {
+      status: snapshot.status,
+      output: undefined,
+      error: undefined,
+      key: snapshot.context.key,
+    };
   },
 };
 
@@ -305,7 +345,12 @@ function fact<G extends GrantHandle>(_ctx: KeyContext<G>, scope: Scope<G>, e: Ke
   scope.emit(e);
 }
 
-function onAcquire<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now: Ms, scope: Scope<G>): void {
+function onAcquire<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
   if (w.state !== WaiterState.Pending) return; // aborted before the mailbox got to it
   w.arrivedAt = now;
   if (w.timeoutMs !== Infinity) w.deadline = now + w.timeoutMs;
@@ -318,7 +363,8 @@ function onAcquire<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now:
   const { store } = ctx.rt;
   // Someone waits ahead when the head has equal or higher priority; with an async store, only
   // once the store refused it (the others are just being decided, not waiting for capacity).
-  const ahead = head !== undefined && head.priority >= w.priority && (store.sync || ctx.wakeHead === head);
+  const ahead =
+    head !== undefined && head.priority >= w.priority && (store.sync || ctx.wakeHead === head);
   // The fast path: nobody ahead, a synchronous store, and the request fits or is a try.
   if (!ahead && store.sync && ctx.inFlight === null) {
     const first =
@@ -358,19 +404,36 @@ function estimate<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now: 
   const i = ctx.queue.indexOf(w);
   if (i < 0) return null;
   if (store.estimate !== undefined) {
-    return store.estimate(ctx.storeKey, policy, ctx.queue.slice(0, i + 1).map((q) => q.units), now);
+    return store.estimate(
+      ctx.storeKey,
+      policy,
+      ctx.queue.slice(0, i + 1).map((q) => q.units),
+      now,
+    );
   }
   return i === 0 && ctx.wakeAt !== Infinity ? ctx.wakeAt - now : null;
 }
 
-function enqueue<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now: Ms, scope: Scope<G>): boolean {
+function enqueue<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  now: Ms,
+  scope: Scope<G>,
+): boolean {
   if (ctx.queue.length >= ctx.rt.maxQueue) {
     w.fail(new QueueFullError(ctx.rt.maxQueue));
     return false;
   }
   insertWaiter(ctx.queue, w);
   w.queued = true;
-  if (ctx.rt.observed.value) fact(ctx, scope, { type: 'queued', key: ctx.key, id: w.id, queueLength: ctx.queue.length, at: now });
+  if (ctx.rt.observed.value)
+    fact(ctx, scope, {
+      type: 'queued',
+      key: ctx.key,
+      id: w.id,
+      queueLength: ctx.queue.length,
+      at: now,
+    });
   return true;
 }
 
@@ -384,7 +447,8 @@ function refuseTry<G extends GrantHandle>(
 ): void {
   if (w.queued) removeWaiter(ctx, w);
   w.refuse({ retryAfterMs, limit });
-  if (ctx.rt.observed.value) fact(ctx, scope, { type: 'refused', key: ctx.key, retryAfterMs, limit, at: now });
+  if (ctx.rt.observed.value)
+    fact(ctx, scope, { type: 'refused', key: ctx.key, retryAfterMs, limit, at: now });
 }
 
 function grantTo<G extends GrantHandle>(
@@ -402,15 +466,17 @@ function grantTo<G extends GrantHandle>(
     void Promise.resolve(ctx.rt.store.cancel(ctx.storeKey, policy, record, now)).catch(() => {});
     return;
   }
-  if (record.slot && ctx.rt.leaseMs !== null) (ctx.leases ??= new Map()).set(grant, now + ctx.rt.leaseMs);
-  if (ctx.rt.observed.value) fact(ctx, scope, {
-    type: 'granted',
-    key: ctx.key,
-    id: record.id,
-    units: record.units,
-    waitedMs: now - w.arrivedAt,
-    at: now,
-  });
+  if (record.slot && ctx.rt.leaseMs !== null)
+    (ctx.leases ??= new Map()).set(grant, now + ctx.rt.leaseMs);
+  if (ctx.rt.observed.value)
+    fact(ctx, scope, {
+      type: 'granted',
+      key: ctx.key,
+      id: record.id,
+      units: record.units,
+      waitedMs: now - w.arrivedAt,
+      at: now,
+    });
 }
 
 /**
@@ -478,17 +544,26 @@ function applyDecisions<G extends GrantHandle>(
   // The head is blocked: tries queued behind it (they arrived while it was being decided) are
   // answered now, as a try arriving later would be, rather than left waiting.
   if (blocked !== null && !ctx.rt.store.sync) {
-    const wait = blocked.ok ? 0 : Math.max(0, Math.min(ctx.wakeAt, ctx.queue[0]?.deadline ?? Infinity) - now);
+    const wait = blocked.ok
+      ? 0
+      : Math.max(0, Math.min(ctx.wakeAt, ctx.queue[0]?.deadline ?? Infinity) - now);
     for (const w of ctx.queue.slice()) {
-      if (w.tryOnly && w !== ctx.wakeHead) refuseTry(ctx, w, wait === Infinity ? 0 : wait, QUEUED, now, scope);
+      if (w.tryOnly && w !== ctx.wakeHead)
+        refuseTry(ctx, w, wait === Infinity ? 0 : wait, QUEUED, now, scope);
     }
   }
 }
 
 /** giveBack cancels what a store granted to waiters that ended meanwhile (the key closed). */
-function giveBack<G extends GrantHandle>(ctx: KeyContext<G>, policy: Policy, decisions: readonly StoreDecision[], now: Ms): void {
+function giveBack<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  policy: Policy,
+  decisions: readonly StoreDecision[],
+  now: Ms,
+): void {
   for (const d of decisions) {
-    if (d.ok) void Promise.resolve(ctx.rt.store.cancel(ctx.storeKey, policy, d.grant, now)).catch(() => {});
+    if (d.ok)
+      void Promise.resolve(ctx.rt.store.cancel(ctx.storeKey, policy, d.grant, now)).catch(() => {});
   }
 }
 
@@ -497,7 +572,8 @@ function wakeFor<G extends GrantHandle>(ctx: KeyContext<G>, d: StoreDecision, no
   if (d.ok) return now;
   const at = now + Math.max(1, d.retryAfterMs);
   // A slot frees on release: this process hears of its own releases, not of other processes'.
-  if (d.limit === CONCURRENCY && d.retryAfterMs === 0) return ctx.rt.store.sync ? Infinity : now + ctx.rt.pollMs;
+  if (d.limit === CONCURRENCY && d.retryAfterMs === 0)
+    return ctx.rt.store.sync ? Infinity : now + ctx.rt.pollMs;
   return ctx.rt.store.sync ? at : Math.min(at, now + ctx.rt.pollMs);
 }
 
@@ -508,7 +584,8 @@ function expireWaiters<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope
     const w = queue[i]!;
     if (w.state === WaiterState.Pending && w.deadline <= now) {
       w.fail(new AcquireTimeoutError(w.timeoutMs));
-      if (ctx.rt.observed.value) fact(ctx, scope, { type: 'timeout', key: ctx.key, id: w.id, at: now });
+      if (ctx.rt.observed.value)
+        fact(ctx, scope, { type: 'timeout', key: ctx.key, id: w.id, at: now });
     } else if (w.state === WaiterState.Pending) {
       queue[kept++] = w;
     }
@@ -538,7 +615,9 @@ function arm<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G>
   const fire = (): void => self.send({ type: 'tick' });
   // Waiters keep the process alive; a timer only for leases is housekeeping.
   const housekeeping = ctx.queue.length === 0 && clock.setHousekeepingTimeout !== undefined;
-  ctx.timer = housekeeping ? clock.setHousekeepingTimeout!(fire, at - now) : clock.setTimeout(fire, at - now);
+  ctx.timer = housekeeping
+    ? clock.setHousekeepingTimeout!(fire, at - now)
+    : clock.setTimeout(fire, at - now);
 }
 
 function expireLeases<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G>): void {
@@ -548,35 +627,67 @@ function expireLeases<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope:
   }
 }
 
-function freeSlot<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, expired: boolean, now: Ms, scope: Scope<G>): void {
+function freeSlot<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  grant: G,
+  expired: boolean,
+  now: Ms,
+  scope: Scope<G>,
+): void {
   ctx.leases?.delete(grant);
   if (grant.slotFreed || !grant.record.slot) return;
   grant.slotFreed = true;
   ctx.wakeHead = null; // a slot is free: the head may fit
-  void Promise.resolve(ctx.rt.store.release(ctx.storeKey, ctx.rt.policy, grant.record, now)).catch((e: unknown) => {
-    if (ctx.rt.observed.value) fact(ctx, scope, { type: 'storeError', key: ctx.key, error: asError(e), at: now });
-  });
-  if (ctx.rt.observed.value) fact(ctx, scope, { type: 'released', key: ctx.key, id: grant.record.id, expired, at: now });
+  void Promise.resolve(ctx.rt.store.release(ctx.storeKey, ctx.rt.policy, grant.record, now)).catch(
+    (e: unknown) => {
+      if (ctx.rt.observed.value)
+        fact(ctx, scope, { type: 'storeError', key: ctx.key, error: asError(e), at: now });
+    },
+  );
+  if (ctx.rt.observed.value)
+    fact(ctx, scope, { type: 'released', key: ctx.key, id: grant.record.id, expired, at: now });
 }
 
-function onSettle<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, actual: Units, done: Done, now: Ms, scope: Scope<G>): void {
+function onSettle<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  grant: G,
+  actual: Units,
+  done: Done,
+  now: Ms,
+  scope: Scope<G>,
+): void {
   const { store, policy } = ctx.rt;
   ctx.wakeHead = null; // a refund may let the head in
   const before = grant.record;
   const r = store.settle(ctx.storeKey, policy, before, actual, now);
   grant.record = restate(before, actual);
   settleDone(r, done, ctx, now, scope);
-  if (ctx.rt.observed.value) fact(ctx, scope, { type: 'settled', key: ctx.key, id: before.id, estimated: before.units, actual, at: now });
+  if (ctx.rt.observed.value)
+    fact(ctx, scope, {
+      type: 'settled',
+      key: ctx.key,
+      id: before.id,
+      estimated: before.units,
+      actual,
+      at: now,
+    });
   pump(ctx, now, scope); // a refund may let the head in
 }
 
-function onCancel<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, done: Done, now: Ms, scope: Scope<G>): void {
+function onCancel<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  grant: G,
+  done: Done,
+  now: Ms,
+  scope: Scope<G>,
+): void {
   ctx.leases?.delete(grant);
   ctx.wakeHead = null;
   const record = grant.slotFreed ? restate(grant.record, grant.record.units, false) : grant.record;
   grant.slotFreed = true;
   settleDone(ctx.rt.store.cancel(ctx.storeKey, ctx.rt.policy, record, now), done, ctx, now, scope);
-  if (ctx.rt.observed.value) fact(ctx, scope, { type: 'cancelled', key: ctx.key, id: grant.record.id, at: now });
+  if (ctx.rt.observed.value)
+    fact(ctx, scope, { type: 'cancelled', key: ctx.key, id: grant.record.id, at: now });
   pump(ctx, now, scope);
 }
 
@@ -595,17 +706,26 @@ function settleDone<G extends GrantHandle>(
     () => done.resolve(),
     (e: unknown) => {
       const error = asStoreError(e);
-      if (ctx.rt.observed.value) fact(ctx, scope, { type: 'storeError', key: ctx.key, error, at: now });
+      if (ctx.rt.observed.value)
+        fact(ctx, scope, { type: 'storeError', key: ctx.key, error, at: now });
       done.reject(error);
     },
   );
 }
 
-function onRead<G extends GrantHandle>(ctx: KeyContext<G>, event: Extract<KeyEvent<G>, { type: 'read' }>, now: Ms): void {
+function onRead<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  event: Extract<KeyEvent<G>, { type: 'read' }>,
+  now: Ms,
+): void {
   const queued = ctx.queue.length + (ctx.inFlight?.length ?? 0);
   try {
     const r = ctx.rt.store.read(ctx.storeKey, ctx.rt.policy, now);
-    if (r instanceof Promise) r.then((x) => event.reply({ ...x, queued }), (e: unknown) => event.fail(asStoreError(e)));
+    if (r instanceof Promise)
+      r.then(
+        (x) => event.reply({ ...x, queued }),
+        (e: unknown) => event.fail(asStoreError(e)),
+      );
     else event.reply({ ...r, queued });
   } catch (e) {
     event.fail(asError(e));
@@ -643,7 +763,8 @@ function onStoreFailure<G extends GrantHandle>(
   scope: Scope<G>,
 ): void {
   const e = asStoreError(error);
-  if (ctx.rt.observed.value) fact(ctx, scope, { type: 'storeError', key: ctx.key, error: e, at: now });
+  if (ctx.rt.observed.value)
+    fact(ctx, scope, { type: 'storeError', key: ctx.key, error: e, at: now });
   // Fail closed: every waiter of the failed batch ends with the store's error.
   for (const w of batch) {
     if (w.queued) removeWaiter(ctx, w);
@@ -674,5 +795,10 @@ function asStoreError(e: unknown): Error {
 
 /** isKeyIdle tells whether a key actor holds nothing worth keeping alive (no waiter, timer or lease). */
 export function isKeyIdle<G extends GrantHandle>(ctx: KeyContext<G>): boolean {
-  return ctx.queue.length === 0 && ctx.inFlight === null && (ctx.leases === null || ctx.leases.size === 0) && ctx.timer === null;
+  return (
+    ctx.queue.length === 0 &&
+    ctx.inFlight === null &&
+    (ctx.leases === null || ctx.leases.size === 0) &&
+    ctx.timer === null
+  );
 }

@@ -123,7 +123,10 @@ export class Waiter<G = unknown> {
 }
 
 /** Waiters in service order: higher priority first, then arrival. */
-export function compareWaiters(a: Pick<Waiter, 'priority' | 'seq'>, b: Pick<Waiter, 'priority' | 'seq'>): number {
+export function compareWaiters(
+  a: Pick<Waiter, 'priority' | 'seq'>,
+  b: Pick<Waiter, 'priority' | 'seq'>,
+): number {
   return b.priority - a.priority || a.seq - b.seq;
 }
 

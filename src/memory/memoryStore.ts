@@ -102,10 +102,19 @@ export class MemoryStore implements Store {
     if (!d.ok) return { ok: false, retryAfterMs: d.retryAfterMs, limit: d.limit };
     if (e === undefined) this.#entries.set(key, (e = { policy, state: d.state }));
     else e.state = d.state;
-    return { ok: true, grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot, d.grant.marks) };
+    return {
+      ok: true,
+      grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot, d.grant.marks),
+    };
   }
 
-  decide(key: string, policy: Policy, batch: readonly StoreRequest[], mode: BatchMode, now: Ms): StoreDecision[] {
+  decide(
+    key: string,
+    policy: Policy,
+    batch: readonly StoreRequest[],
+    mode: BatchMode,
+    now: Ms,
+  ): StoreDecision[] {
     const wait = this.#paused.size > 0 ? this.#pausedFor(key, now) : 0;
     if (wait > 0) {
       const refused: StoreDecision = { ok: false, retryAfterMs: wait, limit: PAUSED };
@@ -117,7 +126,10 @@ export class MemoryStore implements Store {
       const d = decide(policy, state, req.units, now, req.slot);
       if (d.ok) {
         state = d.state;
-        out.push({ ok: true, grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot, d.grant.marks) });
+        out.push({
+          ok: true,
+          grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot, d.grant.marks),
+        });
       } else {
         out.push({ ok: false, retryAfterMs: d.retryAfterMs, limit: d.limit });
         if (mode === 'queue') break;
@@ -143,7 +155,11 @@ export class MemoryStore implements Store {
 
   read(key: string, policy: Policy, now: Ms): KeyReading {
     const r = read(policy, this.#state(key, policy, now), now);
-    return { at: Math.max(now, this.#entries.get(key)?.state.at ?? now), limits: r.limits, inFlight: r.inFlight };
+    return {
+      at: Math.max(now, this.#entries.get(key)?.state.at ?? now),
+      limits: r.limits,
+      inFlight: r.inFlight,
+    };
   }
 
   reset(key: string): void {
@@ -215,8 +231,15 @@ export class MemoryStore implements Store {
    * @throws InvalidArgumentError when `snapshot` is not a version-1 memory snapshot.
    */
   restore(snapshot: MemorySnapshot): void {
-    if (typeof snapshot !== 'object' || snapshot === null || snapshot.version !== 1 || typeof snapshot.keys !== 'object') {
-      throw new InvalidArgumentError('tollgate: restore expects a memory snapshot { version: 1, keys }');
+    if (
+      typeof snapshot !== 'object' ||
+      snapshot === null ||
+      snapshot.version !== 1 ||
+      typeof snapshot.keys !== 'object'
+    ) {
+      throw new InvalidArgumentError(
+        'tollgate: restore expects a memory snapshot { version: 1, keys }',
+      );
     }
     for (const [key, e] of Object.entries(snapshot.keys)) {
       this.#entries.set(key, { policy: e.policy, state: e.state });

@@ -71,29 +71,51 @@ export class TollgateEmitter extends EventEmitter<TollgateEvents> {
   /** @internal shared with every key actor of the system. */
   readonly observed: { value: boolean; watchers: number } = { value: false, watchers: 0 };
 
-  override on<T extends TollgateEventName>(event: T, fn: EventEmitter.EventListener<TollgateEvents, T>, context?: unknown): this {
+  override on<T extends TollgateEventName>(
+    event: T,
+    fn: EventEmitter.EventListener<TollgateEvents, T>,
+    context?: unknown,
+  ): this {
     super.on(event, fn, context);
     this.#update();
     return this;
   }
 
-  override addListener<T extends TollgateEventName>(event: T, fn: EventEmitter.EventListener<TollgateEvents, T>, context?: unknown): this {
+  override addListener<T extends TollgateEventName>(
+    event: T,
+    fn: EventEmitter.EventListener<TollgateEvents, T>,
+    context?: unknown,
+  ): this {
     return this.on(event, fn, context);
   }
 
-  override once<T extends TollgateEventName>(event: T, fn: EventEmitter.EventListener<TollgateEvents, T>, context?: unknown): this {
+  override once<T extends TollgateEventName>(
+    event: T,
+    fn: EventEmitter.EventListener<TollgateEvents, T>,
+    context?: unknown,
+  ): this {
     super.once(event, fn, context);
     this.#update();
     return this;
   }
 
-  override off<T extends TollgateEventName>(event: T, fn?: EventEmitter.EventListener<TollgateEvents, T>, context?: unknown, once?: boolean): this {
+  override off<T extends TollgateEventName>(
+    event: T,
+    fn?: EventEmitter.EventListener<TollgateEvents, T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
     super.off(event, fn, context, once);
     this.#update();
     return this;
   }
 
-  override removeListener<T extends TollgateEventName>(event: T, fn?: EventEmitter.EventListener<TollgateEvents, T>, context?: unknown, once?: boolean): this {
+  override removeListener<T extends TollgateEventName>(
+    event: T,
+    fn?: EventEmitter.EventListener<TollgateEvents, T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
     return this.off(event, fn, context, once);
   }
 

@@ -2,7 +2,17 @@
  * stats$: a key's stats as an RxJS Observable, built from the system's events. Cold: nothing is
  * listened to, read or computed until someone subscribes, and all of it stops on unsubscribe.
  */
-import { Observable, asapScheduler, auditTime, filter, from, fromEvent, merge, startWith, switchMap } from 'rxjs';
+import {
+  Observable,
+  asapScheduler,
+  auditTime,
+  filter,
+  from,
+  fromEvent,
+  merge,
+  startWith,
+  switchMap,
+} from 'rxjs';
 import type { Clock, TimerHandle } from '../actors/clock.js';
 import type { KeyReading } from '../actors/store.js';
 import type { Duration } from '../limiter/types.js';
@@ -24,7 +34,14 @@ export interface StatsOptions {
 }
 
 const CHANGES: readonly TollgateEventName[] = [
-  'granted', 'queued', 'timeout', 'aborted', 'settled', 'released', 'cancelled', 'reset',
+  'granted',
+  'queued',
+  'timeout',
+  'aborted',
+  'settled',
+  'released',
+  'cancelled',
+  'reset',
 ];
 
 interface StatsSource {
@@ -39,10 +56,14 @@ export function keyStats$(
   key: string,
   options?: StatsOptions,
 ): Observable<KeyStats> {
-  const everyMs = options?.every === undefined ? null : parseDuration(options.every, 'stats$ every');
-  const ofThisKey = (e: { limiter: string; key: string }): boolean => e.limiter === limiter.name && e.key === key;
+  const everyMs =
+    options?.every === undefined ? null : parseDuration(options.every, 'stats$ every');
+  const ofThisKey = (e: { limiter: string; key: string }): boolean =>
+    e.limiter === limiter.name && e.key === key;
   const changes = merge(
-    ...CHANGES.map((t) => fromEvent(core.events, t) as Observable<{ limiter: string; key: string }>),
+    ...CHANGES.map(
+      (t) => fromEvent(core.events, t) as Observable<{ limiter: string; key: string }>,
+    ),
   ).pipe(filter(ofThisKey));
   const ticks = everyMs === null ? [] : [clockTicks(core.clock, everyMs)];
   return new Observable<KeyStats>((subscriber) => {

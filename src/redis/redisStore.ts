@@ -97,15 +97,23 @@ export class RedisStore implements Store {
   #flushScheduled = false;
 
   constructor(options: RedisStoreOptions) {
-    if (typeof options !== 'object' || options === null || typeof options.client?.defineCommand !== 'function') {
-      throw new InvalidArgumentError('tollgate: redisStore needs { client }: an ioredis Redis or Cluster');
+    if (
+      typeof options !== 'object' ||
+      options === null ||
+      typeof options.client?.defineCommand !== 'function'
+    ) {
+      throw new InvalidArgumentError(
+        'tollgate: redisStore needs { client }: an ioredis Redis or Cluster',
+      );
     }
     this.#client = options.client;
     this.#prefix = checkPrefix(options.prefix ?? 'tollgate:');
     this.#channel = freeChannel(this.#prefix);
     const time = options.time ?? 'redis';
     if (time !== 'redis' && time !== 'runtime') {
-      throw new InvalidArgumentError(`tollgate: redisStore time must be 'redis' or 'runtime' (got ${String(time)})`);
+      throw new InvalidArgumentError(
+        `tollgate: redisStore time must be 'redis' or 'runtime' (got ${String(time)})`,
+      );
     }
     this.#runtimeTime = time === 'runtime';
     this.#timeoutMs = parseDuration(options.timeout ?? '1s', 'timeout');
@@ -119,7 +127,9 @@ export class RedisStore implements Store {
     this.#policy = policy;
     const fraction = options.insuranceFraction ?? 0.5;
     if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
-      throw new InvalidArgumentError(`tollgate: insuranceFraction must be in (0, 1] (got ${String(fraction)})`);
+      throw new InvalidArgumentError(
+        `tollgate: insuranceFraction must be in (0, 1] (got ${String(fraction)})`,
+      );
     }
     this.#fraction = fraction;
     const sources = scriptSources();
@@ -181,7 +191,10 @@ export class RedisStore implements Store {
       return (await Promise.race([this.#run[name](...args), timeout])) as T;
     } catch (e) {
       // `now` is when the call started: a timeout was noticed timeoutMs later.
-      this.#downUntil = Math.max(this.#downUntil, now + (timedOut ? this.#timeoutMs : 0) + this.#retryMs);
+      this.#downUntil = Math.max(
+        this.#downUntil,
+        now + (timedOut ? this.#timeoutMs : 0) + this.#retryMs,
+      );
       if (isTollgateError(e)) throw e;
       throw new StoreUnavailableError(e instanceof Error ? e.message : String(e), e);
     } finally {
@@ -193,7 +206,10 @@ export class RedisStore implements Store {
   #policyArgs(policy: Policy): (string | number)[] {
     const args: (string | number)[] = [policy.limits.length];
     for (const l of policy.limits) {
-      args.push(l.name, l.algorithm === 'token-bucket' ? 't' : l.algorithm === 'fixed-window' ? 'f' : 's');
+      args.push(
+        l.name,
+        l.algorithm === 'token-bucket' ? 't' : l.algorithm === 'fixed-window' ? 'f' : 's',
+      );
       args.push(l.limit, l.intervalMs, l.capacity);
     }
     args.push(policy.concurrency ?? -1);
@@ -206,7 +222,13 @@ export class RedisStore implements Store {
    * of `decide.lua`, up to {@link MAX_KEYS_PER_CALL} keys each. A key has at most one decide in
    * flight (its actor waits for the answer), so a call never holds one key twice.
    */
-  decide(key: string, policy: Policy, batch: readonly StoreRequest[], mode: BatchMode, now: Ms): Promise<StoreDecision[]> {
+  decide(
+    key: string,
+    policy: Policy,
+    batch: readonly StoreRequest[],
+    mode: BatchMode,
+    now: Ms,
+  ): Promise<StoreDecision[]> {
     return new Promise<StoreDecision[]>((resolve, reject) => {
       const names = keyNames(this.#prefix, key);
       const group = this.#cluster ? slotOf(names.state) : 0;
@@ -253,7 +275,12 @@ export class RedisStore implements Store {
     }
     let replies: Reply[][];
     try {
-      replies = await this.#send<Reply[][]>('tollgateDecide', [keys.length, ...keys, ...args], entries[0]!.now, true);
+      replies = await this.#send<Reply[][]>(
+        'tollgateDecide',
+        [keys.length, ...keys, ...args],
+        entries[0]!.now,
+        true,
+      );
     } catch (error) {
       for (const e of entries) {
         if (this.#closed) {
@@ -284,13 +311,23 @@ export class RedisStore implements Store {
     if (this.#policy === 'fail-open') {
       return batch.map((r) => ({
         ok: true,
-        grant: { id: r.id, at: now, units: r.units, slot: r.slot, origin: 'open' } satisfies RedisGrant,
+        grant: {
+          id: r.id,
+          at: now,
+          units: r.units,
+          slot: r.slot,
+          origin: 'open',
+        } satisfies RedisGrant,
       }));
     }
     const scaled = this.#scale(policy);
-    return this.#insurance.decide(key, scaled, batch, mode, now).map((d) =>
-      d.ok ? { ok: true, grant: { ...copy(d.grant), origin: 'insurance' } satisfies RedisGrant } : d,
-    );
+    return this.#insurance
+      .decide(key, scaled, batch, mode, now)
+      .map((d) =>
+        d.ok
+          ? { ok: true, grant: { ...copy(d.grant), origin: 'insurance' } satisfies RedisGrant }
+          : d,
+      );
   }
 
   /** The insurance policy: every limit at `insuranceFraction`, at least 1. */
@@ -305,22 +342,43 @@ export class RedisStore implements Store {
           capacity: Math.max(1, Math.floor(l.capacity * f)),
         })),
         dimensions: policy.dimensions,
-        concurrency: policy.concurrency === null ? null : Math.max(1, Math.floor(policy.concurrency * f)),
+        concurrency:
+          policy.concurrency === null ? null : Math.max(1, Math.floor(policy.concurrency * f)),
       };
       this.#scaled.set(policy, scaled);
     }
     return scaled;
   }
 
-  async settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): Promise<void> {
+  async settle(
+    key: string,
+    policy: Policy,
+    grant: StoreGrant,
+    actual: Units,
+    now: Ms,
+  ): Promise<void> {
     await this.#adjust(key, policy, grant, actual, false, now);
   }
 
   async cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
-    await this.#adjust(key, policy, grant, grant.units.map(() => 0), grant.slot, now);
+    await this.#adjust(
+      key,
+      policy,
+      grant,
+      grant.units.map(() => 0),
+      grant.slot,
+      now,
+    );
   }
 
-  async #adjust(key: string, policy: Policy, grant: StoreGrant, actual: Units, free: boolean, now: Ms): Promise<void> {
+  async #adjust(
+    key: string,
+    policy: Policy,
+    grant: StoreGrant,
+    actual: Units,
+    free: boolean,
+    now: Ms,
+  ): Promise<void> {
     const origin = (grant as RedisGrant).origin;
     if (origin === 'open') return;
     if (origin === 'insurance') {
@@ -329,7 +387,14 @@ export class RedisStore implements Store {
       else this.#insurance.settle(key, scaled, grant, actual, now);
       return;
     }
-    const args = [this.#now(now), ...this.#policyArgs(policy), grant.id, grant.at, free ? '1' : '0', this.#channel];
+    const args = [
+      this.#now(now),
+      ...this.#policyArgs(policy),
+      grant.id,
+      grant.at,
+      free ? '1' : '0',
+      this.#channel,
+    ];
     for (const u of grant.units) args.push(u);
     for (const u of actual) args.push(u);
     for (let i = 0; i < policy.limits.length; i++) args.push(grant.marks?.[i] ?? 0);
@@ -358,7 +423,12 @@ export class RedisStore implements Store {
   }
 
   async read(key: string, policy: Policy, now: Ms): Promise<KeyReading> {
-    const r = await this.#call<number[]>('tollgateRead', key, [this.#now(now), ...this.#policyArgs(policy)], now);
+    const r = await this.#call<number[]>(
+      'tollgateRead',
+      key,
+      [this.#now(now), ...this.#policyArgs(policy)],
+      now,
+    );
     const limits = policy.limits.map((l, i): LimitReading => ({
       name: l.name,
       dimension: l.dimension,
@@ -426,7 +496,11 @@ interface Pending {
 }
 
 /** The store's decisions from one key's script replies. */
-function toDecisions(policy: Policy, batch: readonly StoreRequest[], replies: readonly Reply[]): StoreDecision[] {
+function toDecisions(
+  policy: Policy,
+  batch: readonly StoreRequest[],
+  replies: readonly Reply[],
+): StoreDecision[] {
   // Marks are kept only for a policy with a token bucket, as the core does (GrantRecord.marks).
   const marked = policy.limits.some((l) => l.algorithm === 'token-bucket');
   return replies.map((r, i): StoreDecision => {

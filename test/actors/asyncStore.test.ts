@@ -20,7 +20,13 @@ class GatedStore implements Store {
   auto = false;
   readonly #gates: (() => void)[] = [];
 
-  decide(key: string, policy: Policy, batch: readonly StoreRequest[], mode: BatchMode, now: Ms): Promise<StoreDecision[]> {
+  decide(
+    key: string,
+    policy: Policy,
+    batch: readonly StoreRequest[],
+    mode: BatchMode,
+    now: Ms,
+  ): Promise<StoreDecision[]> {
     this.decides++;
     return new Promise((resolve) => {
       const go = () => resolve(this.inner.decide(key, policy, batch, mode, now));
@@ -102,7 +108,10 @@ describe('an async store', () => {
 
   it('gives back what the store granted when the system closed while it was deciding', async () => {
     setup();
-    const l = system!.limiter('api', { limits: [{ limit: 5, interval: '1m', name: 'rpm' }], concurrency: 1 });
+    const l = system!.limiter('api', {
+      limits: [{ limit: 5, interval: '1m', name: 'rpm' }],
+      concurrency: 1,
+    });
     const waiter = l.acquire('k').catch((e: unknown) => e);
     await flush();
     expect(store.waiting).toBe(1);
@@ -128,7 +137,12 @@ describe('an async store', () => {
     const g = l.acquire('k', { cost: { requests: 1 } });
     await flush();
     // A tokens limit joins while the request is out: its grant is in the old policy's terms.
-    l.setLimits({ limits: [{ limit: 10, interval: '1m', name: 'rpm' }, { limit: 1000, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
+    l.setLimits({
+      limits: [
+        { limit: 10, interval: '1m', name: 'rpm' },
+        { limit: 1000, interval: '1m', dimension: 'tokens', name: 'tpm' },
+      ],
+    });
     store.auto = true;
     store.answer();
     const grant = await g;

@@ -112,7 +112,11 @@ describe('breaker in acquire', () => {
     await clock.increment(1000);
     await l.run('gpt', () => 'ok');
     expect(states).toEqual(['closed', 'open', 'halfOpen', 'closed']);
-    expect(events).toEqual(['llm/gpt:closed>open@0', 'llm/gpt:open>halfOpen@1000', 'llm/gpt:halfOpen>closed@1000']);
+    expect(events).toEqual([
+      'llm/gpt:closed>open@0',
+      'llm/gpt:open>halfOpen@1000',
+      'llm/gpt:halfOpen>closed@1000',
+    ]);
   });
 
   it('refuses tries while the breaker is open, with limit breaker, and books nothing', async () => {
@@ -133,9 +137,14 @@ describe('breaker in acquire', () => {
 
   it('rejects bad breaker options with a typed error', () => {
     const s = setup();
-    expect(() => s.limiter('a', { limits: [{ limit: 1, interval: 1 }], breaker: { failureThreshold: 0 } })).toThrow(InvalidArgumentError);
     expect(() =>
-      s.limiter('b', { limits: [{ limit: 1, interval: 1 }], breaker: { whenOpen: 'later' as 'wait' } }),
+      s.limiter('a', { limits: [{ limit: 1, interval: 1 }], breaker: { failureThreshold: 0 } }),
+    ).toThrow(InvalidArgumentError);
+    expect(() =>
+      s.limiter('b', {
+        limits: [{ limit: 1, interval: 1 }],
+        breaker: { whenOpen: 'later' as 'wait' },
+      }),
     ).toThrow(InvalidArgumentError);
   });
 });

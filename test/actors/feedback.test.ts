@@ -3,7 +3,12 @@
  * provider's remaining lowers the key's capacity, never raises it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidArgumentError, VirtualClock, createLimiterSystem, type LimiterSystem } from '../../src/index.js';
+import {
+  InvalidArgumentError,
+  VirtualClock,
+  createLimiterSystem,
+  type LimiterSystem,
+} from '../../src/index.js';
 import { feedbackFromResponse } from '../../src/llm/headers.js';
 
 let system: LimiterSystem | undefined;
@@ -105,7 +110,10 @@ describe('feedback', () => {
   it('lowers remaining to what the provider reports, per dimension', async () => {
     const l = setup().limiter('llm', spec);
     await l.acquire('gpt', { cost: { tokens: 1000 } }); // ours: rpm 59, tpm 9000
-    const headers = { 'x-ratelimit-remaining-requests': '40', 'x-ratelimit-remaining-tokens': '2500' };
+    const headers = {
+      'x-ratelimit-remaining-requests': '40',
+      'x-ratelimit-remaining-tokens': '2500',
+    };
     await l.feedback('gpt', feedbackFromResponse({ status: 200, headers }, clock.now()));
     const s = await l.stats('gpt');
     expect(s.limits.map((x) => x.remaining)).toEqual([40, 2500]);
@@ -114,7 +122,10 @@ describe('feedback', () => {
   it('never raises capacity above its own limits', async () => {
     const l = setup().limiter('llm', spec);
     await l.acquire('gpt', { cost: { tokens: 9000 } }); // ours: rpm 59, tpm 1000
-    const headers = { 'x-ratelimit-remaining-requests': '1000', 'x-ratelimit-remaining-tokens': '50000' };
+    const headers = {
+      'x-ratelimit-remaining-requests': '1000',
+      'x-ratelimit-remaining-tokens': '50000',
+    };
     await l.feedback('gpt', feedbackFromResponse({ status: 200, headers }, clock.now()));
     const s = await l.stats('gpt');
     expect(s.limits.map((x) => x.remaining)).toEqual([59, 1000]);

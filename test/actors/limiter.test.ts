@@ -64,8 +64,12 @@ describe('acquire', () => {
   });
 
   it('rejects a cost above capacity up front and changes nothing', async () => {
-    const l = setup().limiter('api', { limits: [{ limit: 100, interval: '1m', dimension: 'tokens' }] });
-    await expect(l.acquire('k', { cost: { tokens: 101 } })).rejects.toBeInstanceOf(CostExceedsCapacityError);
+    const l = setup().limiter('api', {
+      limits: [{ limit: 100, interval: '1m', dimension: 'tokens' }],
+    });
+    await expect(l.acquire('k', { cost: { tokens: 101 } })).rejects.toBeInstanceOf(
+      CostExceedsCapacityError,
+    );
     const s = await l.stats('k');
     expect(s.limits[0]!.remaining).toBe(100);
     expect(s.queued).toBe(0);
@@ -131,19 +135,26 @@ describe('acquire', () => {
       ['low-2', 0],
       ['high-2', 5],
     ] as const;
-    const all = names.map(([name, priority]) => l.acquire('k', { priority }).then(() => order.push(name)));
+    const all = names.map(([name, priority]) =>
+      l.acquire('k', { priority }).then(() => order.push(name)),
+    );
     await clock.increment(4000);
     await Promise.all(all);
     expect(order).toEqual(['high-1', 'high-2', 'low-1', 'low-2']);
   });
 
   it('does not let small requests starve a large one at the head', async () => {
-    const l = setup().limiter('api', { limits: [{ limit: 10, interval: '1s', dimension: 'tokens' }] });
+    const l = setup().limiter('api', {
+      limits: [{ limit: 10, interval: '1s', dimension: 'tokens' }],
+    });
     await l.acquire('k', { cost: { tokens: 10 } });
     const big = track(l.acquire('k', { cost: { tokens: 10 } }));
     const small = track(l.acquire('k', { cost: { tokens: 1 } }));
     // A try of the same priority does not overtake the queue either.
-    expect(await l.tryAcquire('k', { cost: { tokens: 1 } })).toMatchObject({ ok: false, limit: 'queue' });
+    expect(await l.tryAcquire('k', { cost: { tokens: 1 } })).toMatchObject({
+      ok: false,
+      limit: 'queue',
+    });
     await clock.increment(999);
     expect(big.done).toBe(false);
     expect(small.done).toBe(false);
@@ -196,7 +207,9 @@ describe('tryAcquire', () => {
 
 describe('grants', () => {
   it('settles down exactly and the refund admits the next request', async () => {
-    const l = setup().limiter('llm', { limits: [{ limit: 1000, interval: '1m', dimension: 'tokens' }] });
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 1000, interval: '1m', dimension: 'tokens' }],
+    });
     const g = await l.acquire('k', { cost: { tokens: 1000 } });
     expect((await l.tryAcquire('k', { cost: { tokens: 300 } })).ok).toBe(false);
     await g.settle({ tokens: 700 });
@@ -205,7 +218,9 @@ describe('grants', () => {
   });
 
   it('settles up into debt, and later requests wait it out', async () => {
-    const l = setup().limiter('llm', { limits: [{ limit: 600, interval: '1m', dimension: 'tokens' }] });
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 600, interval: '1m', dimension: 'tokens' }],
+    });
     const g = await l.acquire('k', { cost: { tokens: 100 } });
     await g.settle({ tokens: 700 }); // 100 over capacity: 10 s of refill at 10 tokens/s
     const next = track(l.acquire('k', { cost: { tokens: 10 } }));
@@ -216,7 +231,9 @@ describe('grants', () => {
   });
 
   it('refuses a second settle and a cancel after settle with GrantStateError', async () => {
-    const l = setup().limiter('llm', { limits: [{ limit: 1000, interval: '1m', dimension: 'tokens' }] });
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 1000, interval: '1m', dimension: 'tokens' }],
+    });
     const g = await l.acquire('k', { cost: { tokens: 10 } });
     await g.settle({ tokens: 5 });
     expect(() => g.settle({ tokens: 4 })).toThrow(GrantStateError);
@@ -248,7 +265,11 @@ describe('grants', () => {
 
   it('gives an abandoned slot back when its lease expires, with a released event', async () => {
     const sys = setup();
-    const l = sys.limiter('api', { limits: [{ limit: 100, interval: '1s' }], concurrency: 1, leaseTtl: '30s' });
+    const l = sys.limiter('api', {
+      limits: [{ limit: 100, interval: '1s' }],
+      concurrency: 1,
+      leaseTtl: '30s',
+    });
     const released: unknown[] = [];
     sys.events.on('released', (e) => released.push(e));
     const g = await l.acquire('k');
@@ -288,7 +309,10 @@ describe('run', () => {
   });
 
   it('releases the slot when the call throws, and keeps the estimate booked', async () => {
-    const l = setup().limiter('llm', { limits: [{ limit: 1000, interval: '1m', dimension: 'tokens' }], concurrency: 1 });
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 1000, interval: '1m', dimension: 'tokens' }],
+      concurrency: 1,
+    });
     await expect(
       l.run('k', () => Promise.reject(new Error('boom')), { cost: { tokens: 100 } }),
     ).rejects.toThrow('boom');
@@ -328,7 +352,9 @@ describe('setLimits', () => {
   });
 
   it('rejects a waiter whose cost no longer fits any capacity', async () => {
-    const l = setup().limiter('llm', { limits: [{ limit: 100, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m', dimension: 'tokens', name: 'tpm' }],
+    });
     await l.acquire('k', { cost: { tokens: 100 } });
     const big = track(l.acquire('k', { cost: { tokens: 80 } }));
     l.setLimits({ limits: [{ limit: 50, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
@@ -338,7 +364,9 @@ describe('setLimits', () => {
 
   it('keeps the old policy when the new one is invalid', async () => {
     const l = setup().limiter('api', { limits: [{ limit: 2, interval: '1s' }] });
-    expect(() => l.setLimits({ limits: [{ limit: 0, interval: '1s' }] })).toThrow(InvalidArgumentError);
+    expect(() => l.setLimits({ limits: [{ limit: 0, interval: '1s' }] })).toThrow(
+      InvalidArgumentError,
+    );
     expect(l.policy.limits[0]!.limit).toBe(2);
   });
 });
@@ -348,12 +376,18 @@ describe('system', () => {
     const sys = setup();
     const a = sys.limiter('api', { limits: [{ limit: 2, interval: '1s' }] });
     expect(sys.limiter('api', { limits: [{ limit: 2, interval: 1000 }] })).toBe(a);
-    expect(() => sys.limiter('api', { limits: [{ limit: 3, interval: '1s' }] })).toThrow(InvalidArgumentError);
+    expect(() => sys.limiter('api', { limits: [{ limit: 3, interval: '1s' }] })).toThrow(
+      InvalidArgumentError,
+    );
   });
 
   it('close rejects every waiter, clears every timer, and refuses later calls', async () => {
     const sys = setup();
-    const l = sys.limiter('api', { limits: [{ limit: 1, interval: '1h' }], concurrency: 5, leaseTtl: '1m' });
+    const l = sys.limiter('api', {
+      limits: [{ limit: 1, interval: '1h' }],
+      concurrency: 5,
+      leaseTtl: '1m',
+    });
     await l.acquire('k');
     await l.acquire('other'); // holds a leased slot: a lease timer is armed
     const waiters = [track(l.acquire('k')), track(l.acquire('other', { timeout: '1m' }))];
@@ -400,7 +434,8 @@ describe('system', () => {
     const sys = setup();
     const l = sys.limiter('api', { limits: [{ limit: 1, interval: '1s' }] });
     const seen: string[] = [];
-    for (const t of ['granted', 'queued', 'timeout', 'refused'] as const) sys.events.on(t, () => seen.push(t));
+    for (const t of ['granted', 'queued', 'timeout', 'refused'] as const)
+      sys.events.on(t, () => seen.push(t));
     await l.acquire('k');
     await l.tryAcquire('k');
     const late = track(l.acquire('k', { timeout: 10 }));

@@ -21,13 +21,23 @@ import {
 
 const RUNS = Number(process.env.RACE_RUNS ?? 1000);
 /** Replays a reported failure: RACE_SEED=<seed> RACE_PATH=<path> npx vitest run test/actors/races.test.ts */
-const REPLAY = process.env.RACE_SEED === undefined ? {} : { seed: Number(process.env.RACE_SEED), path: process.env.RACE_PATH ?? '' };
+const REPLAY =
+  process.env.RACE_SEED === undefined
+    ? {}
+    : { seed: Number(process.env.RACE_SEED), path: process.env.RACE_PATH ?? '' };
 const RATE = 10; // tokens per second
 const BURST = 10;
 const SLOTS = 2;
 
 type Op =
-  | { kind: 'acquire'; key: 'a' | 'b'; tokens: number; priority: number; timeout: number | null; abortAfter: 0 | null }
+  | {
+      kind: 'acquire';
+      key: 'a' | 'b';
+      tokens: number;
+      priority: number;
+      timeout: number | null;
+      abortAfter: 0 | null;
+    }
   | { kind: 'release'; pick: number }
   | { kind: 'cancel'; pick: number }
   | { kind: 'settle'; pick: number; tokens: number }
@@ -36,18 +46,34 @@ type Op =
   | { kind: 'abort'; controller: AbortController };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({
-    kind: fc.constant('acquire' as const),
-    key: fc.constantFrom('a' as const, 'b' as const),
-    tokens: fc.integer({ min: 0, max: BURST }),
-    priority: fc.integer({ min: 0, max: 2 }),
-    timeout: fc.option(fc.integer({ min: 0, max: 2000 }), { nil: null }),
-    abortAfter: fc.option(fc.constant(0), { nil: null }),
-  }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('acquire' as const),
+      key: fc.constantFrom('a' as const, 'b' as const),
+      tokens: fc.integer({ min: 0, max: BURST }),
+      priority: fc.integer({ min: 0, max: 2 }),
+      timeout: fc.option(fc.integer({ min: 0, max: 2000 }), { nil: null }),
+      abortAfter: fc.option(fc.constant(0), { nil: null }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('settle' as const), pick: fc.nat(), tokens: fc.integer({ min: 0, max: BURST }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 800 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('settle' as const),
+      pick: fc.nat(),
+      tokens: fc.integer({ min: 0, max: BURST }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('advance' as const),
+      ms: fc.integer({ min: 0, max: 800 }),
+    }),
+  },
 );
 
 interface Tracked {
@@ -64,7 +90,9 @@ async function scenario(s: fc.Scheduler, ops: Op[], withSetLimits: boolean): Pro
   const clock = new VirtualClock(0);
   const system = createLimiterSystem({ clock });
   const policy = (rate: number) => ({
-    limits: [{ limit: rate, interval: '1s' as const, dimension: 'tokens', burst: BURST, name: 'tps' }],
+    limits: [
+      { limit: rate, interval: '1s' as const, dimension: 'tokens', burst: BURST, name: 'tps' },
+    ],
     concurrency: SLOTS,
     leaseTtl: 1500, // lease expiry races with release and cancel
   });
@@ -97,7 +125,9 @@ async function scenario(s: fc.Scheduler, ops: Op[], withSetLimits: boolean): Pro
     const g = grants.find((x) => x.id === e.id)!;
     refunds.push({ key: e.key, at: e.at, tokens: g.tokens });
   });
-  system.events.on('settled', (e) => refunds.push({ key: e.key, at: e.at, tokens: e.estimated[0]! - e.actual[0]! }));
+  system.events.on('settled', (e) =>
+    refunds.push({ key: e.key, at: e.at, tokens: e.estimated[0]! - e.actual[0]! }),
+  );
   // A waiter's end is stamped when its event fires (synchronously, in mailbox order), not when
   // its promise callback runs a microtask later.
   const byId = new Map<string, Tracked>();
@@ -125,7 +155,14 @@ async function scenario(s: fc.Scheduler, ops: Op[], withSetLimits: boolean): Pro
     switch (op.kind) {
       case 'acquire': {
         const ac = controllers.get(op);
-        const t: Tracked = { index: tracked.length, key: op.key, priority: op.priority, calledAt: ++step, endedAt: Infinity, outcome: 'pending' };
+        const t: Tracked = {
+          index: tracked.length,
+          key: op.key,
+          priority: op.priority,
+          calledAt: ++step,
+          endedAt: Infinity,
+          outcome: 'pending',
+        };
         tracked.push(t);
         arriving = t;
         const p = limiter.acquire(op.key, {
@@ -145,10 +182,13 @@ async function scenario(s: fc.Scheduler, ops: Op[], withSetLimits: boolean): Pro
           (e: unknown) => {
             if (t.endedAt === Infinity) t.endedAt = ++step;
             t.outcome =
-              e instanceof AcquireTimeoutError ? 'timeout'
-              : e instanceof AcquireAbortedError ? 'aborted'
-              : e instanceof LimiterClosedError ? 'closed'
-              : 'other';
+              e instanceof AcquireTimeoutError
+                ? 'timeout'
+                : e instanceof AcquireAbortedError
+                  ? 'aborted'
+                  : e instanceof LimiterClosedError
+                    ? 'closed'
+                    : 'other';
           },
         );
         return;
@@ -236,20 +276,28 @@ async function scenario(s: fc.Scheduler, ops: Op[], withSetLimits: boolean): Pro
           const from = gs[i]!.at;
           const to = gs[j]!.at;
           const granted = gs.slice(i, j + 1).reduce((n, g) => n + g.tokens, 0);
-          const back = refunds.filter((r) => r.key === key && r.at <= to).reduce((n, r) => n + r.tokens, 0);
-          expect(granted - back).toBeLessThanOrEqual(BURST + Math.floor((RATE * (to - from)) / 1000));
+          const back = refunds
+            .filter((r) => r.key === key && r.at <= to)
+            .reduce((n, r) => n + r.tokens, 0);
+          expect(granted - back).toBeLessThanOrEqual(
+            BURST + Math.floor((RATE * (to - from)) / 1000),
+          );
         }
       }
     }
   }
 
   // Priority, then arrival: nobody is granted while a waiter ranked ahead on its key still waits.
-  const ahead = (x: Tracked, y: Tracked) => x.priority > y.priority || (x.priority === y.priority && x.index < y.index);
+  const ahead = (x: Tracked, y: Tracked) =>
+    x.priority > y.priority || (x.priority === y.priority && x.index < y.index);
   for (const a of tracked.filter((t) => t.outcome === 'granted')) {
     for (const b of tracked) {
       if (b === a || b.key !== a.key || !ahead(b, a)) continue;
       const bWaitingWhenAGranted = b.calledAt < a.endedAt && b.endedAt > a.endedAt;
-      expect(bWaitingWhenAGranted, `waiter #${b.index} was ahead of #${a.index} and still waiting`).toBe(false);
+      expect(
+        bWaitingWhenAGranted,
+        `waiter #${b.index} was ahead of #${a.index} and still waiting`,
+      ).toBe(false);
     }
   }
 }
@@ -257,14 +305,18 @@ async function scenario(s: fc.Scheduler, ops: Op[], withSetLimits: boolean): Pro
 describe('races (fc.scheduler)', () => {
   it('keeps every promise under random interleavings of acquire, abort, timeout, settle, release, cancel and time', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.scheduler(), fc.array(opArb, { minLength: 1, maxLength: 25 }), (s, ops) => scenario(s, ops, false)),
+      fc.asyncProperty(fc.scheduler(), fc.array(opArb, { minLength: 1, maxLength: 25 }), (s, ops) =>
+        scenario(s, ops, false),
+      ),
       { numRuns: RUNS, timeout: 5000, ...REPLAY },
     );
   });
 
   it('keeps every waiter ending exactly once and capacity conserved across a limit change', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.scheduler(), fc.array(opArb, { minLength: 1, maxLength: 25 }), (s, ops) => scenario(s, ops, true)),
+      fc.asyncProperty(fc.scheduler(), fc.array(opArb, { minLength: 1, maxLength: 25 }), (s, ops) =>
+        scenario(s, ops, true),
+      ),
       { numRuns: Math.ceil(RUNS / 3), ...REPLAY },
     );
   });

@@ -34,8 +34,14 @@ function harness(client: () => Redis | Cluster) {
   };
 }
 
-runConformance('redis store conformance (one server)', harness(() => single));
-runConformance('redis store conformance (3-master cluster)', harness(() => clustered));
+runConformance(
+  'redis store conformance (one server)',
+  harness(() => single),
+);
+runConformance(
+  'redis store conformance (3-master cluster)',
+  harness(() => clustered),
+);
 
 describe('redis cluster', () => {
   it('decides concurrent keys on every master through the runtime, exactly', async () => {
@@ -43,16 +49,23 @@ describe('redis cluster', () => {
     const system = createLimiterSystem({ store });
     const api = system.limiter('api', { limits: [{ limit: 2, interval: '1m' }] });
     const keys = Array.from({ length: 60 }, (_, i) => `tenant-${i}`);
-    const results = await Promise.all(keys.flatMap((k) => [api.tryAcquire(k), api.tryAcquire(k), api.tryAcquire(k)]));
+    const results = await Promise.all(
+      keys.flatMap((k) => [api.tryAcquire(k), api.tryAcquire(k), api.tryAcquire(k)]),
+    );
     for (let i = 0; i < keys.length; i++) {
-      expect(results.slice(i * 3, i * 3 + 3).map((r) => r.ok), keys[i]).toEqual([true, true, false]);
+      expect(
+        results.slice(i * 3, i * 3 + 3).map((r) => r.ok),
+        keys[i],
+      ).toEqual([true, true, false]);
     }
     await system.close();
     await store.close();
   });
 
   it('spreads keys over every master, each key in one slot', async () => {
-    const perNode = await Promise.all(cluster.nodes.map(async (node) => (await node.client().keys('conf*')).length));
+    const perNode = await Promise.all(
+      cluster.nodes.map(async (node) => (await node.client().keys('conf*')).length),
+    );
     // The table touches dozens of keys; every master must have received some of them.
     for (const count of perNode) expect(count).toBeGreaterThan(0);
   });

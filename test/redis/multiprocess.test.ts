@@ -37,7 +37,12 @@ describe('4 processes on one key', () => {
     // 3.5 s of saturation: the per-second limit alone would allow ~140, the per-minute one 100.
     const runs = await Promise.all(
       Array.from({ length: 4 }, () =>
-        spawnNode<Line>('test/redis/fixtures/hammer.ts', [String(server.port), prefix, 'shared', '3500', '25'], {}, { timeoutMs: 30_000 }),
+        spawnNode<Line>(
+          'test/redis/fixtures/hammer.ts',
+          [String(server.port), prefix, 'shared', '3500', '25'],
+          {},
+          { timeoutMs: 30_000 },
+        ),
       ),
     );
     const at = runs

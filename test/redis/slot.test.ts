@@ -23,12 +23,19 @@ describe('slotOf', () => {
   it('matches CLUSTER KEYSLOT for any tollgate key and for arbitrary names', async () => {
     const client = server.client();
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constantFrom('', '{', '}', '{}', 'a{b}c', '{{a}}')), async (key) => {
-        for (const name of [key, keyNames('p:', key).state, keyNames('p:', key).pause]) {
-          const expected = (await client.call('CLUSTER', 'KEYSLOT', name)) as number;
-          expect(slotOf(name), JSON.stringify(name)).toBe(expected);
-        }
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'grapheme' }),
+          fc.constantFrom('', '{', '}', '{}', 'a{b}c', '{{a}}'),
+        ),
+        async (key) => {
+          for (const name of [key, keyNames('p:', key).state, keyNames('p:', key).pause]) {
+            const expected = (await client.call('CLUSTER', 'KEYSLOT', name)) as number;
+            expect(slotOf(name), JSON.stringify(name)).toBe(expected);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

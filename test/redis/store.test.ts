@@ -50,7 +50,9 @@ describe('redis store through the runtime', () => {
     const { sys, close } = system({ prefix: fresh() });
     const api = sys.limiter('api', { limits: [{ limit: 5, interval: 200 }] });
     const t0 = performance.now();
-    const grants = await Promise.all(Array.from({ length: 10 }, () => api.acquire('k', { timeout: 5000 })));
+    const grants = await Promise.all(
+      Array.from({ length: 10 }, () => api.acquire('k', { timeout: 5000 })),
+    );
     const elapsed = ms(t0);
     // 5 at once, 5 more refill over 200 ms: the last grant comes after about 200 ms.
     expect(grants).toHaveLength(10);
@@ -110,7 +112,11 @@ describe('redis store through the runtime', () => {
     const prefix = fresh();
     const a = system({ prefix });
     const b = system({ prefix }, { pollInterval: '50ms' });
-    const spec = { limits: [{ limit: 1000, interval: '1s' as const }], concurrency: 1, leaseTtl: 300 };
+    const spec = {
+      limits: [{ limit: 1000, interval: '1s' as const }],
+      concurrency: 1,
+      leaseTtl: 300,
+    };
     await a.sys.limiter('llm', spec).acquire('gpt');
     // Process a "crashes": its client goes away without releasing.
     a.client.disconnect();
@@ -145,11 +151,16 @@ describe('redis store through the runtime', () => {
     const { sys, close } = system({ prefix: fresh() });
     const api = sys.limiter('api', { limits: [{ limit: 3, interval: '1m' }], concurrency: 2 });
     const keys = Array.from({ length: 200 }, (_, i) => `user-${i}`);
-    const results = await Promise.all(keys.flatMap((k) => Array.from({ length: 5 }, () => api.tryAcquire(k))));
+    const results = await Promise.all(
+      keys.flatMap((k) => Array.from({ length: 5 }, () => api.tryAcquire(k))),
+    );
     // Per key: 2 grants (the concurrency limit), then refused by concurrency.
     for (let i = 0; i < keys.length; i++) {
       const mine = results.slice(i * 5, i * 5 + 5);
-      expect(mine.filter((r) => r.ok), keys[i]).toHaveLength(2);
+      expect(
+        mine.filter((r) => r.ok),
+        keys[i],
+      ).toHaveLength(2);
       for (const r of mine) if (!r.ok) expect(r.limit).toBe('concurrency');
     }
     for (const r of results) if (r.ok) r.grant.release();
@@ -163,12 +174,30 @@ describe('redis store through the runtime', () => {
     const prefix = fresh();
     const { sys, client, close } = system({ prefix });
     const api = sys.limiter('api', { limits: [{ limit: 3, interval: '1m' }] });
-    const keys = ['', '{', '}', '{}', ':', 'a:b', 'a}b', 'a%7Db', '%', '\n', 'x\ny', '{a}', 'k'.repeat(2000), 'ключ', '🙂'];
+    const keys = [
+      '',
+      '{',
+      '}',
+      '{}',
+      ':',
+      'a:b',
+      'a}b',
+      'a%7Db',
+      '%',
+      '\n',
+      'x\ny',
+      '{a}',
+      'k'.repeat(2000),
+      'ключ',
+      '🙂',
+    ];
     for (const [i, key] of keys.entries()) {
       for (let j = 0; j <= i % 3; j++) await api.acquire(key);
     }
     for (const [i, key] of keys.entries()) {
-      expect((await api.stats(key)).limits[0]!.remaining, JSON.stringify(key)).toBe(3 - ((i % 3) + 1));
+      expect((await api.stats(key)).limits[0]!.remaining, JSON.stringify(key)).toBe(
+        3 - ((i % 3) + 1),
+      );
     }
     const names = await client.keys('*');
     const ours = names.filter((k) => k.startsWith(prefix));
@@ -179,7 +208,9 @@ describe('redis store through the runtime', () => {
   it('rejects a prefix with a brace, and bad options, with a typed error', () => {
     const client = server.client();
     expect(() => redisStore({ client, prefix: 'a{b' })).toThrow(/prefix/);
-    expect(() => redisStore({ client, onUnavailable: 'maybe' as 'fail-open' })).toThrow(/onUnavailable/);
+    expect(() => redisStore({ client, onUnavailable: 'maybe' as 'fail-open' })).toThrow(
+      /onUnavailable/,
+    );
     expect(() => redisStore({ client, insuranceFraction: 0 })).toThrow(/insuranceFraction/);
     expect(() => redisStore({ client, time: 'local' as 'redis' })).toThrow(/time/);
   });
@@ -187,7 +218,11 @@ describe('redis store through the runtime', () => {
   it('expires a key once it is back at full capacity', async () => {
     const prefix = fresh();
     const { sys, client, close } = system({ prefix });
-    const api = sys.limiter('api', { limits: [{ limit: 10, interval: 300 }], concurrency: 2, leaseTtl: 400 });
+    const api = sys.limiter('api', {
+      limits: [{ limit: 10, interval: 300 }],
+      concurrency: 2,
+      leaseTtl: 400,
+    });
     const g = await api.acquire('k');
     g.release();
     const names = await client.keys(prefix + '*');
@@ -207,7 +242,9 @@ describe('redis store failures', () => {
     await api.acquire('k');
     await server.pause(400);
     const t0 = performance.now();
-    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => api.acquire(`k${i % 3}`, { timeout: 5000 })));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => api.acquire(`k${i % 3}`, { timeout: 5000 })),
+    );
     expect(ms(t0)).toBeLessThan(1000);
     for (const o of outcomes) {
       expect(o.status).toBe('rejected');
@@ -225,7 +262,12 @@ describe('redis store failures', () => {
     const outcomes: Promise<unknown>[] = [];
     const load = (async () => {
       for (let i = 0; i < 40; i++) {
-        outcomes.push(api.acquire(`k${i % 4}`, { timeout: 2000 }).then(() => 'granted', (e: unknown) => e));
+        outcomes.push(
+          api.acquire(`k${i % 4}`, { timeout: 2000 }).then(
+            () => 'granted',
+            (e: unknown) => e,
+          ),
+        );
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
@@ -248,16 +290,23 @@ describe('redis store failures', () => {
     await api.acquire('k');
     const admin = server.client();
     const pending = Array.from({ length: 30 }, (_, i) =>
-      api.acquire(`k${i % 5}`, { timeout: 3000 }).then(() => 'granted', (e: unknown) => e),
+      api.acquire(`k${i % 5}`, { timeout: 3000 }).then(
+        () => 'granted',
+        (e: unknown) => e,
+      ),
     );
     await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
     const results = await Promise.all(pending);
     for (const r of results) {
-      if (r !== 'granted') expect(isTollgateError(r) && r.code, String(r)).toBe('STORE_UNAVAILABLE');
+      if (r !== 'granted')
+        expect(isTollgateError(r) && r.code, String(r)).toBe('STORE_UNAVAILABLE');
     }
     let ok = false;
     for (let i = 0; i < 30 && !ok; i++) {
-      ok = await api.acquire('k').then(() => true, () => false);
+      ok = await api.acquire('k').then(
+        () => true,
+        () => false,
+      );
       if (!ok) await new Promise((r) => setTimeout(r, 100));
     }
     expect(ok).toBe(true);
@@ -265,29 +314,45 @@ describe('redis store failures', () => {
   });
 
   it('fail-open grants while Redis is unreachable, and settles nothing there', async () => {
-    const { sys, client, close } = system({ prefix: fresh(), timeout: 100, onUnavailable: 'fail-open' });
+    const { sys, client, close } = system({
+      prefix: fresh(),
+      timeout: 100,
+      onUnavailable: 'fail-open',
+    });
     const api = sys.limiter('api', { limits: [{ limit: 1, interval: '1m' }] });
     client.disconnect(); // a dropped connection that stays dropped
-    const grants = await Promise.all(Array.from({ length: 5 }, () => api.acquire('k', { timeout: 1000 })));
+    const grants = await Promise.all(
+      Array.from({ length: 5 }, () => api.acquire('k', { timeout: 1000 })),
+    );
     expect(grants).toHaveLength(5);
     await grants[0]!.settle({ requests: 0 });
     await close();
   });
 
   it('insurance decides in memory at a fraction of the limits while Redis is down', async () => {
-    const { sys, client, close } = system({ prefix: fresh(), timeout: 100, onUnavailable: 'insurance', insuranceFraction: 0.5 });
+    const { sys, client, close } = system({
+      prefix: fresh(),
+      timeout: 100,
+      onUnavailable: 'insurance',
+      insuranceFraction: 0.5,
+    });
     const api = sys.limiter('api', { limits: [{ limit: 10, interval: '1m' }] });
     client.disconnect();
     const results = await Promise.all(Array.from({ length: 10 }, () => api.tryAcquire('k')));
     // Half of 10 per minute: 5 pass, the rest are refused by the stand-in, and nothing hangs.
-    expect(results.filter((r) => r.ok), JSON.stringify(results.map((r) => (r.ok ? "ok" : r)))).toHaveLength(5);
+    expect(
+      results.filter((r) => r.ok),
+      JSON.stringify(results.map((r) => (r.ok ? 'ok' : r))),
+    ).toHaveLength(5);
     await close();
   });
 
   it('settle and cancel of a grant booked in Redis are exact', async () => {
     const prefix = fresh();
     const { sys, close } = system({ prefix });
-    const api = sys.limiter('llm', { limits: [{ limit: 1000, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
+    const api = sys.limiter('llm', {
+      limits: [{ limit: 1000, interval: '1m', dimension: 'tokens', name: 'tpm' }],
+    });
     const g = await api.acquire('m', { cost: { tokens: 600 } });
     await g.settle({ tokens: 250 });
     expect((await api.stats('m')).limits[0]!.remaining).toBe(750);
@@ -302,11 +367,19 @@ describe('redis store failures', () => {
 describe('redis store, direct', () => {
   it('after a timeout, stays degraded for retryInterval from when the timeout was noticed', async () => {
     const client = server.client();
-    const store = redisStore({ client, prefix: fresh(), time: 'runtime', timeout: 150, retryInterval: 150 });
+    const store = redisStore({
+      client,
+      prefix: fresh(),
+      time: 'runtime',
+      timeout: 150,
+      retryInterval: 150,
+    });
     const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }] });
     const req = { id: 'a', units: compileCost(p, {}), slot: false, leaseMs: null };
     await server.pause(400);
-    await expect(store.decide('k', p, [req], 'queue', 1000)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(store.decide('k', p, [req], 'queue', 1000)).rejects.toMatchObject({
+      code: 'STORE_UNAVAILABLE',
+    });
     // Noticed at 1000 + 150; degraded until 1000 + 150 + 150.
     expect(store.isDegraded(1250)).toBe(true);
     expect(store.isDegraded(1300)).toBe(false);
@@ -317,13 +390,21 @@ describe('redis store, direct', () => {
   it('still sends releases while decisions are short-circuited after a failure', async () => {
     const client = server.client();
     const prefix = fresh();
-    const store = redisStore({ client, prefix, time: 'runtime', timeout: 150, retryInterval: 10_000 });
+    const store = redisStore({
+      client,
+      prefix,
+      time: 'runtime',
+      timeout: 150,
+      retryInterval: 10_000,
+    });
     const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }], concurrency: 1 });
     const req = { id: 'held', units: compileCost(p, {}), slot: true, leaseMs: null };
     const [d] = await store.decide('k', p, [req], 'queue', 1000);
     expect(d!.ok).toBe(true);
     await server.pause(400);
-    await expect(store.decide('other', p, [{ ...req, id: 'x' }], 'queue', 1000)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(
+      store.decide('other', p, [{ ...req, id: 'x' }], 'queue', 1000),
+    ).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     await new Promise((r) => setTimeout(r, 400));
     expect(store.isDegraded(1200)).toBe(true);
     await store.release('k', p, (d as { ok: true; grant: StoreGrant }).grant, 1200);
@@ -334,7 +415,12 @@ describe('redis store, direct', () => {
   it('refuses a batch request that a later limit refuses without charging the earlier one', async () => {
     const client = server.client();
     const store = redisStore({ client, prefix: fresh(), time: 'runtime' });
-    const p = compilePolicy({ limits: [{ limit: 10, interval: '1s', name: 's' }, { limit: 2, interval: '1m', name: 'm' }] });
+    const p = compilePolicy({
+      limits: [
+        { limit: 10, interval: '1s', name: 's' },
+        { limit: 2, interval: '1m', name: 'm' },
+      ],
+    });
     const u = compileCost(p, {});
     const req = (id: string) => ({ id, units: u, slot: false, leaseMs: null });
     const d = await store.decide('k', p, [req('a'), req('b'), req('c'), req('d')], 'each', 0);

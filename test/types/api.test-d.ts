@@ -37,7 +37,9 @@ describe('public types', () => {
   });
 
   it('types run with the callback result', async () => {
-    const out = await limiter.run('k', async () => ({ used: 3 }), { settle: (r) => ({ requests: r.used }) });
+    const out = await limiter.run('k', async () => ({ used: 3 }), {
+      settle: (r) => ({ requests: r.used }),
+    });
     expectTypeOf(out).toEqualTypeOf<{ used: number }>();
   });
 
