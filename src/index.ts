@@ -82,6 +82,8 @@ export {
 } from './llm/headers.js';
 export type { HeaderSource, ProviderFeedback, ProviderLimit, Provider } from './llm/headers.js';
 export { PAUSED } from './actors/store.js';
+export { BREAKER } from './actors/limiter.js';
+export { QUEUED } from './machines/keyLogic.js';
 export { limitedFetch } from './llm/fetch.js';
 export type { LimitedFetchOptions } from './llm/fetch.js';
 export {
