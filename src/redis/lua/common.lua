@@ -71,6 +71,20 @@ local function init(l, now)
 end
 
 local function parse(v)
+  -- The token bucket and the fixed window have a fixed layout: one match, no table of words.
+  local alg, interval, limit, a, b, c = string.match(v, '^(%a) (%d+) (%d+) (%d+) ?(%d*) ?(%d*)$')
+  if alg == 't' then
+    return {
+      alg = alg,
+      interval = tonumber(interval),
+      limit = tonumber(limit),
+      used = tonumber(a),
+      refunded = tonumber(b) or 0,
+      emptied = tonumber(c),
+    }
+  elseif alg == 'f' then
+    return { alg = alg, interval = tonumber(interval), limit = tonumber(limit), start = tonumber(a), used = tonumber(b) }
+  end
   local parts = {}
   for word in string.gmatch(v, '%S+') do
     parts[#parts + 1] = word
@@ -315,7 +329,8 @@ local function load(policy, now, ks)
     t = from
   end
   local st = { at = t, limits = {} }
-  local seen = { at = true }
+  local seen = { at = true, x = true }
+  st.expires = tonumber(fields['x'])
   for k = 1, policy.n do
     local l = policy.limits[k]
     local field = 'l:' .. l.name
@@ -386,8 +401,18 @@ local function save(policy, st, now, ks, kc, slots_added)
   if ttl <= 0 then
     redis.call('DEL', ks)
   else
-    redis.call('HSET', ks, unpack(args))
-    redis.call('PEXPIRE', ks, fmt(ttl + (st.at - now) + 1))
+    -- The hash must live at least until `need`. Its expiry is set with as much slack again, and
+    -- kept in field 'x', so most writes need no PEXPIRE: the key outlives its use by at most that.
+    local need = st.at + ttl + 1
+    if st.expires ~= nil and st.expires >= need then
+      redis.call('HSET', ks, unpack(args))
+    else
+      local span = need - now
+      args[#args + 1] = 'x'
+      args[#args + 1] = fmt(now + 2 * span)
+      redis.call('HSET', ks, unpack(args))
+      redis.call('PEXPIRE', ks, fmt(2 * span))
+    end
   end
   if not slots_added then
     return
