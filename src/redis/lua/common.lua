@@ -10,6 +10,7 @@
 -- functions below take the key names as arguments (ks, kc, kp), so that decide.lua can handle
 -- several keys of one slot in one run; the other scripts pass KEYS[1], KEYS[2], KEYS[3]:
 --   ks (KEYS[1])  hash:  'at' -> the latest instant the key was advanced to (time never goes back)
+--                   'x' -> the instant the hash expires (renewed, with slack, only when too soon)
 --                   'l:' .. name -> one limit's state, 'alg intervalMs limit data...':
 --                      t I L used refunded emptiedAt    token bucket (used in scaled units; an
 --                                                       empty bucket is 't I L 0', and a bucket
