@@ -102,6 +102,11 @@ export class Grant implements GrantHandle {
     return this.#send((done) => ({ type: 'settle', grant: this, actual: units, done }));
   }
 
+  /** @internal the runtime gave the slot back at the lease's end: a probe, if any, says nothing. */
+  leaseExpired(): void {
+    if (this.permit !== null && !this.permit.isEnded) this.permit.cancel();
+  }
+
   /**
    * report tells the key's circuit breaker how the call went: `'failure'` for a server error or a
    * timeout (it counts toward opening), `'success'`, or `'neutral'` (the outcome says nothing

@@ -98,6 +98,9 @@ export const BREAKER = 'breaker';
 /** How often an acquire waiting on a half-open breaker whose probes are all out looks again. */
 const HALF_OPEN_RECHECK_MS = 100;
 
+/** The shortest window a provider's remaining is taken to describe (providers count per minute). */
+const PROVIDER_WINDOW_MS = 60_000;
+
 /** How long a throttled key pauses when the provider gives no retry-after and no reset. */
 const DEFAULT_PAUSE_MS = 1000;
 
@@ -472,9 +475,11 @@ export class Limiter implements GrantOwner {
    * feedback applies what a provider said after a call on `key`:
    * - throttled (429): the key pauses for `retryAfterMs`, else until the latest reset of a
    *   dimension the provider reports exhausted, else 1 s; waiters are rescheduled, not failed.
-   * - remaining per dimension: each limit counting that dimension is lowered to what the provider
-   *   reports, by booking the difference now. It is never raised above what tollgate's own limits
-   *   allow: a provider that reports more remaining than tollgate knows changes nothing.
+   * - remaining per dimension: each limit counting that dimension whose interval is no longer
+   *   than the provider's window (its reported reset, at least a minute) is lowered to what the
+   *   provider reports, by booking the difference now. Longer limits (a daily budget) are left
+   *   alone: a per-minute remaining says nothing about them. It is never raised above what
+   *   tollgate's own limits allow: a provider that reports more remaining changes nothing.
    *
    * The read and the booking are two mailbox messages: grants in between make the booking err on
    * the safe side (lower), never higher.
@@ -510,8 +515,11 @@ export class Limiter implements GrantOwner {
     const units = policy.limits.map((l, i) => {
       const ours = stats.limits[i]?.remaining ?? 0;
       let theirs = Infinity;
-      for (const r of reported)
-        if (r.dimension === l.dimension) theirs = Math.min(theirs, r.remaining!);
+      for (const r of reported) {
+        const window = Math.max(r.resetMs ?? 0, PROVIDER_WINDOW_MS);
+        if (r.dimension === l.dimension && l.intervalMs <= window)
+          theirs = Math.min(theirs, r.remaining!);
+      }
       const over = ours > theirs ? ours - theirs : 0;
       if (over > 0) any = true;
       return over;

@@ -68,6 +68,8 @@ export interface GrantHandle {
   record: StoreGrant;
   /** Set by the logic when the slot is given back (released, cancelled or lease expired). */
   slotFreed: boolean;
+  /** Called when the grant's lease ended before a release (the call was abandoned). */
+  leaseExpired?(): void;
 }
 
 /**
@@ -466,8 +468,10 @@ function grantTo<G extends GrantHandle>(
     void Promise.resolve(ctx.rt.store.cancel(ctx.storeKey, policy, record, now)).catch(() => {});
     return;
   }
-  if (record.slot && ctx.rt.leaseMs !== null)
+  if (record.slot && ctx.rt.leaseMs !== null) {
     (ctx.leases ??= new Map()).set(grant, now + ctx.rt.leaseMs);
+    arm(ctx, now, scope); // the fast path returns without arming: the lease needs its timer
+  }
   if (ctx.rt.observed.value)
     fact(ctx, scope, {
       type: 'granted',
@@ -623,7 +627,10 @@ function arm<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G>
 function expireLeases<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G>): void {
   if (ctx.leases === null) return;
   for (const [grant, until] of ctx.leases) {
-    if (until <= now) freeSlot(ctx, grant, true, now, scope);
+    if (until <= now) {
+      freeSlot(ctx, grant, true, now, scope);
+      grant.leaseExpired?.();
+    }
   }
 }
 

@@ -451,6 +451,11 @@ export class RedisStore implements Store {
     await this.#call('tollgatePause', key, [this.#now(now), forMs], now);
   }
 
+  /** sweep drops what the insurance store keeps for keys back at full capacity. */
+  sweep(now: Ms): void {
+    this.#insurance.sweep(now);
+  }
+
   /**
    * watch calls `listener` with a key's name whenever any process frees capacity of that key (a
    * released slot, a refund, a reset), through Redis pub/sub on a duplicate connection. The

@@ -135,6 +135,22 @@ describe('breaker in acquire', () => {
     expect(l.breakerFor('gpt')!.state).toBe('closed');
   });
 
+  it('frees the half-open probe of a call abandoned until its lease ended', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      concurrency: 1,
+      leaseTtl: 2000,
+      breaker: { failureThreshold: 1, openFor: 1000 },
+    });
+    await expect(l.run('gpt', boom)).rejects.toThrow();
+    await clock.increment(1000);
+    await l.acquire('gpt'); // the probe; never released nor reported
+    expect(await l.tryAcquire('gpt')).toMatchObject({ ok: false, limit: 'breaker' });
+    await clock.increment(2000); // the lease ends: the slot and the probe come back
+    const r = await l.tryAcquire('gpt');
+    expect(r.ok).toBe(true);
+  });
+
   it('rejects bad breaker options with a typed error', () => {
     const s = setup();
     expect(() =>

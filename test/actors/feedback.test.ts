@@ -131,6 +131,19 @@ describe('feedback', () => {
     expect(s.limits.map((x) => x.remaining)).toEqual([59, 1000]);
   });
 
+  it('leaves limits longer than the provider window alone (a daily budget)', async () => {
+    const l = setup().limiter('llm', {
+      limits: [
+        { limit: 10_000, interval: '1m', dimension: 'tokens', name: 'tpm' },
+        { limit: 1_000_000, interval: '1d', dimension: 'tokens', name: 'tpd' },
+      ],
+    });
+    const headers = { 'x-ratelimit-remaining-tokens': '2500', 'x-ratelimit-reset-tokens': '45s' };
+    await l.feedback('gpt', feedbackFromResponse({ status: 200, headers }, clock.now()));
+    const s = await l.stats('gpt');
+    expect(s.limits.map((x) => x.remaining)).toEqual([2500, 1_000_000]);
+  });
+
   it('rejects feedback that is not an object', async () => {
     const l = setup().limiter('llm', spec);
     await expect(l.feedback('gpt', null as never)).rejects.toBeInstanceOf(InvalidArgumentError);

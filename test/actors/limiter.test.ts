@@ -282,6 +282,21 @@ describe('grants', () => {
     expect(g.holdsSlot).toBe(false);
   });
 
+  it('gives a lone abandoned slot back when its lease expires, with nobody waiting', async () => {
+    const sys = setup();
+    const l = sys.limiter('api', {
+      limits: [{ limit: 100, interval: '1s' }],
+      concurrency: 1,
+      leaseTtl: '30s',
+    });
+    const released: unknown[] = [];
+    sys.events.on('released', (e) => released.push(e));
+    const g = await l.acquire('k'); // granted on the fast path; nothing else happens on the key
+    await clock.increment(30_000);
+    expect(released).toEqual([{ limiter: 'api', key: 'k', id: g.id, expired: true, at: 30_000 }]);
+    expect((await l.stats('k')).inFlight).toBe(0);
+  });
+
   it('releases with `using`', async () => {
     const l = setup().limiter('api', { limits: [{ limit: 100, interval: '1s' }], concurrency: 1 });
     {
