@@ -72,7 +72,9 @@ export function decide(
   if (by >= 0) return { ok: false, state, retryAfterMs, limit: limits[by]!.name };
 
   // Commit: book every limit, and take the grant's marks (token buckets only; see GrantRecord).
-  const booked: LimitState[] = new Array<LimitState>(limits.length);
+  // advance() made a fresh array when some limit refilled: book into it rather than another.
+  const booked: LimitState[] =
+    s.limits !== state.limits ? (s.limits as LimitState[]) : new Array<LimitState>(limits.length);
   let marks: number[] | undefined;
   for (let i = 0; i < limits.length; i++) {
     const limit = limits[i]!;
