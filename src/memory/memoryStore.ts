@@ -216,12 +216,19 @@ export class MemoryStore implements Store {
     return t - now;
   }
 
-  /** snapshot returns every key's state as JSON-safe data, advanced to `now`. */
+  /**
+   * snapshot returns every key's state as JSON-safe data, advanced to `now`, without the
+   * concurrency slots held (their grants do not survive a restart) and without pauses.
+   */
   snapshot(now: Ms): MemorySnapshot {
     const keys: Record<string, { policy: Policy; state: KeyState }> = {};
     for (const [key, e] of this.#entries) {
-      if (isIdle(e.policy, e.state, now)) continue;
-      keys[key] = { policy: e.policy, state: advance(e.policy, e.state, now) };
+      // Slots are not kept: the grants holding them do not survive the restart, so nothing
+      // could ever release them.
+      const s = advance(e.policy, e.state, now);
+      const state: KeyState = { at: s.at, inFlight: 0, limits: s.limits };
+      if (isIdle(e.policy, state, now)) continue;
+      keys[key] = { policy: e.policy, state };
     }
     return { version: 1, keys };
   }

@@ -429,6 +429,21 @@ describe('system', () => {
     expect(s.limits[0]!.remaining).toBe(1);
   });
 
+  it('does not carry held concurrency slots into a snapshot (nothing could release them)', async () => {
+    const sys = setup();
+    const l = sys.limiter('api', { limits: [{ limit: 10, interval: '1m' }], concurrency: 1 });
+    await l.acquire('k'); // held, never released
+    const restored = createLimiterSystem({
+      clock,
+      snapshot: JSON.parse(JSON.stringify(sys.snapshot())),
+    });
+    const r = restored.limiter('api', { limits: [{ limit: 10, interval: '1m' }], concurrency: 1 });
+    const s = await r.stats('k');
+    expect([s.limits[0]!.remaining, s.inFlight]).toEqual([9, 0]);
+    expect((await r.tryAcquire('k')).ok).toBe(true);
+    await restored.close();
+  });
+
   it('snapshots to JSON and a restored system keeps its limits', async () => {
     const sys = setup();
     const l = sys.limiter('api', { limits: [{ limit: 2, interval: '1m' }] });
