@@ -25,7 +25,7 @@ import {
   type BreakerEmitted,
   type BreakerMachine,
   type BreakerState,
-} from './breakerMachine.js';
+} from '../machines/breakerMachine.js';
 import { Permit, type BreakerPermit, type PermitOutcome } from './permit.js';
 import { compileBreakerPolicy, type BreakerPolicy, type BreakerPolicySpec } from './policy.js';
 import { windowTotals } from './window.js';
