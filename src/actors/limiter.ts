@@ -4,7 +4,7 @@
  */
 import type { Observable } from 'rxjs';
 import { AcquireAbortedError, AcquireTimeoutError, InvalidArgumentError } from '../errors.js';
-import type { CircuitBreaker } from '../breaker/breaker.js';
+import type { BreakerPermit, CircuitBreaker } from '../breaker/breaker.js';
 import { CircuitOpenError } from '../breaker/errors.js';
 import { compileBreakerPolicy, type BreakerPolicySpec } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
@@ -94,9 +94,6 @@ export interface ProviderSignal {
 
 /** The refusal `limit` of a `tryAcquire` whose key's circuit breaker admits no call now. */
 export const BREAKER = 'breaker';
-
-/** How often an acquire waiting on a half-open breaker whose probes are all out looks again. */
-const HALF_OPEN_RECHECK_MS = 100;
 
 /** The shortest window a provider's remaining is taken to describe (providers count per minute). */
 const PROVIDER_WINDOW_MS = 60_000;
@@ -216,21 +213,7 @@ export class Limiter implements GrantOwner {
     const deadline = w.timeoutMs === Infinity ? Infinity : clock.now() + w.timeoutMs;
     for (;;) {
       const r = breaker.tryEnter();
-      if (r.ok) {
-        if (w.state !== WaiterState.Pending) {
-          r.permit.cancel();
-          return w.promise();
-        }
-        this.#dispatch(key, w);
-        try {
-          const grant = await w.promise();
-          grant.permit = r.permit;
-          return grant;
-        } catch (e) {
-          r.permit.cancel();
-          throw e;
-        }
-      }
+      if (r.ok) return (await this.#dispatchWith(key, w, r.permit))!;
       if ((options.whenOpen ?? 'fail') === 'fail') {
         w.fail(new CircuitOpenError(breaker.name, r.state, r.retryAfterMs));
         return w.promise();
@@ -240,20 +223,8 @@ export class Limiter implements GrantOwner {
         w.fail(new AcquireTimeoutError(w.timeoutMs));
         return w.promise();
       }
-      // Open: wait until half-open. Half-open with every probe out: a probe's end may free a slot
-      // without a state change, so look again at the next change or after a short while.
-      const waited =
-        r.state === 'open'
-          ? breaker.waitForHalfOpen(w.signal)
-          : new Promise<void>((resolve) => {
-              const t = clock.setTimeout(done, Math.min(HALF_OPEN_RECHECK_MS, left));
-              breaker.events.once('stateChange', done);
-              function done(): void {
-                clock.clearTimeout(t);
-                breaker.events.off('stateChange', done);
-                resolve();
-              }
-            });
+      // Open: until half-open; half-open with every probe out: until a probe ends or it changes.
+      const waited = breaker.waitForPermit(w.signal);
       let timer: unknown = null;
       try {
         await Promise.race([
@@ -263,7 +234,6 @@ export class Limiter implements GrantOwner {
               timer = clock.setTimeout(() => reject(new AcquireTimeoutError(w.timeoutMs)), left);
           }),
         ]);
-        if (w.signal?.aborted === true) throw new AcquireAbortedError(w.signal.reason);
       } catch (e) {
         w.fail(e instanceof Error ? e : new Error(String(e)));
         return w.promise();
@@ -307,6 +277,19 @@ export class Limiter implements GrantOwner {
   ): Promise<TryResult> {
     const r = this.#core.breaker(`${this.name}/${key}`, options).tryEnter();
     if (!r.ok) return { ok: false, retryAfterMs: r.retryAfterMs, limit: BREAKER };
+    const grant = await this.#dispatchWith(key, w, r.permit);
+    return grant === undefined ? { ok: false, ...w.refusal! } : { ok: true, grant };
+  }
+
+  /**
+   * Queues `w` admitted by the breaker's `permit`: the grant carries the permit, and a waiter
+   * that ends without a grant (refused try, timeout, abort, failure) gives it back.
+   */
+  async #dispatchWith(
+    key: string,
+    w: Waiter<Grant>,
+    permit: BreakerPermit,
+  ): Promise<Grant | undefined> {
     this.#dispatch(key, w);
     try {
       const grant =
@@ -315,14 +298,11 @@ export class Limiter implements GrantOwner {
           : w.state === WaiterState.Refused
             ? undefined
             : await w.promise();
-      if (grant === undefined) {
-        r.permit.cancel();
-        return { ok: false, ...w.refusal! };
-      }
-      grant.permit = r.permit;
-      return { ok: true, grant };
+      if (grant === undefined) permit.cancel();
+      else grant.permit = permit;
+      return grant;
     } catch (e) {
-      r.permit.cancel();
+      permit.cancel();
       throw e;
     }
   }

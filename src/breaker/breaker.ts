@@ -117,6 +117,8 @@ export class CircuitBreaker {
   #answer: BreakerEmitted | null = null;
   /** waitForHalfOpen callers, while open. */
   readonly #waiters = new Set<StateWaiter>();
+  /** waitForPermit callers, while half-open with every probe out. */
+  readonly #slotWaiters = new Set<StateWaiter>();
   #stopped = false;
 
   constructor(
@@ -157,12 +159,15 @@ export class CircuitBreaker {
         this.#state = to;
         this.#pending.push({ name: this.name, from, to, at: this.#clock.now() });
         // Resolving is safe here: the waiters' callbacks run later, as microtasks.
-        if (from === 'open') this.#settleWaiters(null);
+        if (from === 'open') this.#settle(this.#waiters, null);
+        this.#settle(this.#slotWaiters, null); // any change may open a probe slot
       },
       error: (err) => {
         // Only a bug in the statechart gets here; fail loudly rather than admit blindly.
         this.#stopped = true;
-        this.#settleWaiters(err instanceof Error ? err : new Error(String(err)));
+        const e = err instanceof Error ? err : new Error(String(err));
+        this.#settle(this.#waiters, e);
+        this.#settle(this.#slotWaiters, e);
         this.#subject.error(err);
       },
     });
@@ -219,13 +224,36 @@ export class CircuitBreaker {
    * while (!r.ok && r.state === 'open') { await breaker.waitForHalfOpen(signal); r = breaker.tryEnter(); }
    */
   waitForHalfOpen(signal?: AbortSignal): Promise<void> {
+    return this.#wait(this.#waiters, this.#state === 'open', 'waitForHalfOpen', signal);
+  }
+
+  /**
+   * waitForPermit resolves once `tryEnter` may admit: when the breaker is closed, or half-open
+   * with a probe slot free (at once), else when the open period ends, a probe ends or the state
+   * changes. Like waitForHalfOpen it holds nothing, and `tryEnter` may still refuse.
+   *
+   * @throws (rejects) as waitForHalfOpen.
+   */
+  waitForPermit(signal?: AbortSignal): Promise<void> {
+    if (this.#state === 'open') return this.waitForHalfOpen(signal);
+    const full = this.#state === 'halfOpen' && this.stats().probesOutstanding >= this.policy.probes;
+    return this.#wait(this.#slotWaiters, full, 'waitForPermit', signal);
+  }
+
+  /** Waits in `set` while `blocked`, rejecting on stop and on abort. */
+  #wait(
+    set: Set<StateWaiter>,
+    blocked: boolean,
+    call: string,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     if (this.#stopped)
-      return Promise.reject(new LimiterClosedError(`waitForHalfOpen of breaker "${this.name}"`));
+      return Promise.reject(new LimiterClosedError(`${call} of breaker "${this.name}"`));
     if (signal?.aborted) return Promise.reject(new AcquireAbortedError(signal.reason));
-    if (this.#state !== 'open') return Promise.resolve();
+    if (!blocked) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
-        this.#waiters.delete(waiter);
+        set.delete(waiter);
         reject(new AcquireAbortedError(signal?.reason));
       };
       const waiter: StateWaiter = {
@@ -238,7 +266,7 @@ export class CircuitBreaker {
           reject(e);
         },
       };
-      this.#waiters.add(waiter);
+      set.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -272,7 +300,14 @@ export class CircuitBreaker {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#actor.stop();
-    this.#settleWaiters(new LimiterClosedError(`waitForHalfOpen of breaker "${this.name}"`));
+    this.#settle(
+      this.#waiters,
+      new LimiterClosedError(`waitForHalfOpen of breaker "${this.name}"`),
+    );
+    this.#settle(
+      this.#slotWaiters,
+      new LimiterClosedError(`waitForPermit of breaker "${this.name}"`),
+    );
     this.#announce();
     this.#subject.complete();
   }
@@ -283,12 +318,13 @@ export class CircuitBreaker {
     this.#actor.send(
       outcome === 'CANCEL' ? { type: 'CANCEL', probe } : { type: outcome, now, epoch, probe },
     );
+    if (probe) this.#settle(this.#slotWaiters, null); // a probe slot is free again
     this.#announce();
   }
 
-  #settleWaiters(error: Error | null): void {
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
+  #settle(set: Set<StateWaiter>, error: Error | null): void {
+    const waiters = [...set];
+    set.clear();
     for (const w of waiters) {
       if (error === null) w.resolve();
       else w.reject(error);

@@ -76,6 +76,23 @@ describe('breaker in acquire', () => {
     expect(second.done && second.error === undefined).toBe(true);
   });
 
+  it('hands a probe slot to the next waiter as soon as a probe ends without an outcome', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      breaker: { failureThreshold: 1, openFor: '5s', probes: 1, whenOpen: 'wait' },
+    });
+    await expect(l.run('gpt', boom)).rejects.toThrow();
+    await clock.increment(5000);
+    const probe = await l.acquire('gpt');
+    const next = track(l.acquire('gpt', { timeout: 60_000 }));
+    await clock.increment(0);
+    expect(next.done).toBe(false);
+    probe.report('neutral'); // frees the slot; the breaker stays half-open
+    await clock.increment(0); // no time passes: the waiter hears of it, it does not poll
+    expect(next.done && next.error === undefined).toBe(true);
+    expect(l.breakerFor('gpt')!.state).toBe('halfOpen');
+  });
+
   it('gives up waiting for half-open at the acquire timeout', async () => {
     const l = setup().limiter('llm', {
       limits: [{ limit: 100, interval: '1m' }],
