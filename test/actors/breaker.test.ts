@@ -2,37 +2,22 @@
  * The circuit breaker wired into acquire, on virtual time: fail fast while open (nothing booked),
  * wait for half-open when configured, probes limited, outcomes reported by run and grants.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import type { VirtualClock } from '../../src/index.js';
 import {
   AcquireTimeoutError,
   CircuitOpenError,
   InvalidArgumentError,
-  VirtualClock,
-  createLimiterSystem,
   type LimiterSystem,
 } from '../../src/index.js';
+import { track, virtualSystem } from './support.js';
 
-let system: LimiterSystem | undefined;
+let system: LimiterSystem;
 let clock: VirtualClock;
 
 function setup() {
-  clock = new VirtualClock(0);
-  system = createLimiterSystem({ clock });
+  ({ system, clock } = virtualSystem());
   return system;
-}
-
-afterEach(async () => {
-  await system?.close();
-  system = undefined;
-});
-
-function track<T>(p: Promise<T>) {
-  const r: { value?: T; error?: unknown; done: boolean } = { done: false };
-  p.then(
-    (v) => Object.assign(r, { value: v, done: true }),
-    (e: unknown) => Object.assign(r, { error: e, done: true }),
-  );
-  return r;
 }
 
 const boom = () => Promise.reject(new Error('503 from the provider'));
@@ -123,7 +108,7 @@ describe('breaker in acquire', () => {
     });
     const states: string[] = [];
     const events: string[] = [];
-    system!.events.on('breaker', (e) => events.push(`${e.breaker}:${e.from}>${e.to}@${e.at}`));
+    system.events.on('breaker', (e) => events.push(`${e.breaker}:${e.from}>${e.to}@${e.at}`));
     l.breakerFor('gpt')!.state$.subscribe((s) => states.push(s));
     await expect(l.run('gpt', boom)).rejects.toThrow();
     await clock.increment(1000);

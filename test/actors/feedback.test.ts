@@ -2,36 +2,18 @@
  * Provider feedback on virtual time: a 429 pauses the key (waiters rescheduled, not failed), and a
  * provider's remaining lowers the key's capacity, never raises it.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  InvalidArgumentError,
-  VirtualClock,
-  createLimiterSystem,
-  type LimiterSystem,
-} from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import type { VirtualClock } from '../../src/index.js';
+import { InvalidArgumentError, type LimiterSystem } from '../../src/index.js';
+import { track, virtualSystem } from './support.js';
 import { feedbackFromResponse } from '../../src/llm/headers.js';
 
-let system: LimiterSystem | undefined;
+let system: LimiterSystem;
 let clock: VirtualClock;
 
 function setup() {
-  clock = new VirtualClock(0);
-  system = createLimiterSystem({ clock });
+  ({ system, clock } = virtualSystem());
   return system;
-}
-
-afterEach(async () => {
-  await system?.close();
-  system = undefined;
-});
-
-function track<T>(p: Promise<T>) {
-  const r: { value?: T; error?: unknown; done: boolean } = { done: false };
-  p.then(
-    (v) => Object.assign(r, { value: v, done: true }),
-    (e: unknown) => Object.assign(r, { error: e, done: true }),
-  );
-  return r;
 }
 
 describe('pause', () => {

@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import type { VirtualClock } from '../../src/index.js';
 import {
   AcquireAbortedError,
   AcquireTimeoutError,
@@ -7,33 +8,17 @@ import {
   InvalidArgumentError,
   LimiterClosedError,
   QueueFullError,
-  VirtualClock,
   createLimiterSystem,
   type LimiterSystem,
 } from '../../src/index.js';
+import { track, virtualSystem } from './support.js';
 
-let system: LimiterSystem | undefined;
+let system: LimiterSystem;
 let clock: VirtualClock;
 
 function setup(options: { idleTimeout?: number } = {}) {
-  clock = new VirtualClock(0);
-  system = createLimiterSystem({ clock, ...options });
+  ({ system, clock } = virtualSystem(options));
   return system;
-}
-
-afterEach(async () => {
-  await system?.close();
-  system = undefined;
-});
-
-/** Records how each promise ended, without letting a rejection go unhandled. */
-function track<T>(p: Promise<T>) {
-  const r: { value?: T; error?: unknown; done: boolean } = { done: false };
-  p.then(
-    (v) => Object.assign(r, { value: v, done: true }),
-    (e: unknown) => Object.assign(r, { error: e, done: true }),
-  );
-  return r;
 }
 
 describe('acquire', () => {
