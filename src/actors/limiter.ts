@@ -8,7 +8,7 @@ import type { BreakerPermit, CircuitBreaker } from '../breaker/breaker.js';
 import { CircuitOpenError } from '../breaker/errors.js';
 import { compileBreakerPolicy, type BreakerPolicySpec } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
-import type { KeyActorRef, KeyEvent } from '../machines/keyLogic.js';
+import type { Done, KeyActorRef, KeyEvent } from '../machines/keyLogic.js';
 import { Waiter, WaiterState } from '../machines/waiter.js';
 import { parseDuration } from '../limiter/units.js';
 import { compileCost, compilePolicy } from '../limiter/validate.js';
@@ -416,12 +416,7 @@ export class Limiter implements GrantOwner {
     try {
       checkKey(key, 'reset');
       this.#core.checkOpen('reset');
-      return new Promise<void>((resolve, reject) => {
-        this.send(key, this.#core.storeKey(this.name, key), {
-          type: 'reset',
-          done: { resolve, reject },
-        });
-      });
+      return this.#ask(key, (done) => ({ type: 'reset', done }));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -439,13 +434,7 @@ export class Limiter implements GrantOwner {
       checkKey(key, 'pause');
       const forMs = parseDuration(duration, 'pause duration');
       this.#core.checkOpen('pause');
-      return new Promise<void>((resolve, reject) => {
-        this.send(key, this.#core.storeKey(this.name, key), {
-          type: 'pause',
-          forMs,
-          done: { resolve, reject },
-        });
-      });
+      return this.#ask(key, (done) => ({ type: 'pause', forMs, done }));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -505,12 +494,13 @@ export class Limiter implements GrantOwner {
       return over;
     });
     if (!any) return;
-    await new Promise<void>((resolve, reject) => {
-      this.send(key, this.#core.storeKey(this.name, key), {
-        type: 'charge',
-        units,
-        done: { resolve, reject },
-      });
+    await this.#ask(key, (done) => ({ type: 'charge', units, done }));
+  }
+
+  /** Sends the key's mailbox an operation and resolves when it is done. */
+  #ask(key: string, make: (done: Done) => KeyEvent<Grant>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.send(key, this.#core.storeKey(this.name, key), make({ resolve, reject }));
     });
   }
 

@@ -49,7 +49,11 @@ const MAX_BATCH = 128;
 /** The refusal `limit` of a `tryAcquire` that found waiters queued ahead of it. */
 export const QUEUED = 'queue';
 
-/** Facts a key actor emits (through XState `emit`); the system relays them to its event emitter. */
+/**
+ * Facts a key actor emits (through XState `emit`); the system relays them to its event emitter.
+ * Every emit is guarded by `ctx.rt.observed.value`, so an unobserved system does not even build
+ * the event object.
+ */
 export type KeyEmitted =
   | { type: 'granted'; key: string; id: string; units: Units; waitedMs: Ms; at: Ms }
   | { type: 'refused'; key: string; retryAfterMs: Ms; limit: string; at: Ms }
@@ -243,7 +247,7 @@ export const keyLogic: KeyLogic = {
         if (event.waiter.queued) removeWaiter(ctx, event.waiter);
         if (event.waiter.fail(new AcquireAbortedError(event.waiter.signal?.reason))) {
           if (ctx.rt.observed.value)
-            fact(ctx, scope, { type: 'aborted', key: ctx.key, id: event.waiter.id, at: now });
+            scope.emit({ type: 'aborted', key: ctx.key, id: event.waiter.id, at: now });
         }
         pump(ctx, now, scope);
         break;
@@ -263,7 +267,7 @@ export const keyLogic: KeyLogic = {
       case 'reset':
         ctx.wakeHead = null;
         settleDone(ctx.rt.store.reset(ctx.storeKey, now), event.done, ctx, now, scope);
-        if (ctx.rt.observed.value) fact(ctx, scope, { type: 'reset', key: ctx.key, at: now });
+        if (ctx.rt.observed.value) scope.emit({ type: 'reset', key: ctx.key, at: now });
         pump(ctx, now, scope);
         break;
       case 'pause': {
@@ -338,14 +342,6 @@ export const keyLogic: KeyLogic = {
     };
   },
 };
-
-/**
- * fact emits `e`. Callers check `ctx.rt.observed.value` first, so that an unobserved system does
- * not even build the event object.
- */
-function fact<G extends GrantHandle>(_ctx: KeyContext<G>, scope: Scope<G>, e: KeyEmitted): void {
-  scope.emit(e);
-}
 
 function onAcquire<G extends GrantHandle>(
   ctx: KeyContext<G>,
@@ -429,7 +425,7 @@ function enqueue<G extends GrantHandle>(
   insertWaiter(ctx.queue, w);
   w.queued = true;
   if (ctx.rt.observed.value)
-    fact(ctx, scope, {
+    scope.emit({
       type: 'queued',
       key: ctx.key,
       id: w.id,
@@ -450,7 +446,7 @@ function refuseTry<G extends GrantHandle>(
   if (w.queued) removeWaiter(ctx, w);
   w.refuse({ retryAfterMs, limit });
   if (ctx.rt.observed.value)
-    fact(ctx, scope, { type: 'refused', key: ctx.key, retryAfterMs, limit, at: now });
+    scope.emit({ type: 'refused', key: ctx.key, retryAfterMs, limit, at: now });
 }
 
 function grantTo<G extends GrantHandle>(
@@ -473,7 +469,7 @@ function grantTo<G extends GrantHandle>(
     arm(ctx, now, scope); // the fast path returns without arming: the lease needs its timer
   }
   if (ctx.rt.observed.value)
-    fact(ctx, scope, {
+    scope.emit({
       type: 'granted',
       key: ctx.key,
       id: record.id,
@@ -588,8 +584,7 @@ function expireWaiters<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope
     const w = queue[i]!;
     if (w.state === WaiterState.Pending && w.deadline <= now) {
       w.fail(new AcquireTimeoutError(w.timeoutMs));
-      if (ctx.rt.observed.value)
-        fact(ctx, scope, { type: 'timeout', key: ctx.key, id: w.id, at: now });
+      if (ctx.rt.observed.value) scope.emit({ type: 'timeout', key: ctx.key, id: w.id, at: now });
     } else if (w.state === WaiterState.Pending) {
       queue[kept++] = w;
     }
@@ -648,11 +643,11 @@ function freeSlot<G extends GrantHandle>(
   void Promise.resolve(ctx.rt.store.release(ctx.storeKey, ctx.rt.policy, grant.record, now)).catch(
     (e: unknown) => {
       if (ctx.rt.observed.value)
-        fact(ctx, scope, { type: 'storeError', key: ctx.key, error: asError(e), at: now });
+        scope.emit({ type: 'storeError', key: ctx.key, error: asError(e), at: now });
     },
   );
   if (ctx.rt.observed.value)
-    fact(ctx, scope, { type: 'released', key: ctx.key, id: grant.record.id, expired, at: now });
+    scope.emit({ type: 'released', key: ctx.key, id: grant.record.id, expired, at: now });
 }
 
 function onSettle<G extends GrantHandle>(
@@ -670,7 +665,7 @@ function onSettle<G extends GrantHandle>(
   grant.record = restate(before, actual);
   settleDone(r, done, ctx, now, scope);
   if (ctx.rt.observed.value)
-    fact(ctx, scope, {
+    scope.emit({
       type: 'settled',
       key: ctx.key,
       id: before.id,
@@ -694,7 +689,7 @@ function onCancel<G extends GrantHandle>(
   grant.slotFreed = true;
   settleDone(ctx.rt.store.cancel(ctx.storeKey, ctx.rt.policy, record, now), done, ctx, now, scope);
   if (ctx.rt.observed.value)
-    fact(ctx, scope, { type: 'cancelled', key: ctx.key, id: grant.record.id, at: now });
+    scope.emit({ type: 'cancelled', key: ctx.key, id: grant.record.id, at: now });
   pump(ctx, now, scope);
 }
 
@@ -713,8 +708,7 @@ function settleDone<G extends GrantHandle>(
     () => done.resolve(),
     (e: unknown) => {
       const error = asStoreError(e);
-      if (ctx.rt.observed.value)
-        fact(ctx, scope, { type: 'storeError', key: ctx.key, error, at: now });
+      if (ctx.rt.observed.value) scope.emit({ type: 'storeError', key: ctx.key, error, at: now });
       done.reject(error);
     },
   );
@@ -770,8 +764,7 @@ function onStoreFailure<G extends GrantHandle>(
   scope: Scope<G>,
 ): void {
   const e = asStoreError(error);
-  if (ctx.rt.observed.value)
-    fact(ctx, scope, { type: 'storeError', key: ctx.key, error: e, at: now });
+  if (ctx.rt.observed.value) scope.emit({ type: 'storeError', key: ctx.key, error: e, at: now });
   // Fail closed: every waiter of the failed batch ends with the store's error.
   for (const w of batch) {
     if (w.queued) removeWaiter(ctx, w);
