@@ -20,7 +20,7 @@ import {
   type SuiteOptions,
   type Target,
 } from './report.js';
-import { concurrent, keyCoverage, latencies, makeKeys, sequential } from './workloads.js';
+import { concurrent, keyCoverage, latencies, makeKeys, rotate, sequential } from './workloads.js';
 
 const CALLERS = 1_000;
 const KEYS = 10_000;
@@ -60,12 +60,6 @@ async function once<T>(
   } finally {
     await peer.close();
   }
-}
-
-/** The order of peers in round `r`: rotated, so no peer always runs first or last. */
-function rotate<T>(xs: readonly T[], r: number): T[] {
-  const k = r % xs.length;
-  return [...xs.slice(k), ...xs.slice(0, k)];
 }
 
 async function run(options: SuiteOptions): Promise<Section> {

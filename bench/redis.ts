@@ -27,7 +27,7 @@ import {
   type SuiteOptions,
   type Target,
 } from './report.js';
-import { makeKeys, type Acquire } from './workloads.js';
+import { makeKeys, rotate, type Acquire } from './workloads.js';
 
 /** Acquires in flight at any time (each caller awaits its grant, then asks again). */
 const IN_FLIGHT = 100;
@@ -370,12 +370,6 @@ async function once(
     await peer.close();
     await client.quit();
   }
-}
-
-/** The order of peers in round `r`: rotated, so no peer always runs first or last. */
-function rotate<T>(xs: readonly T[], r: number): T[] {
-  const k = r % xs.length;
-  return [...xs.slice(k), ...xs.slice(0, k)];
 }
 
 // ---------------------------------------------------------------------------

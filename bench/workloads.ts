@@ -107,3 +107,9 @@ export async function latencies(
   const ns = Number(process.hrtime.bigint() - t0);
   return { sorted: out.sort(), rate: total / (ns / 1e9) };
 }
+
+/** The order of peers in round `r`: rotated, so no peer always runs first or last. */
+export function rotate<T>(xs: readonly T[], r: number): T[] {
+  const k = r % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
