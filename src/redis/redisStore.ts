@@ -17,13 +17,14 @@
  * request.
  */
 import type { Cluster, Redis } from 'ioredis';
-import type {
-  BatchMode,
-  KeyReading,
-  Store,
-  StoreDecision,
-  StoreGrant,
-  StoreRequest,
+import {
+  restate,
+  type BatchMode,
+  type KeyReading,
+  type Store,
+  type StoreDecision,
+  type StoreGrant,
+  type StoreRequest,
 } from '../actors/store.js';
 import { InvalidArgumentError, StoreUnavailableError, isTollgateError } from '../errors.js';
 import type { Duration, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
@@ -325,7 +326,13 @@ export class RedisStore implements Store {
       .decide(key, scaled, batch, mode, now)
       .map((d) =>
         d.ok
-          ? { ok: true, grant: { ...copy(d.grant), origin: 'insurance' } satisfies RedisGrant }
+          ? {
+              ok: true,
+              grant: {
+                ...restate(d.grant, d.grant.units),
+                origin: 'insurance',
+              } satisfies RedisGrant,
+            }
           : d,
       );
   }
@@ -516,13 +523,6 @@ function toDecisions(
     }
     return { ok: false, retryAfterMs: r[1], limit: r[2] };
   });
-}
-
-/** A grant record copied field by field (records may carry `id` as a getter). */
-function copy(g: StoreGrant): StoreGrant {
-  return g.marks === undefined
-    ? { id: g.id, at: g.at, units: g.units, slot: g.slot }
-    : { id: g.id, at: g.at, units: g.units, slot: g.slot, marks: g.marks };
 }
 
 /**
