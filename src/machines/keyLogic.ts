@@ -128,8 +128,6 @@ export interface KeyContext<G extends GrantHandle = GrantHandle> {
    * store is not asked again (the timer, a freed capacity or a new head re-opens the question).
    */
   wakeHead: Waiter<G> | null;
-  /** The policy the in-flight batch was decided under (grants record units in its terms). */
-  inFlightPolicy: Policy | null;
   /** setLimits arrived while a batch was in flight: recompile the queue when it is answered. */
   policyStale: boolean;
   /** Last instant the key handled an event; the system evicts keys idle for long enough. */
@@ -157,7 +155,13 @@ export type KeyEvent<G extends GrantHandle = GrantHandle> =
   | { type: 'pause'; forMs: Ms; done: Done }
   | { type: 'charge'; units: Units; done: Done }
   | { type: 'policy' }
-  | { type: 'decided'; batch: readonly Waiter<G>[]; decisions: StoreDecision[] }
+  | {
+      type: 'decided';
+      batch: readonly Waiter<G>[];
+      decisions: StoreDecision[];
+      /** The policy the batch was decided under (its grants record units in its terms). */
+      policy: Policy;
+    }
   | { type: 'failed'; batch: readonly Waiter<G>[]; error: unknown }
   | { type: 'close' };
 
@@ -217,7 +221,6 @@ export const keyLogic: KeyLogic = {
         timerAt: Infinity,
         wakeAt: Infinity,
         wakeHead: null,
-        inFlightPolicy: null,
         policyStale: false,
         lastActive: now,
         closed: false,
@@ -309,18 +312,14 @@ export const keyLogic: KeyLogic = {
       case 'policy':
         onPolicy(ctx, now, scope);
         break;
-      case 'decided': {
-        const policy = ctx.inFlightPolicy ?? ctx.rt.policy;
+      case 'decided':
         ctx.inFlight = null;
-        ctx.inFlightPolicy = null;
-        applyDecisions(ctx, event.batch, event.decisions, now, scope, policy);
+        applyDecisions(ctx, event.batch, event.decisions, now, scope, event.policy);
         if (ctx.policyStale) onPolicy(ctx, now, scope);
         else pump(ctx, now, scope);
         break;
-      }
       case 'failed':
         ctx.inFlight = null;
-        ctx.inFlightPolicy = null;
         onStoreFailure(ctx, event.batch, event.error, now, scope);
         if (ctx.policyStale) onPolicy(ctx, now, scope);
         else pump(ctx, now, scope);
@@ -499,13 +498,12 @@ function pump<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G
       // (A head the store refused is asked again only at its wake-up, or once capacity frees.)
       const batch = queue.slice(0, MAX_BATCH);
       ctx.inFlight = batch;
-      ctx.inFlightPolicy = policy;
       const self = scope.self;
       Promise.resolve(store.decide(ctx.storeKey, policy, batch, 'queue', now)).then(
         (decisions) => {
           // Closed while the store decided: the waiters ended, so what was booked goes back.
           if (ctx.closed) giveBack(ctx, policy, decisions, now);
-          else self.send({ type: 'decided', batch, decisions });
+          else self.send({ type: 'decided', batch, decisions, policy });
         },
         (error: unknown) => {
           if (!ctx.closed) self.send({ type: 'failed', batch, error });
