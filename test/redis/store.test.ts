@@ -151,9 +151,16 @@ describe('redis store through the runtime', () => {
     const { sys, close } = system({ prefix: fresh() });
     const api = sys.limiter('api', { limits: [{ limit: 3, interval: '1m' }], concurrency: 2 });
     const keys = Array.from({ length: 200 }, (_, i) => `user-${i}`);
+    const admin = server.client();
+    await admin.config('RESETSTAT');
     const results = await Promise.all(
       keys.flatMap((k) => Array.from({ length: 5 }, () => api.tryAcquire(k))),
     );
+    // 1,000 tries over 200 keys: far fewer script calls than decisions (64 keys per call at most).
+    const cmdstats = await admin.info('commandstats');
+    const calls = /cmdstat_evalsha:calls=(\d+)/.exec(cmdstats)?.[1] ?? '0';
+    const evals = /cmdstat_eval:calls=(\d+)/.exec(cmdstats)?.[1] ?? '0';
+    expect(Number(calls) + Number(evals)).toBeLessThan(100);
     // Per key: 2 grants (the concurrency limit), then refused by concurrency.
     for (let i = 0; i < keys.length; i++) {
       const mine = results.slice(i * 5, i * 5 + 5);
