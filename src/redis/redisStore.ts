@@ -322,19 +322,17 @@ export class RedisStore implements Store {
       }));
     }
     const scaled = this.#scale(policy);
-    return this.#insurance
-      .decide(key, scaled, batch, mode, now)
-      .map((d) =>
-        d.ok
-          ? {
-              ok: true,
-              grant: {
-                ...restate(d.grant, d.grant.units),
-                origin: 'insurance',
-              } satisfies RedisGrant,
-            }
-          : d,
-      );
+    return this.#insurance.decide(key, scaled, batch, mode, now).map((d) =>
+      d.ok
+        ? {
+            ok: true,
+            grant: {
+              ...restate(d.grant, d.grant.units),
+              origin: 'insurance',
+            } satisfies RedisGrant,
+          }
+        : d,
+    );
   }
 
   /** The insurance policy: every limit at `insuranceFraction`, at least 1. */
