@@ -12,12 +12,10 @@ import { InvalidArgumentError } from '../errors.js';
 
 /** The names of one tollgate key's Redis keys. */
 export interface RedisKeyNames {
-  /** The hash of limit states. */
+  /** The hash of limit states (with the instant a pause ends, while the key is paused). */
   readonly state: string;
   /** The sorted set of concurrency slots (grant id → lease end). */
   readonly slots: string;
-  /** The instant a pause ends, while the key is paused. */
-  readonly pause: string;
 }
 
 /** checkPrefix throws unless `prefix` is a string without `{` or `}`. */
@@ -38,7 +36,7 @@ export function hashTag(key: string): string {
 /** keyNames gives the Redis key names of `key` under `prefix`. */
 export function keyNames(prefix: string, key: string): RedisKeyNames {
   const base = prefix + hashTag(key);
-  return { state: base + ':s', slots: base + ':c', pause: base + ':p' };
+  return { state: base + ':s', slots: base + ':c' };
 }
 
 /** The pub/sub channel on which freed capacity is announced. */

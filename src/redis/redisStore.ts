@@ -68,7 +68,6 @@ interface RedisGrant extends StoreGrant {
 }
 
 /** A decision of decide.lua: granted at `at` with one mark per limit, or refused. */
-type Reply = [1, number, ...number[]] | [0, number, string];
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 type ScriptClient = Record<ScriptName, ScriptFn>;
@@ -137,8 +136,8 @@ export class RedisStore implements Store {
     const client = this.#client as unknown as Record<string, unknown>;
     for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
       if (typeof client[name] !== 'function') {
-        // decide takes three keys per tollgate key it decides, so its key count is per call.
-        const keys = name === 'tollgateDecide' ? {} : { numberOfKeys: 3 };
+        // decide takes two keys per tollgate key it decides, so its key count is per call.
+        const keys = name === 'tollgateDecide' ? {} : { numberOfKeys: 2 };
         this.#client.defineCommand(name, { ...keys, lua: sources[name] });
       }
     }
@@ -167,7 +166,7 @@ export class RedisStore implements Store {
    */
   async #call<T>(name: ScriptName, key: string, args: (string | number)[], now: Ms): Promise<T> {
     const names = keyNames(this.#prefix, key);
-    return this.#send<T>(name, [names.state, names.slots, names.pause, ...args], now, false);
+    return this.#send<T>(name, [names.state, names.slots, ...args], now, false);
   }
 
   /**
@@ -260,23 +259,29 @@ export class RedisStore implements Store {
   /** One `decide.lua` call for `entries` (keys of one slot); each entry is answered on its own. */
   async #decideMany(entries: readonly Pending[]): Promise<void> {
     const keys: string[] = [];
-    const args: (string | number)[] = [entries.length];
+    const ownTime = this.#runtimeTime;
+    const args: (string | number)[] = [entries.length, ownTime ? 'each' : ''];
     let previous: Policy | null = null;
     for (const e of entries) {
-      keys.push(e.names.state, e.names.slots, e.names.pause);
-      args.push(this.#now(e.now), e.mode);
+      // Slot fields (id, slot, lease) go only with a policy that counts slots, or a request
+      // holding one from an earlier policy: most calls carry just the amounts.
+      const slotted = e.policy.concurrency !== null || e.batch.some((r) => r.slot);
+      keys.push(e.names.state);
+      if (slotted) keys.push(e.names.slots);
+      if (ownTime) args.push(e.now);
+      args.push(e.mode === 'queue' ? (slotted ? 'Q' : 'q') : slotted ? 'E' : 'e');
       if (e.policy === previous) args.push('=');
       else args.push(...this.#policyArgs(e.policy));
       previous = e.policy;
       args.push(e.batch.length);
       for (const r of e.batch) {
-        args.push(r.id, r.slot ? '1' : '0', r.leaseMs ?? -1);
         for (const u of r.units) args.push(u);
+        if (slotted) args.push(r.id, r.slot ? '1' : '0', r.leaseMs ?? -1);
       }
     }
-    let replies: Reply[][];
+    let reply: (number | string)[];
     try {
-      replies = await this.#send<Reply[][]>(
+      reply = await this.#send<(number | string)[]>(
         'tollgateDecide',
         [keys.length, ...keys, ...args],
         entries[0]!.now,
@@ -296,7 +301,8 @@ export class RedisStore implements Store {
       }
       return;
     }
-    entries.forEach((e, g) => e.resolve(toDecisions(e.policy, e.batch, replies[g]!)));
+    let at = 0;
+    for (const e of entries) at = readDecisions(e, reply, at);
   }
 
   /** Decisions while Redis is unavailable, by the `onUnavailable` policy. */
@@ -506,21 +512,42 @@ interface Pending {
 }
 
 /** The store's decisions from one key's script replies. */
-function toDecisions(
-  policy: Policy,
-  batch: readonly StoreRequest[],
-  replies: readonly Reply[],
-): StoreDecision[] {
+/**
+ * readDecisions answers `e` from the flat reply of `decide.lua` (see its header), starting at
+ * index `at`, and returns the index after this key's part.
+ */
+function readDecisions(e: Pending, reply: readonly (number | string)[], at: number): number {
+  const n = e.policy.limits.length;
   // Marks are kept only for a policy with a token bucket, as the core does (GrantRecord.marks).
-  const marked = policy.limits.some((l) => l.algorithm === 'token-bucket');
-  return replies.map((r, i): StoreDecision => {
-    const req = batch[i]!;
-    if (r[0] === 1) {
-      const grant: StoreGrant = { id: req.id, at: r[1], units: req.units, slot: req.slot };
-      return { ok: true, grant: marked ? { ...grant, marks: r.slice(2) as number[] } : grant };
+  const marked = e.policy.limits.some((l) => l.algorithm === 'token-bucket');
+  const count = reply[at++] as number;
+  const out: StoreDecision[] = [];
+  for (let i = 0; i < count; i++) {
+    const req = e.batch[i]!;
+    if (reply[at] === 1) {
+      const grantAt = reply[at + 1] as number;
+      const grant: StoreGrant = marked
+        ? {
+            id: req.id,
+            at: grantAt,
+            units: req.units,
+            slot: req.slot,
+            marks: reply.slice(at + 2, at + 2 + n) as number[],
+          }
+        : { id: req.id, at: grantAt, units: req.units, slot: req.slot };
+      out.push({ ok: true, grant });
+      at += 2 + n;
+    } else {
+      out.push({
+        ok: false,
+        retryAfterMs: reply[at + 1] as number,
+        limit: reply[at + 2] as string,
+      });
+      at += 3;
     }
-    return { ok: false, retryAfterMs: r[1], limit: r[2] };
-  });
+  }
+  e.resolve(out);
+  return at;
 }
 
 /**

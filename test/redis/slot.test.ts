@@ -30,7 +30,7 @@ describe('slotOf', () => {
           fc.constantFrom('', '{', '}', '{}', 'a{b}c', '{{a}}'),
         ),
         async (key) => {
-          for (const name of [key, keyNames('p:', key).state, keyNames('p:', key).pause]) {
+          for (const name of [key, keyNames('p:', key).state, keyNames('p:', key).slots]) {
             const expected = (await client.call('CLUSTER', 'KEYSLOT', name)) as number;
             expect(slotOf(name), JSON.stringify(name)).toBe(expected);
           }

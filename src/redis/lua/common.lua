@@ -3,23 +3,22 @@
 --
 -- The numbers and the rules are the same as in src/limiter (tokenBucket.ts, slidingWindow.ts,
 -- fixedWindow.ts, advance.ts, decide.ts, settle.ts): every amount is an integer-valued double, so
--- both sides compute bit-for-bit the same results. Values are written with '%.0f', which is exact
--- for integers up to 2^53 (the core keeps every amount below 2^51).
+-- both sides compute bit-for-bit the same results (the core keeps every amount below 2^51).
 --
 -- Layout of one key (its Redis keys share one hash tag, so one script touches one slot). The
--- functions below take the key names as arguments (ks, kc, kp), so that decide.lua can handle
--- several keys of one slot in one run; the other scripts pass KEYS[1], KEYS[2], KEYS[3]:
---   ks (KEYS[1])  hash:  'at' -> the latest instant the key was advanced to (time never goes back)
---                   'x' -> the instant the hash expires (renewed, with slack, only when too soon)
---                   'l:' .. name -> one limit's state, 'alg intervalMs limit data...':
---                      t I L used refunded emptiedAt    token bucket (used in scaled units; an
---                                                       empty bucket is 't I L 0', and a bucket
---                                                       without a cutoff leaves emptiedAt out)
---                      f I L start used                 fixed window
---                      s I L used at1 c1 at2 c2 ...     sliding window log
+-- functions below take the key names as arguments (ks, kc), so that decide.lua can handle several
+-- keys of one slot in one run; the other scripts pass KEYS[1], KEYS[2]:
+--   ks (KEYS[1])  string: the state, packed with Redis' `struct` library (little-endian):
+--                   a header of three doubles: the latest instant the key was advanced to (time
+--                   never goes back), the instant the string expires (renewed, with slack, only
+--                   when too soon), the instant a pause ends (0: none); then per limit its name
+--                   and its state (see pack_limit), each behind its length.
 --   kc (KEYS[2])  zset:  concurrency slots held: member = grant id, score = instant the lease ends
 --                   (LEASE_NONE for a slot without a lease TTL)
---   kp (KEYS[3])  string: the instant a pause ends (see pause.lua), expiring with it
+-- One string read and written whole is the cheapest layout measured here: a hash costs more per
+-- call (HGETALL builds a table), and decimal text costs string.format and string.match per number.
+-- Doubles are exact for every integer below 2^53. Numbers handed to redis.call are exact as they
+-- are (Redis formats them with 17 significant digits).
 --
 -- Every script reads the policy from ARGV in the same layout (see read_policy), so a limit change
 -- is just a call with another policy: the state is rebased the way src/limiter/advance.ts rebases.
@@ -27,6 +26,9 @@
 local LEASE_NONE = 9007199254740991
 -- MAX_SCALED of src/limiter/validate.ts: a token bucket's refund counter starts over above it.
 local MAX_SCALED = 2251799813685247
+-- The least slack a key's expiry gets past the instant it must live to (see save): a busy key
+-- renews its expiry at most about once per this many ms instead of at every write.
+local EXPIRY_SLACK_MS = 100
 
 local function fmt(x)
   return string.format('%.0f', x)
@@ -42,11 +44,13 @@ local function clock(override)
 end
 
 -- read_policy reads n, then per limit (name, alg, limit, intervalMs, capacity), then concurrency
--- (-1 for none), from ARGV starting at i. It returns the policy and the next index.
+-- (-1 for none), from ARGV starting at i. It returns the policy and the next index. `index` maps a
+-- limit's name to its position.
 local function read_policy(i)
   local n = tonumber(ARGV[i])
   i = i + 1
   local limits = {}
+  local index = {}
   for k = 1, n do
     limits[k] = {
       name = ARGV[i],
@@ -55,10 +59,11 @@ local function read_policy(i)
       interval = tonumber(ARGV[i + 3]),
       capacity = tonumber(ARGV[i + 4]),
     }
+    index[ARGV[i]] = k
     i = i + 5
   end
   local conc = tonumber(ARGV[i])
-  return { limits = limits, n = n, concurrency = conc }, i + 1
+  return { limits = limits, index = index, n = n, concurrency = conc }, i + 1
 end
 
 -- init: the state of a limit that has booked nothing, as of now.
@@ -71,98 +76,99 @@ local function init(l, now)
   return { used = 0, refunded = 0 }
 end
 
-local function parse(v)
-  -- The token bucket and the fixed window have a fixed layout: one match, no table of words.
-  local alg, interval, limit, a, b, c = string.match(v, '^(%a) (%d+) (%d+) (%d+) ?(%d*) ?(%d*)$')
+-- pack_limit: one limit's state as stored, with the parameters it was booked under (a limit
+-- change rebases from them). The first byte is the algorithm, then doubles:
+--   t: interval, limit, used (scaled units), refunded[, emptiedAt]   (token bucket)
+--   f: interval, limit, window start, used                           (fixed window)
+--   s: interval, limit, used, then at1, c1, at2, c2, ...             (sliding window log)
+local function pack_limit(l, s)
+  if l.alg == 't' then
+    if s.emptied == nil then
+      return struct.pack('<c1dddd', 't', l.interval, l.limit, s.used, s.refunded)
+    end
+    return struct.pack('<c1ddddd', 't', l.interval, l.limit, s.used, s.refunded, s.emptied)
+  elseif l.alg == 'f' then
+    return struct.pack('<c1dddd', 'f', l.interval, l.limit, s.start, s.used)
+  end
+  local log = s.log
+  local parts = { struct.pack('<c1ddd', 's', l.interval, l.limit, s.used) }
+  for k = 1, #log, 2 do
+    parts[#parts + 1] = struct.pack('<dd', log[k], log[k + 1])
+  end
+  return table.concat(parts)
+end
+
+-- unpack_limit: the table pack_limit was given, with `alg`, `interval` and `limit` of its own.
+local function unpack_limit(v)
+  local alg = string.sub(v, 1, 1)
   if alg == 't' then
+    local interval, limit, used, refunded, pos = struct.unpack('<dddd', v, 2)
+    local emptied = nil
+    if pos <= #v then
+      emptied = struct.unpack('<d', v, pos)
+    end
     return {
       alg = alg,
-      interval = tonumber(interval),
-      limit = tonumber(limit),
-      used = tonumber(a),
-      refunded = tonumber(b) or 0,
-      emptied = tonumber(c),
+      interval = interval,
+      limit = limit,
+      used = used,
+      refunded = refunded,
+      emptied = emptied,
     }
   elseif alg == 'f' then
-    return { alg = alg, interval = tonumber(interval), limit = tonumber(limit), start = tonumber(a), used = tonumber(b) }
+    local interval, limit, start, used = struct.unpack('<dddd', v, 2)
+    return { alg = alg, interval = interval, limit = limit, start = start, used = used }
   end
-  local parts = {}
-  for word in string.gmatch(v, '%S+') do
-    parts[#parts + 1] = word
+  local interval, limit, used, pos = struct.unpack('<ddd', v, 2)
+  local log = {}
+  local n = #v
+  while pos <= n do
+    local at, c
+    at, c, pos = struct.unpack('<dd', v, pos)
+    log[#log + 1] = at
+    log[#log + 1] = c
   end
-  local s = { alg = parts[1], interval = tonumber(parts[2]), limit = tonumber(parts[3]) }
-  if s.alg == 't' then
-    s.used = tonumber(parts[4])
-    s.refunded = tonumber(parts[5]) or 0
-    s.emptied = tonumber(parts[6])
-  elseif s.alg == 'f' then
-    s.start = tonumber(parts[4])
-    s.used = tonumber(parts[5])
-  else
-    s.used = tonumber(parts[4])
-    local log = {}
-    for k = 5, #parts do
-      log[#log + 1] = tonumber(parts[k])
-    end
-    s.log = log
-  end
-  return s
+  return { alg = alg, interval = interval, limit = limit, used = used, log = log }
 end
 
-local function serialize(l, s)
-  local head = l.alg .. ' ' .. fmt(l.interval) .. ' ' .. fmt(l.limit) .. ' '
-  if l.alg == 't' then
-    if s.used == 0 then
-      return head .. '0'
-    elseif s.emptied == nil then
-      return head .. fmt(s.used) .. ' ' .. fmt(s.refunded)
-    end
-    return head .. fmt(s.used) .. ' ' .. fmt(s.refunded) .. ' ' .. fmt(s.emptied)
-  elseif l.alg == 'f' then
-    return head .. fmt(s.start) .. ' ' .. fmt(s.used)
-  end
-  local out = { head .. fmt(s.used) }
-  for k = 1, #s.log do
-    out[#out + 1] = fmt(s.log[k])
-  end
-  return table.concat(out, ' ')
-end
-
--- advance_one: refill and expiry of one limit from `from` to `now` (tokenBucket.advance, ...).
--- `l` carries alg, interval and limit (a policy limit or a stored state's own parameters).
+-- advance_one mutates `s`: refill and expiry of one limit from `from` to `now` (tokenBucket.advance,
+-- ...). `l` carries alg, interval and limit (a policy limit or a stored state's own parameters).
 local function advance_one(l, s, from, now)
   if l.alg == 't' then
     if s.used == 0 or now <= from then
-      return s
+      return
     end
     local drained = l.limit * (now - from)
     if drained >= s.used then
-      return { used = 0, refunded = 0 }
+      s.used, s.refunded, s.emptied = 0, 0, nil
+    else
+      s.used = s.used - drained
     end
-    return { used = s.used - drained, refunded = s.refunded, emptied = s.emptied }
   elseif l.alg == 'f' then
     local elapsed = now - s.start
-    if elapsed < l.interval then
-      return s
+    if elapsed >= l.interval then
+      local windows = math.floor(elapsed / l.interval)
+      s.start = s.start + windows * l.interval
+      s.used = math.max(0, s.used - windows * l.limit)
     end
-    local windows = math.floor(elapsed / l.interval)
-    return { start = s.start + windows * l.interval, used = math.max(0, s.used - windows * l.limit) }
+  else
+    local log = s.log
+    local n = #log
+    local i = 1
+    local freed = 0
+    while i <= n and log[i] + l.interval <= now do
+      freed = freed + log[i + 1]
+      i = i + 2
+    end
+    if i > 1 then
+      local rest = {}
+      for k = i, n do
+        rest[#rest + 1] = log[k]
+      end
+      s.log = rest
+      s.used = s.used - freed
+    end
   end
-  local log = s.log
-  local i = 1
-  local freed = 0
-  while i <= #log and log[i] + l.interval <= now do
-    freed = freed + log[i + 1]
-    i = i + 2
-  end
-  if i == 1 then
-    return s
-  end
-  local rest = {}
-  for k = i, #log do
-    rest[#rest + 1] = log[k]
-  end
-  return { used = s.used - freed, log = rest }
 end
 
 local function wait_one(l, s, units, now)
@@ -314,34 +320,42 @@ local function read_one(l, s, now)
 end
 
 -- load: the key's state under `policy`, advanced to `now` (at least the stored instant), with
--- limits rebased by name as src/limiter/advance.ts rebase does. Returns the state and the fields
--- of limits the policy no longer has (to delete on save).
+-- limits rebased by name as src/limiter/advance.ts rebase does (a limit the policy no longer has
+-- is dropped on save). The state carries the string's expiry and the pause.
 local function load(policy, now, ks)
-  local raw = redis.call('HGETALL', ks)
-  local fields = {}
-  for k = 1, #raw, 2 do
-    fields[raw[k]] = raw[k + 1]
+  local v = redis.call('GET', ks)
+  local from, expires, pause = nil, nil, 0
+  local values = {}
+  if v then
+    local pos
+    from, expires, pause, pos = struct.unpack('<ddd', v)
+    local index = policy.index
+    local size = #v
+    while pos <= size do
+      local name, payload
+      name, payload, pos = struct.unpack('<Hc0Lc0', v, pos)
+      local j = index[name]
+      if j ~= nil then
+        values[j] = payload
+      end
+    end
   end
-  local from = tonumber(fields['at'])
   local t = now
   if from == nil then
     from = now
   elseif from > now then
     t = from
   end
-  local st = { at = t, limits = {} }
-  local seen = { at = true, x = true }
-  st.expires = tonumber(fields['x'])
+  local limits = {}
   for k = 1, policy.n do
     local l = policy.limits[k]
-    local field = 'l:' .. l.name
-    local v = fields[field]
-    seen[field] = true
-    local s
-    if v ~= nil then
-      local old = parse(v)
+    local p = values[k]
+    local s = nil
+    if p ~= nil then
+      local old = unpack_limit(p)
       if old.alg == l.alg then
-        s = advance_one(old, old, from, t)
+        advance_one(old, old, from, t)
+        s = old
         if l.alg == 't' then
           -- A new interval (marks in the old scale) or a lower rate (drain overestimated): grants
           -- booked up to now give back nothing here (advance.ts rebase).
@@ -362,57 +376,53 @@ local function load(policy, now, ks)
         end
       end
     end
-    st.limits[k] = s or init(l, t)
+    limits[k] = s or init(l, t)
   end
-  local stale = {}
-  for f, _ in pairs(fields) do
-    if not seen[f] then
-      stale[#stale + 1] = f
-    end
-  end
-  st.stale = stale
-  return st
+  return { at = t, limits = limits, expires = expires, pause = pause }
 end
 
 -- slots: concurrency slots held after dropping expired leases.
 local function slots(now, kc)
-  redis.call('ZREMRANGEBYSCORE', kc, '-inf', fmt(now))
+  redis.call('ZREMRANGEBYSCORE', kc, '-inf', now)
   return redis.call('ZCARD', kc)
 end
 
--- save writes the state back, or deletes it once every limit is back at full capacity. The hash
--- expires when it would be full anyway, and the slot set (when this run added slots to it) when
--- its last lease ends.
+-- save writes the state back, or deletes it once every limit is back at full capacity and no
+-- pause is on. The string expires when it would be full (and unpaused) anyway, and the slot set
+-- (when this run added slots to it) when its last lease ends.
 local function save(policy, st, now, ks, kc, slots_added)
-  if #st.stale > 0 then
-    redis.call('HDEL', ks, unpack(st.stale))
-  end
   local ttl = 0
-  local args = { 'at', fmt(st.at) }
+  local parts = { '' }
   for k = 1, policy.n do
     local l = policy.limits[k]
     local s = st.limits[k]
-    args[#args + 1] = 'l:' .. l.name
-    args[#args + 1] = serialize(l, s)
+    local p = pack_limit(l, s)
+    parts[k + 1] = struct.pack('<Hc0Lc0', #l.name, l.name, #p, p)
     local _, reset = read_one(l, s, st.at)
     if reset > ttl then
       ttl = reset
     end
   end
-  if ttl <= 0 then
+  local pause = st.pause
+  if pause <= now then
+    pause = 0
+  end
+  if ttl <= 0 and pause == 0 then
     redis.call('DEL', ks)
   else
-    -- The hash must live at least until `need`. Its expiry is set with as much slack again, and
-    -- kept in field 'x', so most writes need no PEXPIRE: the key outlives its use by at most that.
-    local need = st.at + ttl + 1
-    if st.expires ~= nil and st.expires >= need then
-      redis.call('HSET', ks, unpack(args))
-    else
+    -- The string must live at least until `need`. Its expiry is set with as much slack again (at
+    -- least EXPIRY_SLACK_MS), and kept in the header, so most writes keep the expiry they have:
+    -- the key outlives its use by at most that.
+    local need = math.max(st.at + ttl + 1, pause + 1)
+    local expires = st.expires
+    if expires == nil or expires < need then
       local span = need - now
-      args[#args + 1] = 'x'
-      args[#args + 1] = fmt(now + 2 * span)
-      redis.call('HSET', ks, unpack(args))
-      redis.call('PEXPIRE', ks, fmt(2 * span))
+      expires = now + span + math.max(span, EXPIRY_SLACK_MS)
+      parts[1] = struct.pack('<ddd', st.at, expires, pause)
+      redis.call('SET', ks, table.concat(parts), 'PX', expires - now)
+    else
+      parts[1] = struct.pack('<ddd', st.at, expires, pause)
+      redis.call('SET', ks, table.concat(parts), 'KEEPTTL')
     end
   end
   if not slots_added then
@@ -424,18 +434,17 @@ local function save(policy, st, now, ks, kc, slots_added)
     if until_ms >= LEASE_NONE then
       redis.call('PERSIST', kc)
     else
-      redis.call('PEXPIRE', kc, fmt(math.max(1, until_ms - now + 1)))
+      redis.call('PEXPIRE', kc, math.max(1, until_ms - now + 1))
     end
   end
 end
 
--- paused_for: ms the key stays paused after now; 0 when it is not paused.
-local function paused_for(now, kp)
-  local until_ms = tonumber(redis.call('GET', kp))
-  if until_ms == nil or until_ms <= now then
+-- paused_for: ms the key (its loaded state `st`) stays paused after now; 0 when it is not paused.
+local function paused_for(now, st)
+  if st.pause <= now then
     return 0
   end
-  return until_ms - now
+  return st.pause - now
 end
 
 local function read_units(i, n)

@@ -1,12 +1,23 @@
--- pause.lua: refuse every request of the key for ARGV[2] ms from now (a provider said 429).
--- KEYS[3] holds the instant the pause ends and expires with it; a shorter pause never cuts a
--- longer one short. ARGV: now override, ms. Returns the instant the pause ends.
+-- pause.lua: refuse every request of the key for ARGV[2] ms from now (a provider said 429). The
+-- instant the pause ends is kept in the state's header (see common.lua), and the state lives at
+-- least until then; a shorter pause never cuts a longer one short. ARGV: now override, ms.
+-- Returns the instant the pause ends.
 local now = clock(ARGV[1])
-local ms = tonumber(ARGV[2])
-local until_ms = now + ms
-local current = tonumber(redis.call('GET', KEYS[3]))
-if current ~= nil and current >= until_ms then
+local until_ms = now + tonumber(ARGV[2])
+local v = redis.call('GET', KEYS[1])
+local at, expires, current, rest = now, nil, 0, ''
+if v then
+  local pos
+  at, expires, current, pos = struct.unpack('<ddd', v)
+  rest = string.sub(v, pos)
+end
+if current >= until_ms then
   return current
 end
-redis.call('SET', KEYS[3], fmt(until_ms), 'PX', fmt(ms))
+local need = until_ms + 1
+if expires == nil or expires < need then
+  redis.call('SET', KEYS[1], struct.pack('<ddd', at, need, until_ms) .. rest, 'PX', need - now)
+else
+  redis.call('SET', KEYS[1], struct.pack('<ddd', at, expires, until_ms) .. rest, 'KEEPTTL')
+end
 return until_ms

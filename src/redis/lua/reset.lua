@@ -1,5 +1,5 @@
--- reset.lua: forget the key (full capacity, no slots) and announce it on channel ARGV[1] with the
--- key's name ARGV[2]. Returns the number of Redis keys deleted.
-local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+-- reset.lua: forget the key (full capacity, no slots, no pause) and announce it on channel ARGV[1]
+-- with the key's name ARGV[2]. Returns the number of Redis keys deleted.
+local n = redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
