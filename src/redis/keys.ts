@@ -36,7 +36,7 @@ export function hashTag(key: string): string {
 /** keyNames gives the Redis key names of `key` under `prefix`. */
 export function keyNames(prefix: string, key: string): RedisKeyNames {
   const base = prefix + hashTag(key);
-  return { state: base + ':s', slots: base + ':c' };
+  return { state: base + ':v', slots: base + ':c' };
 }
 
 /** The pub/sub channel on which freed capacity is announced. */
