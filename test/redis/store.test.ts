@@ -147,6 +147,24 @@ describe('redis store through the runtime', () => {
     await b.close();
   });
 
+  it('a pause kept in the key state survives writes of that state, and a key with state', async () => {
+    // The pause lives in the state string's header: a settle during the pause rewrites the
+    // state and must carry it; a pause on a key that has state must keep that state.
+    const prefix = fresh();
+    const { sys, close } = system({ prefix });
+    const api = sys.limiter('llm', { limits: [{ limit: 3, interval: '1m' }] });
+    const g = await api.acquire('gpt', { cost: { requests: 2 } });
+    await api.pause('gpt', 2000);
+    await g.settle({ requests: 1 }); // a refund, written while paused
+    const r = await api.tryAcquire('gpt');
+    expect(!r.ok && r.limit).toBe('paused');
+    const s = await api.stats('gpt');
+    expect(s.limits[0]!.remaining).toBe(2); // 3 - 1 settled: the pause kept the state
+    await api.pause('gpt', 100); // shorter: does not cut the longer pause short
+    const again = await api.tryAcquire('gpt');
+    expect(!again.ok && again.retryAfterMs).toBeGreaterThan(1000);
+    await close();
+  });
   it('decides many keys in one script call exactly (per-tick batching across keys)', async () => {
     const { sys, close } = system({ prefix: fresh() });
     const api = sys.limiter('api', { limits: [{ limit: 3, interval: '1m' }], concurrency: 2 });
