@@ -70,6 +70,17 @@ function record(
   return r;
 }
 
+/**
+ * KeyCache is a key actor's private slot for its store, passed to {@link Store.decideOne}: a store
+ * may keep there whatever spares it finding the key the next time (the memory store keeps the
+ * key's entry, saving a Map lookup per request). The runtime passes one slot per key, always for
+ * the same key and store, and never reads it; a store must check what it finds there is still
+ * current.
+ */
+export interface KeyCache {
+  storeEntry: unknown;
+}
+
 /** What a store answers for one request. */
 export type StoreDecision =
   | { readonly ok: true; readonly grant: StoreGrant }
@@ -106,8 +117,15 @@ export interface Store {
   readonly sync: boolean;
   /**
    * Optional fast path of a synchronous store: decide one request (as a one-request batch would).
+   * `cache`, when given, is the key's {@link KeyCache}.
    */
-  decideOne?(key: string, policy: Policy, req: StoreRequest, now: Ms): StoreDecision;
+  decideOne?(
+    key: string,
+    policy: Policy,
+    req: StoreRequest,
+    now: Ms,
+    cache?: KeyCache,
+  ): StoreDecision;
   /** Decide a batch of one key's requests against `policy`, all-or-nothing per request. */
   decide(
     key: string,

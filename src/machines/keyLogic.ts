@@ -22,6 +22,7 @@ type AnyActorSystem = ActorSystem<any>;
 import type { Clock, TimerHandle } from '../actors/clock.js';
 import {
   restate,
+  type KeyCache,
   type KeyReading,
   type Store,
   type StoreDecision,
@@ -106,8 +107,8 @@ export interface KeyRuntime<G extends GrantHandle = GrantHandle> {
   ): G;
 }
 
-/** KeyContext is one key's mailbox state. */
-export interface KeyContext<G extends GrantHandle = GrantHandle> {
+/** KeyContext is one key's mailbox state; it is also the key's {@link KeyCache} for its store. */
+export interface KeyContext<G extends GrantHandle = GrantHandle> extends KeyCache {
   readonly rt: KeyRuntime<G>;
   readonly key: string;
   readonly storeKey: string;
@@ -133,6 +134,8 @@ export interface KeyContext<G extends GrantHandle = GrantHandle> {
   /** Last instant the key handled an event; the system evicts keys idle for long enough. */
   lastActive: Ms;
   closed: boolean;
+  /** The store's own slot (see {@link KeyCache}): never read here. */
+  storeEntry: unknown;
 }
 
 /** The snapshot of a key actor. */
@@ -224,6 +227,7 @@ export const keyLogic: KeyLogic = {
         policyStale: false,
         lastActive: now,
         closed: false,
+        storeEntry: undefined,
       },
     };
   },
@@ -366,7 +370,7 @@ function onAcquire<G extends GrantHandle>(
   if (!ahead && store.sync && ctx.inFlight === null) {
     const first =
       store.decideOne !== undefined
-        ? store.decideOne(ctx.storeKey, ctx.rt.policy, w, now)
+        ? store.decideOne(ctx.storeKey, ctx.rt.policy, w, now, ctx)
         : (store.decide(ctx.storeKey, ctx.rt.policy, [w], 'queue', now) as StoreDecision[])[0]!;
     if (first.ok) {
       grantTo(ctx, w, first.grant, now, scope);
@@ -775,9 +779,12 @@ function onClose<G extends GrantHandle>(ctx: KeyContext<G>): void {
   if (ctx.timer !== null) ctx.rt.clock.clearTimeout(ctx.timer);
   ctx.timer = null;
   ctx.timerAt = Infinity;
-  const error = new LimiterClosedError();
-  for (const w of ctx.queue) w.fail(error);
-  for (const w of ctx.inFlight ?? []) w.fail(error);
+  // Most keys have nobody waiting at close: build the error (and its stack) only for those that do.
+  if (ctx.queue.length > 0 || ctx.inFlight !== null) {
+    const error = new LimiterClosedError();
+    for (const w of ctx.queue) w.fail(error);
+    for (const w of ctx.inFlight ?? []) w.fail(error);
+  }
   ctx.queue.length = 0;
   ctx.leases = null;
 }

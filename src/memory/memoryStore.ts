@@ -2,10 +2,17 @@
  * The memory store: the default. It decides synchronously with `src/limiter`, and keeps each
  * key's state as plain data in one Map, so a key whose actor was stopped costs only its state, and
  * a key back at full capacity costs nothing once swept.
+ *
+ * The store owns each key's state and rewrites it in place on a grant (`decideInPlace`), rather
+ * than replacing it with a new object graph per grant: with many keys those replaced states lived
+ * just long enough to be promoted by the garbage collector. Less frequent operations (settle,
+ * cancel, a policy change) compute with the pure functions and copy the result back (`adopt`).
+ * No owned object ever leaves the store: snapshots are copies (`plain`).
  */
 import {
   PAUSED,
   type BatchMode,
+  type KeyCache,
   type KeyReading,
   type Store,
   type StoreDecision,
@@ -15,24 +22,55 @@ import {
 import { InvalidArgumentError } from '../errors.js';
 import { advance, initialState, isIdle, rebase } from '../limiter/advance.js';
 import { decide } from '../limiter/decide.js';
+import {
+  adopt,
+  decideInPlace,
+  marksOf,
+  ownLimits,
+  plain,
+  releaseInPlace,
+  type OwnedKeyState,
+} from '../limiter/inPlace.js';
 import { read } from '../limiter/read.js';
 import { refund, release, settle } from '../limiter/settle.js';
 import type { KeyState, Ms, Policy, Units } from '../limiter/types.js';
 
 /**
- * Entry is one key's state and the policy it was built under; a key met under another policy
- * (after `setLimits`) is rebased on first use.
+ * Entry is one key's state, owned by the store and rewritten in place, and the policy it was built
+ * under; a key met under another policy (after `setLimits`) is rebased on first use. The state's
+ * fields live on the entry itself: one object per key fewer.
  */
-interface Entry {
+interface Entry extends OwnedKeyState {
   policy: Policy;
-  state: KeyState;
+  /**
+   * False once the entry left the map (reset, swept, forgotten, replaced by a restore): a key
+   * actor's {@link KeyCache} may still point at it, and must then look the key up again.
+   */
+  live: boolean;
+}
+
+/** A new entry holding (a copy of) `state`, a state under `policy`. */
+function newEntry(policy: Policy, state: KeyState): Entry {
+  return {
+    policy,
+    at: state.at,
+    inFlight: state.inFlight,
+    limits: ownLimits(policy, state),
+    live: true,
+  };
 }
 
 /**
  * A grant record whose id is read from its request only when asked for (ids cost a string). It
  * carries the marks `decide` took (token buckets), which a later refund reads.
+ *
+ * It is also its own {@link StoreDecision} (`ok: true`, `grant` is itself), so a grant on the hot
+ * path costs this one object, the way a Waiter is its own event.
  */
 class MemoryGrant implements StoreGrant {
+  /** As a {@link StoreDecision}: a grant. */
+  readonly ok = true as const;
+
   constructor(
     readonly req: StoreRequest,
     readonly at: Ms,
@@ -40,6 +78,11 @@ class MemoryGrant implements StoreGrant {
     readonly slot: boolean,
     readonly marks: readonly number[] | undefined,
   ) {}
+
+  /** As a {@link StoreDecision}: the grant is the record itself. */
+  get grant(): StoreGrant {
+    return this;
+  }
 
   get id(): string {
     return this.req.id;
@@ -70,42 +113,72 @@ export class MemoryStore implements Store {
     return this.#entries.size;
   }
 
+  /** The key's state under `policy` (owned: read it, never keep it), or a fresh one. */
   #state(key: string, policy: Policy, now: Ms): KeyState {
     const e = this.#entries.get(key);
-    return e === undefined ? initialState(policy, now) : this.#current(e, policy, now);
+    if (e === undefined) return initialState(policy, now);
+    this.#current(e, policy, now);
+    return e;
   }
 
-  /** The entry's state under `policy`, rebased first if it was built under another one. */
-  #current(e: Entry, policy: Policy, now: Ms): KeyState {
-    if (e.policy !== policy) {
-      e.state = rebase(e.policy, policy, e.state, now);
-      e.policy = policy;
-    }
-    return e.state;
+  /** Brings the entry under `policy`, rebasing it if it was built under another one. */
+  #current(e: Entry, policy: Policy, now: Ms): void {
+    if (e.policy === policy) return;
+    const s = rebase(e.policy, policy, e, now);
+    e.at = s.at;
+    e.inFlight = s.inFlight;
+    e.limits = ownLimits(policy, s); // another policy's limits: new owned objects
+    e.policy = policy;
   }
 
+  /** Stores `state` (computed under `policy`, possibly from the entry's own objects) for `key`. */
   #put(key: string, policy: Policy, state: KeyState): void {
     const e = this.#entries.get(key);
-    if (e === undefined) this.#entries.set(key, { policy, state });
-    else e.state = state;
+    if (e === undefined) {
+      this.#entries.set(key, newEntry(policy, state));
+    } else if (e.policy === policy) {
+      adopt(policy, e, state);
+    } else {
+      e.at = state.at;
+      e.inFlight = state.inFlight;
+      e.limits = ownLimits(policy, state);
+      e.policy = policy;
+    }
   }
 
-  /** decideOne decides a single request with one Map lookup and no arrays: the hot path. */
-  decideOne(key: string, policy: Policy, req: StoreRequest, now: Ms): StoreDecision {
+  /** Removes the key's entry, if any, and tells a key actor that may still hold it. */
+  #drop(key: string, e: Entry | undefined = this.#entries.get(key)): void {
+    if (e === undefined) return;
+    e.live = false;
+    this.#entries.delete(key);
+  }
+
+  /**
+   * decideOne decides a single request in place: the hot path. With the key actor's `cache`, the
+   * key's entry is found there rather than looked up (it is checked to be still live).
+   */
+  decideOne(
+    key: string,
+    policy: Policy,
+    req: StoreRequest,
+    now: Ms,
+    cache?: KeyCache,
+  ): StoreDecision {
     if (this.#paused.size > 0) {
       const wait = this.#pausedFor(key, now);
       if (wait > 0) return { ok: false, retryAfterMs: wait, limit: PAUSED };
     }
-    let e = this.#entries.get(key);
-    const state = e === undefined ? initialState(policy, now) : this.#current(e, policy, now);
-    const d = decide(policy, state, req.units, now, req.slot);
-    if (!d.ok) return { ok: false, retryAfterMs: d.retryAfterMs, limit: d.limit };
-    if (e === undefined) this.#entries.set(key, (e = { policy, state: d.state }));
-    else e.state = d.state;
-    return {
-      ok: true,
-      grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot, d.grant.marks),
-    };
+    // Only this store fills the cache, and only with the entry of the cache's own key.
+    const cached = cache?.storeEntry as Entry | undefined;
+    let e = cached !== undefined && cached.live ? cached : this.#entries.get(key);
+    const known = e !== undefined;
+    if (e === undefined) e = newEntry(policy, initialState(policy, now));
+    else this.#current(e, policy, now);
+    const refused = decideInPlace(policy, e, req.units, now, req.slot);
+    if (refused !== undefined) return refused; // the state is untouched (a new entry is not kept)
+    if (!known) this.#entries.set(key, e);
+    if (cache !== undefined) cache.storeEntry = e;
+    return new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e));
   }
 
   decide(
@@ -120,22 +193,23 @@ export class MemoryStore implements Store {
       const refused: StoreDecision = { ok: false, retryAfterMs: wait, limit: PAUSED };
       return mode === 'queue' ? [refused] : batch.map(() => refused);
     }
-    let state = this.#state(key, policy, now);
+    let e = this.#entries.get(key);
+    const known = e !== undefined;
+    if (e === undefined) e = newEntry(policy, initialState(policy, now));
+    else this.#current(e, policy, now);
     const out: StoreDecision[] = [];
+    let granted = false;
     for (const req of batch) {
-      const d = decide(policy, state, req.units, now, req.slot);
-      if (d.ok) {
-        state = d.state;
-        out.push({
-          ok: true,
-          grant: new MemoryGrant(req, d.grant.at, d.grant.units, d.grant.slot, d.grant.marks),
-        });
+      const refused = decideInPlace(policy, e, req.units, now, req.slot);
+      if (refused === undefined) {
+        granted = true;
+        out.push(new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e)));
       } else {
-        out.push({ ok: false, retryAfterMs: d.retryAfterMs, limit: d.limit });
+        out.push(refused);
         if (mode === 'queue') break;
       }
     }
-    if (out.some((d) => d.ok)) this.#put(key, policy, state);
+    if (granted && !known) this.#entries.set(key, e);
     return out;
   }
 
@@ -149,21 +223,24 @@ export class MemoryStore implements Store {
   }
 
   release(key: string, policy: Policy, grant: StoreGrant, now: Ms): void {
-    if (!grant.slot || !this.#entries.has(key)) return;
-    this.#put(key, policy, release(this.#state(key, policy, now), grant));
+    if (!grant.slot) return;
+    const e = this.#entries.get(key);
+    if (e === undefined) return;
+    this.#current(e, policy, now);
+    releaseInPlace(e, grant);
   }
 
   read(key: string, policy: Policy, now: Ms): KeyReading {
     const r = read(policy, this.#state(key, policy, now), now);
     return {
-      at: Math.max(now, this.#entries.get(key)?.state.at ?? now),
+      at: Math.max(now, this.#entries.get(key)?.at ?? now),
       limits: r.limits,
       inFlight: r.inFlight,
     };
   }
 
   reset(key: string): void {
-    this.#entries.delete(key);
+    this.#drop(key);
     this.#paused.delete(key);
   }
 
@@ -186,14 +263,14 @@ export class MemoryStore implements Store {
   sweep(now: Ms): void {
     for (const [key, until] of this.#paused) if (until <= now) this.#paused.delete(key);
     for (const [key, e] of this.#entries) {
-      if (isIdle(e.policy, e.state, now)) this.#entries.delete(key);
+      if (isIdle(e.policy, e, now)) this.#drop(key, e);
     }
   }
 
   /** forget drops one key if it is back at full capacity (the runtime calls it on eviction). */
   forget(key: string, now: Ms): void {
     const e = this.#entries.get(key);
-    if (e !== undefined && isIdle(e.policy, e.state, now)) this.#entries.delete(key);
+    if (e !== undefined && isIdle(e.policy, e, now)) this.#drop(key, e);
   }
 
   /**
@@ -225,7 +302,8 @@ export class MemoryStore implements Store {
     for (const [key, e] of this.#entries) {
       // Slots are not kept: the grants holding them do not survive the restart, so nothing
       // could ever release them.
-      const s = advance(e.policy, e.state, now);
+      // A copy: the entry's objects are rewritten in place by later grants.
+      const s = plain(e.policy, advance(e.policy, e, now));
       const state: KeyState = { at: s.at, inFlight: 0, limits: s.limits };
       if (isIdle(e.policy, state, now)) continue;
       keys[key] = { policy: e.policy, state };
@@ -249,7 +327,8 @@ export class MemoryStore implements Store {
       );
     }
     for (const [key, e] of Object.entries(snapshot.keys)) {
-      this.#entries.set(key, { policy: e.policy, state: e.state });
+      this.#drop(key);
+      this.#entries.set(key, newEntry(e.policy, e.state));
     }
   }
 
