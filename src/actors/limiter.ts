@@ -506,7 +506,7 @@ export class Limiter implements GrantOwner {
 
   /** @internal GrantOwner: send to a key's actor, creating it if needed. */
   send(key: string, storeKey: string, event: KeyEvent<Grant>): void {
-    this.#core.actorFor(this, key, storeKey).send(event);
+    (this.actors.get(key) ?? this.#core.actorFor(this, key, storeKey)).send(event);
   }
 
   #waiter(
@@ -567,7 +567,8 @@ export class Limiter implements GrantOwner {
   }
 
   #dispatch(key: string, w: Waiter<Grant>): void {
-    this.#core.actorFor(this, key).send(w);
+    // The live actor straight from this limiter's index; the system creates one when there is none.
+    (this.actors.get(key) ?? this.#core.actorFor(this, key)).send(w);
   }
 }
 

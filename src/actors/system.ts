@@ -1,7 +1,7 @@
 /**
  * The limiter system: it spawns, finds and evicts key actors, owns the clock, the store and the
  * event emitter, and closes everything at once. One XState system per limiter system: key actors
- * are registered under a `systemId` and found with `system.get(id)`.
+ * are children of its root actor, found through their limiter's index of live actors by key.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -21,14 +21,14 @@ import {
 } from '../machines/keyLogic.js';
 import { memoryStore, MemoryStore, type MemorySnapshot } from '../memory/memoryStore.js';
 import { parseDuration } from '../limiter/units.js';
-import type { Duration, Ms } from '../limiter/types.js';
+import type { CostSpec, Duration, Ms, Policy } from '../limiter/types.js';
 import { TollgateEmitter } from '../observe/events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { Grant } from './grant.js';
 import { Limiter, type BreakerOptions, type LimiterOptions } from './limiter.js';
 import { BreakerRegistry } from '../breaker/registry.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
-import type { Store } from './store.js';
+import type { Store, StoreGrant } from './store.js';
 
 /** Options of {@link createLimiterSystem}. */
 export interface LimiterSystemOptions {
@@ -104,6 +104,13 @@ export class LimiterSystem implements SystemCore {
   readonly #limiters = new Map<string, LimiterEntry>();
   /** Live key actors and the limiter each belongs to, for sweeps, broadcasts and close. */
   readonly #live = new Map<KeyActorRef<Grant>, Limiter>();
+  /**
+   * Live key actors by store key, kept only for a store that reports capacity freed elsewhere
+   * (`Store.watch`, which names keys by store key); null otherwise, so the memory store's keys do
+   * not pay for an index nothing reads. (Registering actors under an XState `systemId` did the
+   * same for every store, at two Map entries and a slower actor creation per key.)
+   */
+  readonly #byStoreKey: Map<string, KeyActorRef<Grant>> | null;
   /** Actors whose facts are relayed to `events` (all of them, once anybody has listened). */
   readonly #relayed = new WeakSet<KeyActorRef<Grant>>();
   #sweepTimer: TimerHandle | null = null;
@@ -134,8 +141,9 @@ export class LimiterSystem implements SystemCore {
       for (const [actor, limiter] of this.#live) this.#relay(actor, limiter);
     };
     // Another process freed capacity of a key: its waiters here ask again now, not at the next poll.
+    this.#byStoreKey = this.#store.watch === undefined ? null : new Map();
     this.#unwatch = this.#store.watch?.((storeKey) => {
-      (this.#root.system.get(storeKey) as KeyActorRef<Grant> | undefined)?.send({ type: 'wake' });
+      this.#byStoreKey?.get(storeKey)?.send({ type: 'wake' });
     });
   }
 
@@ -179,18 +187,13 @@ export class LimiterSystem implements SystemCore {
         `tollgate: limiter ${JSON.stringify(name)} exists with another policy; use setLimits to change it`,
       );
     }
-    const rt: KeyRuntime<Grant> = {
-      limiter: name,
-      store: this.#store,
-      clock: this.clock,
-      policy: limiter.policy,
-      maxQueue: limiter.maxQueue,
-      leaseMs: limiter.leaseMs,
-      pollMs: this.#pollMs,
-      observed: this.events.observed,
-      makeGrant: (key, storeKey, record, cost, policy) =>
-        new Grant(limiter, key, storeKey, record, cost, policy),
-    };
+    const rt = new LimiterRuntime(
+      limiter,
+      this.#store,
+      this.clock,
+      this.#pollMs,
+      this.events.observed,
+    );
     this.#limiters.set(name, { limiter, rt });
     return limiter;
   }
@@ -206,10 +209,9 @@ export class LimiterSystem implements SystemCore {
   }
 
   /**
-   * @internal get-or-create, synchronous, so two callers can never create one key twice. Actors
-   * are registered in the XState system under `storeKey`; each limiter also indexes its live
-   * actors by the caller's key string, which spares the hot path building and hashing a new
-   * string per call.
+   * @internal get-or-create, synchronous, so two callers can never create one key twice. Each
+   * limiter indexes its live actors by the caller's key string, which spares the hot path building
+   * and hashing a new string per call.
    */
   actorFor(limiter: Limiter, key: string, storeKey?: string): KeyActorRef<Grant> {
     const existing = limiter.actors.get(key);
@@ -217,17 +219,18 @@ export class LimiterSystem implements SystemCore {
     this.checkOpen('acquire');
     const entry = this.#limiters.get(limiter.name)!;
     storeKey ??= this.storeKey(limiter.name, key);
+    // No `clock`: children use their system's, which is the root's (this.clock). Every option
+    // costs: XState spreads them into a new object per actor.
     const actor = createActor(keyLogic as unknown as KeyLogic<Grant>, {
       parent: this.#root,
-      systemId: storeKey,
       input: { rt: entry.rt, key, storeKey },
-      clock: this.clock,
     });
     // Facts are relayed to `events` only once somebody observes (see #relayAll).
     if (this.events.observed.value) this.#relay(actor, limiter);
     actor.start();
     limiter.actors.set(key, actor);
     this.#live.set(actor, limiter);
+    this.#byStoreKey?.set(storeKey, actor);
     this.#scheduleSweep();
     return actor;
   }
@@ -292,6 +295,7 @@ export class LimiterSystem implements SystemCore {
       this.#root.send({ type: 'stopChild', child: actor });
     }
     this.#live.clear();
+    this.#byStoreKey?.clear();
     for (const entry of this.#limiters.values()) entry.limiter.actors.clear();
     this.breakers.stopAll();
     this.#root.stop();
@@ -328,11 +332,48 @@ export class LimiterSystem implements SystemCore {
       this.#root.send({ type: 'stopChild', child: actor });
       this.#live.delete(actor);
       limiter.actors.delete(ctx.key);
+      this.#byStoreKey?.delete(ctx.storeKey);
       this.#store.forget?.(ctx.storeKey, now);
       if (this.events.observed.value)
         this.events.emit('evicted', { limiter: limiter.name, key: ctx.key, at: now });
     }
     this.#store.sweep?.(now);
+  }
+}
+
+/**
+ * The {@link KeyRuntime} of one limiter's keys. A class rather than an object literal with a
+ * closure, so that `makeGrant` is one function for every limiter of every system: the key logic's
+ * call to it then stays monomorphic (a closure per limiter made it polymorphic, and slower, as soon
+ * as a second limiter or system existed).
+ */
+class LimiterRuntime implements KeyRuntime<Grant> {
+  readonly limiter: string;
+  policy: Policy;
+  readonly maxQueue: number;
+  readonly leaseMs: Ms | null;
+
+  constructor(
+    readonly owner: Limiter,
+    readonly store: Store,
+    readonly clock: Clock,
+    readonly pollMs: Ms,
+    readonly observed: { value: boolean },
+  ) {
+    this.limiter = owner.name;
+    this.policy = owner.policy;
+    this.maxQueue = owner.maxQueue;
+    this.leaseMs = owner.leaseMs;
+  }
+
+  makeGrant(
+    key: string,
+    storeKey: string,
+    record: StoreGrant,
+    cost: CostSpec | undefined,
+    policy: Policy,
+  ): Grant {
+    return new Grant(this.owner, key, storeKey, record, cost, policy);
   }
 }
 
