@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { actorsSuite } from './actors.js';
 import { memorySuite } from './memory.js';
 import { redisSuite } from './redis.js';
 import {
@@ -25,7 +26,7 @@ import {
   type Target,
 } from './report.js';
 
-const SUITES: readonly Suite[] = [memorySuite, redisSuite];
+const SUITES: readonly Suite[] = [memorySuite, actorsSuite, redisSuite];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');

@@ -42,6 +42,8 @@ describe('npm run bench -- --quick', () => {
         '### Throughput (awaited grants per second)',
         '### Grant latency',
         '### Heap per key',
+        '## Mailbox hop by live actors',
+        '| live keys',
         '## Redis',
         '### Batch-Lua ceiling',
         '### Where the time goes',
