@@ -147,6 +147,20 @@ describe('redis store through the runtime', () => {
     await b.close();
   });
 
+  it('keeps a key whose limit name is longer than 65,535 bytes', async () => {
+    // Names are packed behind their length: a 2-byte length truncated this one, and the next
+    // call on the key failed (marking the whole store down).
+    const { sys, close } = system({ prefix: fresh() });
+    const name = 'n'.repeat(70_000);
+    const api = sys.limiter('api', { limits: [{ limit: 3, interval: '1m', name }] });
+    await api.acquire('k');
+    await api.acquire('k');
+    const s = await api.stats('k');
+    expect(s.limits[0]!.name).toBe(name);
+    expect(s.limits[0]!.remaining).toBe(1);
+    await close();
+  });
+
   it('a pause kept in the key state survives writes of that state, and a key with state', async () => {
     // The pause lives in the state string's header: a settle during the pause rewrites the
     // state and must carry it; a pause on a key that has state must keep that state.

@@ -12,7 +12,8 @@
 --                   a header of three doubles: the latest instant the key was advanced to (time
 --                   never goes back), the instant the string expires (renewed, with slack, only
 --                   when too soon), the instant a pause ends (0: none); then per limit its name
---                   and its state (see pack_limit), each behind its length.
+--                   and its state (see pack_limit), each behind its length (8 bytes: limit
+--                   names have no length limit).
 --   kc (KEYS[2])  zset:  concurrency slots held: member = grant id, score = instant the lease ends
 --                   (LEASE_NONE for a slot without a lease TTL)
 -- One string read and written whole is the cheapest layout measured here: a hash costs more per
@@ -333,7 +334,7 @@ local function load(policy, now, ks)
     local size = #v
     while pos <= size do
       local name, payload
-      name, payload, pos = struct.unpack('<Hc0Lc0', v, pos)
+      name, payload, pos = struct.unpack('<Lc0Lc0', v, pos)
       local j = index[name]
       if j ~= nil then
         values[j] = payload
@@ -397,7 +398,7 @@ local function save(policy, st, now, ks, kc, slots_added)
     local l = policy.limits[k]
     local s = st.limits[k]
     local p = pack_limit(l, s)
-    parts[k + 1] = struct.pack('<Hc0Lc0', #l.name, l.name, #p, p)
+    parts[k + 1] = struct.pack('<Lc0Lc0', #l.name, l.name, #p, p)
     local _, reset = read_one(l, s, st.at)
     if reset > ttl then
       ttl = reset

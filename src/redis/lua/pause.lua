@@ -5,7 +5,8 @@
 local now = clock(ARGV[1])
 local until_ms = now + tonumber(ARGV[2])
 local v = redis.call('GET', KEYS[1])
-local at, expires, current, rest = now, nil, 0, ''
+-- A key without state gets instant 0 (never advanced): a pause does not move a key's time.
+local at, expires, current, rest = 0, nil, 0, ''
 if v then
   local pos
   at, expires, current, pos = struct.unpack('<ddd', v)
