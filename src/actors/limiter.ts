@@ -143,7 +143,7 @@ export class Limiter implements GrantOwner {
   #policy: Policy;
   #defaultUnits: Units;
   readonly #core: SystemCore;
-  /** @internal live key actors by key (the XState system registers them by store key). */
+  /** @internal live key actors by key (the system creates them; see LimiterSystem.actorFor). */
   readonly actors = new Map<string, KeyActorRef<Grant>>();
   /** @internal */
   readonly maxQueue: number;

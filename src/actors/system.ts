@@ -133,8 +133,8 @@ export class LimiterSystem implements SystemCore {
     }
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? memoryStore(options.snapshot?.store);
-    // The root actor anchors the XState system key actors register in, and stops them (XState lets
-    // only a parent stop a child).
+    // The root actor anchors the XState system; key actors are its children, and it stops them
+    // (XState lets only a parent stop a child).
     this.#root = createActor(rootLogic, { clock: this.clock });
     this.#root.start();
     this.events.onObserved = () => {

@@ -7,7 +7,9 @@
  * than replacing it with a new object graph per grant: with many keys those replaced states lived
  * just long enough to be promoted by the garbage collector. Less frequent operations (settle,
  * cancel, a policy change) compute with the pure functions and copy the result back (`adopt`).
- * No owned object ever leaves the store: snapshots are copies (`plain`).
+ * Owned objects are not handed to callers: snapshots and reads are copies (`plain`). The one place
+ * an owned entry leaves the store is the key actor's `KeyCache` slot, which the runtime keeps for
+ * the store and never reads.
  */
 import {
   PAUSED,

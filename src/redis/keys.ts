@@ -12,7 +12,7 @@ import { InvalidArgumentError } from '../errors.js';
 
 /** The names of one tollgate key's Redis keys. */
 export interface RedisKeyNames {
-  /** The hash of limit states (with the instant a pause ends, while the key is paused). */
+  /** The packed state string: the limits' states and the instant a pause ends (see lua/common.lua). */
   readonly state: string;
   /** The sorted set of concurrency slots (grant id → lease end). */
   readonly slots: string;

@@ -67,8 +67,6 @@ interface RedisGrant extends StoreGrant {
   readonly origin?: Origin;
 }
 
-/** A decision of decide.lua: granted at `at` with one mark per limit, or refused. */
-
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 type ScriptClient = Record<ScriptName, ScriptFn>;
 
@@ -218,9 +216,10 @@ export class RedisStore implements Store {
 
   /**
    * decide queues the request for the next script call: the decisions that the keys of one
-   * cluster slot (every key, on a single Redis) ask for in one turn of work (the code running now
-   * and the promise callbacks it queues) go to Redis in one call of `decide.lua`, up to
-   * {@link MAX_KEYS_PER_CALL} keys each. A key has at most one decide in
+   * cluster slot (every key, on a single Redis) ask for before the store's flush runs (a
+   * microtask queued by the first of them: the code running now, and promise callbacks queued
+   * ahead of the flush) go to Redis in one call of `decide.lua`, up to {@link MAX_KEYS_PER_CALL}
+   * keys each. A key has at most one decide in
    * flight (its actor waits for the answer), so a call never holds one key twice.
    */
   decide(
@@ -516,7 +515,6 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-/** The store's decisions from one key's script replies. */
 /**
  * readDecisions answers `e` from the flat reply of `decide.lua` (see its header), starting at
  * index `at`, and returns the index after this key's part.

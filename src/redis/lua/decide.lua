@@ -1,7 +1,7 @@
 -- decide.lua: decide the queued requests of one or more keys (all in one cluster slot), each
 -- request all-or-nothing over every limit of its key and a concurrency slot
--- (src/limiter/decide.ts). Deciding many keys per run is what lets the store send one call per
--- tick instead of one per key.
+-- (src/limiter/decide.ts). Deciding many keys per run is what lets the store send one call for
+-- the requests of many keys instead of one per key.
 --
 -- KEYS: per key, in the order of the groups, its state and (only when its requests carry slot
 -- fields, see the mode) its slot set; see common.lua.
