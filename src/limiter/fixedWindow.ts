@@ -12,28 +12,38 @@
  * takes a window above `limit` is debt and carries into the following windows.
  */
 import type { LimitAlgorithm } from './algorithm.js';
-import type { FixedWindowState } from './types.js';
+import type { FixedWindowState, Limit, Ms } from './types.js';
 
 /** fixedWindow is the aligned fixed-window {@link LimitAlgorithm}. */
+/**
+ * How many whole windows have closed between the window starting at `start` and `now`: the
+ * arithmetic of `advance` on plain numbers, shared with the in-place decision (inPlace.ts).
+ */
+export function windowsPassed(limit: Limit, start: Ms, now: Ms): number {
+  const elapsed = now - start;
+  return elapsed < limit.intervalMs ? 0 : Math.floor(elapsed / limit.intervalMs);
+}
+
+/** Ms until `units` fit the window starting at `start` holding `used`: `waitMs` on plain numbers. */
+export function waitForWindow(limit: Limit, start: Ms, used: number, units: number, now: Ms): Ms {
+  const over = used + units - limit.limit;
+  if (over <= 0) return 0;
+  return start + Math.ceil(over / limit.limit) * limit.intervalMs - now;
+}
+
 export const fixedWindow: LimitAlgorithm<FixedWindowState> = {
   init: (limit, now) => ({ start: now - (now % limit.intervalMs), used: 0 }),
 
   advance(limit, s, _from, now) {
-    const elapsed = now - s.start;
-    if (elapsed < limit.intervalMs) return s;
-    const windows = Math.floor(elapsed / limit.intervalMs);
+    const windows = windowsPassed(limit, s.start, now);
+    if (windows === 0) return s;
     return {
       start: s.start + windows * limit.intervalMs,
       used: Math.max(0, s.used - windows * limit.limit),
     };
   },
 
-  waitMs(limit, s, units, now) {
-    const over = s.used + units - limit.limit;
-    if (over <= 0) return 0;
-    const windows = Math.ceil(over / limit.limit);
-    return s.start + windows * limit.intervalMs - now;
-  },
+  waitMs: (limit, s, units, now) => waitForWindow(limit, s.start, s.used, units, now),
 
   book: (_limit, s, units) => (units === 0 ? s : { start: s.start, used: s.used + units }),
 

@@ -14,6 +14,9 @@
  * handed out. Build one with {@link ownLimits}, give out copies with {@link plain}.
  */
 import { CONCURRENCY } from './decide.js';
+import { waitForWindow, windowsPassed } from './fixedWindow.js';
+import { firstLive, waitForLog } from './slidingWindow.js';
+import { drainedUsed, waitForUsed } from './tokenBucket.js';
 import type {
   FixedWindowState,
   GrantRecord,
@@ -87,10 +90,9 @@ export function ownLimits(policy: Policy, state: KeyState): OwnedLimitState[] {
 function ownLimit(limit: Limit, s: LimitState): OwnedLimitState {
   switch (limit.algorithm) {
     case 'token-bucket': {
-      const tb = s as TokenBucketState;
-      return tb.used === 0
-        ? { used: 0, refunded: 0, emptiedAt: -Infinity }
-        : { used: tb.used, refunded: tb.refunded ?? 0, emptiedAt: tb.emptiedAt ?? -Infinity };
+      const owned: OwnedTokenBucket = { used: 0, refunded: 0, emptiedAt: -Infinity };
+      writeTokenBucket(owned, s as TokenBucketState);
+      return owned;
     }
     case 'sliding-window': {
       const sw = s as SlidingWindowState;
@@ -101,6 +103,14 @@ function ownLimit(limit: Limit, s: LimitState): OwnedLimitState {
       return { start: fw.start, used: fw.used };
     }
   }
+}
+
+/** Writes a pure bucket state into an owned one (an empty bucket has no counters or cutoff). */
+function writeTokenBucket(owned: OwnedTokenBucket, from: TokenBucketState): void {
+  const empty = from.used === 0;
+  owned.used = from.used;
+  owned.refunded = empty ? 0 : (from.refunded ?? 0);
+  owned.emptiedAt = empty ? -Infinity : (from.emptiedAt ?? -Infinity);
 }
 
 /**
@@ -114,14 +124,9 @@ export function adopt(policy: Policy, owned: OwnedKeyState, from: KeyState): voi
     const f = from.limits[i]!;
     if (o === f) continue;
     switch (limits[i]!.algorithm) {
-      case 'token-bucket': {
-        const tb = f as TokenBucketState;
-        const ot = o as OwnedTokenBucket;
-        ot.used = tb.used;
-        ot.refunded = tb.used === 0 ? 0 : (tb.refunded ?? 0);
-        ot.emptiedAt = tb.used === 0 ? -Infinity : (tb.emptiedAt ?? -Infinity);
+      case 'token-bucket':
+        writeTokenBucket(o as OwnedTokenBucket, f as TokenBucketState);
         break;
-      }
       case 'sliding-window': {
         const sw = f as SlidingWindowState;
         const os = o as OwnedSlidingWindow;
@@ -269,28 +274,17 @@ export function releaseInPlace(state: OwnedKeyState, grant: GrantRecord): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per algorithm: the same arithmetic as tokenBucket.ts, slidingWindow.ts and fixedWindow.ts
-// (`advance` from `from` to `t`, then `waitMs` or `book`), on owned states. `from` = `t` means no
-// advance.
-
-/** The bucket's `used` once advanced from `from` to `t`. */
-function tokenBucketUsed(limit: Limit, s: OwnedTokenBucket, from: Ms, t: Ms): number {
-  if (s.used === 0 || t <= from) return s.used;
-  const drained = limit.limit * (t - from);
-  return drained >= s.used ? 0 : s.used - drained;
-}
+// Per algorithm: `advance` from `from` to `t`, then `waitMs` or `book`, on owned states. The
+// arithmetic is the algorithms' own (tokenBucket.ts, slidingWindow.ts and fixedWindow.ts export it
+// on plain numbers); only the writing into owned objects is here. `from` = `t` means no advance.
 
 function tokenBucketWait(limit: Limit, s: OwnedTokenBucket, units: number, from: Ms, t: Ms): Ms {
-  const over =
-    tokenBucketUsed(limit, s, from, t) +
-    units * limit.intervalMs -
-    limit.capacity * limit.intervalMs;
-  return over <= 0 ? 0 : Math.ceil(over / limit.limit);
+  return waitForUsed(limit, drainedUsed(limit, s.used, from, t), units);
 }
 
 /** Advances and books. */
 function tokenBucketBook(limit: Limit, s: OwnedTokenBucket, units: number, from: Ms, t: Ms): void {
-  const used = tokenBucketUsed(limit, s, from, t);
+  const used = drainedUsed(limit, s.used, from, t);
   if (used === 0) {
     // Empty (or drained empty): as the pure empty bucket, counters and cutoff gone.
     s.refunded = 0;
@@ -307,10 +301,7 @@ function tokenBucketBook(limit: Limit, s: OwnedTokenBucket, units: number, from:
 
 /** The index of the first entry of the log still inside the window at `t` (advanced from `from`). */
 function slidingWindowFirst(limit: Limit, log: readonly number[], from: Ms, t: Ms): number {
-  if (t <= from) return 0;
-  let i = 0;
-  while (i < log.length && log[i]! + limit.intervalMs <= t) i += 2;
-  return i;
+  return t <= from ? 0 : firstLive(limit, log, t);
 }
 
 function slidingWindowWait(
@@ -325,14 +316,7 @@ function slidingWindowWait(
   let used = s.used;
   for (let i = 0; i < first; i += 2) used -= log[i + 1]!;
   if (first > 0 && first === log.length) used = 0; // as the pure empty window
-  let over = used + units - limit.limit;
-  if (over <= 0) return 0;
-  for (let i = first; i < log.length; i += 2) {
-    over -= log[i + 1]!;
-    if (over <= 0) return log[i]! + limit.intervalMs - t;
-  }
-  // Unreachable while units ≤ limit: once every entry expires, `used` is 0.
-  return limit.intervalMs;
+  return waitForLog(limit, used, log, first, units, t);
 }
 
 function slidingWindowBook(
@@ -362,23 +346,16 @@ function slidingWindowBook(
   s.used += units;
 }
 
-/**
- * How many whole windows advancing from `from` to `t` moves the state on (0 when `t` is not past
- * `from`); the callers derive the window start and `used` from it, without allocating.
- */
+/** How many whole windows advancing from `from` to `t` moves the state on (0 when `t` is not past `from`). */
 function fixedWindowAt(limit: Limit, s: OwnedFixedWindow, from: Ms, t: Ms): number {
-  if (t <= from) return 0;
-  const elapsed = t - s.start;
-  return elapsed < limit.intervalMs ? 0 : Math.floor(elapsed / limit.intervalMs);
+  return t <= from ? 0 : windowsPassed(limit, s.start, t);
 }
 
 function fixedWindowWait(limit: Limit, s: OwnedFixedWindow, units: number, from: Ms, t: Ms): Ms {
   const windows = fixedWindowAt(limit, s, from, t);
-  const start = windows === 0 ? s.start : s.start + windows * limit.intervalMs;
-  const used = windows === 0 ? s.used : Math.max(0, s.used - windows * limit.limit);
-  const over = used + units - limit.limit;
-  if (over <= 0) return 0;
-  return start + Math.ceil(over / limit.limit) * limit.intervalMs - t;
+  if (windows === 0) return waitForWindow(limit, s.start, s.used, units, t);
+  const start = s.start + windows * limit.intervalMs;
+  return waitForWindow(limit, start, Math.max(0, s.used - windows * limit.limit), units, t);
 }
 
 function fixedWindowBook(limit: Limit, s: OwnedFixedWindow, units: number, from: Ms, t: Ms): void {

@@ -12,12 +12,44 @@
  * pair of numbers per distinct booking millisecond within the last interval.
  */
 import type { LimitAlgorithm } from './algorithm.js';
-import type { SlidingWindowState } from './types.js';
+import type { Limit, Ms, SlidingWindowState } from './types.js';
 
 const EMPTY: SlidingWindowState = Object.freeze({
   used: 0,
   log: Object.freeze([]) as readonly number[],
 });
+
+/**
+ * The index of the first entry of `log` still inside the window at `now` (entries are sorted by
+ * time): the arithmetic of `advance`, shared with the in-place decision (inPlace.ts).
+ */
+export function firstLive(limit: Limit, log: readonly number[], now: Ms): number {
+  let i = 0;
+  while (i < log.length && log[i]! + limit.intervalMs <= now) i += 2;
+  return i;
+}
+
+/**
+ * Ms until `units` fit a window holding `used`, of which the entries of `log` from index `first`
+ * on are live: `waitMs` without advancing first.
+ */
+export function waitForLog(
+  limit: Limit,
+  used: number,
+  log: readonly number[],
+  first: number,
+  units: number,
+  now: Ms,
+): Ms {
+  let over = used + units - limit.limit;
+  if (over <= 0) return 0;
+  for (let i = first; i < log.length; i += 2) {
+    over -= log[i + 1]!;
+    if (over <= 0) return log[i]! + limit.intervalMs - now;
+  }
+  // Unreachable while units ≤ limit: once every entry expires, `used` is 0.
+  return limit.intervalMs;
+}
 
 /** slidingWindow is the exact sliding-window-log {@link LimitAlgorithm}. */
 export const slidingWindow: LimitAlgorithm<SlidingWindowState> = {
@@ -25,29 +57,15 @@ export const slidingWindow: LimitAlgorithm<SlidingWindowState> = {
 
   advance(limit, s, _from, now) {
     const { log } = s;
-    // Entries are sorted by time: find the first one still inside the window.
-    let i = 0;
-    let freed = 0;
-    while (i < log.length && log[i]! + limit.intervalMs <= now) {
-      freed += log[i + 1]!;
-      i += 2;
-    }
+    const i = firstLive(limit, log, now);
     if (i === 0) return s;
     if (i === log.length) return EMPTY;
+    let freed = 0;
+    for (let k = 0; k < i; k += 2) freed += log[k + 1]!;
     return { used: s.used - freed, log: log.slice(i) };
   },
 
-  waitMs(limit, s, units, now) {
-    let over = s.used + units - limit.limit;
-    if (over <= 0) return 0;
-    const { log } = s;
-    for (let i = 0; i < log.length; i += 2) {
-      over -= log[i + 1]!;
-      if (over <= 0) return log[i]! + limit.intervalMs - now;
-    }
-    // Unreachable while units ≤ limit: once every entry expires, `used` is 0.
-    return limit.intervalMs;
-  },
+  waitMs: (limit, s, units, now) => waitForLog(limit, s.used, s.log, 0, units, now),
 
   book(_limit, s, units, now) {
     if (units === 0) return s;

@@ -42,19 +42,32 @@ function filled(used: number, refunded: number, emptiedAt: Ms | undefined): Toke
 }
 
 /** tokenBucket is the token-bucket {@link LimitAlgorithm}. */
+/**
+ * The bucket's `used` drained from `from` to `now` (0 once empty): the arithmetic of `advance` on
+ * plain numbers, shared with the in-place decision (inPlace.ts).
+ */
+export function drainedUsed(limit: Limit, used: number, from: Ms, now: Ms): number {
+  if (used === 0 || now <= from) return used;
+  const drained = limit.limit * (now - from);
+  return drained >= used ? 0 : used - drained;
+}
+
+/** Ms until `units` fit a bucket holding `used` (scaled): `waitMs` on plain numbers. */
+export function waitForUsed(limit: Limit, used: number, units: number): Ms {
+  const over = used + units * limit.intervalMs - limit.capacity * limit.intervalMs;
+  return over <= 0 ? 0 : Math.ceil(over / limit.limit);
+}
+
 export const tokenBucket: LimitAlgorithm<TokenBucketState> = {
   init: () => EMPTY,
 
   advance(limit, s, from, now) {
     if (s.used === 0 || now <= from) return s;
-    const drained = limit.limit * (now - from);
-    return drained >= s.used ? EMPTY : filled(s.used - drained, s.refunded ?? 0, s.emptiedAt);
+    const used = drainedUsed(limit, s.used, from, now);
+    return used === 0 ? EMPTY : filled(used, s.refunded ?? 0, s.emptiedAt);
   },
 
-  waitMs(limit, s, units) {
-    const over = s.used + units * limit.intervalMs - limit.capacity * limit.intervalMs;
-    return over <= 0 ? 0 : Math.ceil(over / limit.limit);
-  },
+  waitMs: (limit, s, units) => waitForUsed(limit, s.used, units),
 
   book(limit, s, units, now) {
     if (units === 0) return s;
