@@ -80,12 +80,14 @@ interface Entry {
   readonly amounts: readonly number[];
 }
 
-function minCapacity(policy: Policy, dimension: string): number | undefined {
+/** The smallest capacity among the limits counting `dimension`, if any. */
+export function minCapacity(policy: Policy, dimension: string): number | undefined {
   const caps = policy.limits.filter((l) => l.dimension === dimension).map((l) => l.capacity);
   return caps.length === 0 ? undefined : Math.min(...caps);
 }
 
-function acquireCost(policy: Policy, requests: number, tokensPct: number): CostSpec {
+/** A cost that fits the policy's capacities. */
+export function acquireCost(policy: Policy, requests: number, tokensPct: number): CostSpec {
   const rc = minCapacity(policy, 'requests');
   const tc = minCapacity(policy, 'tokens');
   const cost: Record<string, number> = {
@@ -95,7 +97,8 @@ function acquireCost(policy: Policy, requests: number, tokensPct: number): CostS
   return cost;
 }
 
-function settleCost(policy: Policy, requestsPct: number, tokensPct: number): CostSpec {
+/** A settle of up to twice the capacities (extra charges included). */
+export function settleCost(policy: Policy, requestsPct: number, tokensPct: number): CostSpec {
   const rc = minCapacity(policy, 'requests') ?? 1;
   const tc = minCapacity(policy, 'tokens');
   const cost: Record<string, number> = { requests: Math.floor((rc * requestsPct) / 100) };

@@ -34,7 +34,6 @@ import {
 } from '../../src/limiter/inPlace.js';
 import type {
   AlgorithmName,
-  CostSpec,
   GrantRecord,
   KeyState,
   Policy,
@@ -42,32 +41,8 @@ import type {
 } from '../../src/limiter/index.js';
 import type { KeyCache, StoreDecision, StoreGrant } from '../../src/actors/store.js';
 import { MemoryStore } from '../../src/memory/memoryStore.js';
+import { acquireCost, settleCost } from './harness.js';
 import { RUNS, scheduleArb, type Op } from './schedule.js';
-
-function minCapacity(policy: Policy, dimension: string): number | undefined {
-  const caps = policy.limits.filter((l) => l.dimension === dimension).map((l) => l.capacity);
-  return caps.length === 0 ? undefined : Math.min(...caps);
-}
-
-/** A cost that fits the policy's capacities (as the core properties build it). */
-function acquireCost(policy: Policy, requests: number, tokensPct: number): CostSpec {
-  const rc = minCapacity(policy, 'requests');
-  const tc = minCapacity(policy, 'tokens');
-  const cost: Record<string, number> = {
-    requests: rc === undefined ? requests : Math.min(requests, rc),
-  };
-  if (tc !== undefined) cost.tokens = Math.floor((tc * tokensPct) / 100);
-  return cost;
-}
-
-/** A settle of up to twice the capacities (extra charges included). */
-function settleCost(policy: Policy, requestsPct: number, tokensPct: number): CostSpec {
-  const rc = minCapacity(policy, 'requests') ?? 1;
-  const tc = minCapacity(policy, 'tokens');
-  const cost: Record<string, number> = { requests: Math.floor((rc * requestsPct) / 100) };
-  if (tc !== undefined) cost.tokens = Math.floor((tc * tokensPct) / 100);
-  return cost;
-}
 
 interface Held {
   grant: GrantRecord;
