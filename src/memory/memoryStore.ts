@@ -45,21 +45,30 @@ import type { KeyState, Ms, Policy, Units } from '../limiter/types.js';
 interface Entry extends OwnedKeyState {
   policy: Policy;
   /**
-   * False once the entry left the map (reset, swept, forgotten, replaced by a restore): a key
-   * actor's {@link KeyCache} may still point at it, and must then look the key up again.
+   * Whether the entry is in the map: false until it is kept (a key's first request may be
+   * refused), and again once it left (reset, swept, forgotten, replaced by a restore). A key
+   * actor's {@link KeyCache} may still point at a left entry, and must then look the key up again.
    */
   live: boolean;
 }
 
-/** A new entry holding (a copy of) `state`, a state under `policy`. */
+/** A new entry holding (a copy of) `state`, a state under `policy`; not in the map yet. */
 function newEntry(policy: Policy, state: KeyState): Entry {
   return {
     policy,
     at: state.at,
     inFlight: state.inFlight,
     limits: ownLimits(policy, state),
-    live: true,
+    live: false,
   };
+}
+
+/** Makes the entry hold (a copy of) `state`, a state under `policy`, another policy than its own. */
+function reown(e: Entry, policy: Policy, state: KeyState): void {
+  e.at = state.at;
+  e.inFlight = state.inFlight;
+  e.limits = ownLimits(policy, state); // another policy's limits: new owned objects
+  e.policy = policy;
 }
 
 /**
@@ -125,27 +134,32 @@ export class MemoryStore implements Store {
 
   /** Brings the entry under `policy`, rebasing it if it was built under another one. */
   #current(e: Entry, policy: Policy, now: Ms): void {
-    if (e.policy === policy) return;
-    const s = rebase(e.policy, policy, e, now);
-    e.at = s.at;
-    e.inFlight = s.inFlight;
-    e.limits = ownLimits(policy, s); // another policy's limits: new owned objects
-    e.policy = policy;
+    if (e.policy !== policy) reown(e, policy, rebase(e.policy, policy, e, now));
+  }
+
+  /**
+   * The entry to decide `key` on: the cached one while it is still in the map, else the map's
+   * (brought under `policy`), else a new one that {@link #keep} puts in the map once it booked.
+   */
+  #entryFor(key: string, policy: Policy, now: Ms, cached?: Entry): Entry {
+    const e = cached !== undefined && cached.live ? cached : this.#entries.get(key);
+    if (e === undefined) return newEntry(policy, initialState(policy, now));
+    this.#current(e, policy, now);
+    return e;
+  }
+
+  #keep(key: string, e: Entry): void {
+    if (e.live) return;
+    e.live = true;
+    this.#entries.set(key, e);
   }
 
   /** Stores `state` (computed under `policy`, possibly from the entry's own objects) for `key`. */
   #put(key: string, policy: Policy, state: KeyState): void {
     const e = this.#entries.get(key);
-    if (e === undefined) {
-      this.#entries.set(key, newEntry(policy, state));
-    } else if (e.policy === policy) {
-      adopt(policy, e, state);
-    } else {
-      e.at = state.at;
-      e.inFlight = state.inFlight;
-      e.limits = ownLimits(policy, state);
-      e.policy = policy;
-    }
+    if (e === undefined) this.#keep(key, newEntry(policy, state));
+    else if (e.policy === policy) adopt(policy, e, state);
+    else reown(e, policy, state);
   }
 
   /** Removes the key's entry, if any, and tells a key actor that may still hold it. */
@@ -171,14 +185,10 @@ export class MemoryStore implements Store {
       if (wait > 0) return { ok: false, retryAfterMs: wait, limit: PAUSED };
     }
     // Only this store fills the cache, and only with the entry of the cache's own key.
-    const cached = cache?.storeEntry as Entry | undefined;
-    let e = cached !== undefined && cached.live ? cached : this.#entries.get(key);
-    const known = e !== undefined;
-    if (e === undefined) e = newEntry(policy, initialState(policy, now));
-    else this.#current(e, policy, now);
+    const e = this.#entryFor(key, policy, now, cache?.storeEntry as Entry | undefined);
     const refused = decideInPlace(policy, e, req.units, now, req.slot);
     if (refused !== undefined) return refused; // the state is untouched (a new entry is not kept)
-    if (!known) this.#entries.set(key, e);
+    this.#keep(key, e);
     if (cache !== undefined) cache.storeEntry = e;
     return new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e));
   }
@@ -195,23 +205,18 @@ export class MemoryStore implements Store {
       const refused: StoreDecision = { ok: false, retryAfterMs: wait, limit: PAUSED };
       return mode === 'queue' ? [refused] : batch.map(() => refused);
     }
-    let e = this.#entries.get(key);
-    const known = e !== undefined;
-    if (e === undefined) e = newEntry(policy, initialState(policy, now));
-    else this.#current(e, policy, now);
+    const e = this.#entryFor(key, policy, now);
     const out: StoreDecision[] = [];
-    let granted = false;
     for (const req of batch) {
       const refused = decideInPlace(policy, e, req.units, now, req.slot);
       if (refused === undefined) {
-        granted = true;
+        this.#keep(key, e);
         out.push(new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e)));
       } else {
         out.push(refused);
         if (mode === 'queue') break;
       }
     }
-    if (granted && !known) this.#entries.set(key, e);
     return out;
   }
 
@@ -330,7 +335,7 @@ export class MemoryStore implements Store {
     }
     for (const [key, e] of Object.entries(snapshot.keys)) {
       this.#drop(key);
-      this.#entries.set(key, newEntry(e.policy, e.state));
+      this.#keep(key, newEntry(e.policy, e.state));
     }
   }
 
