@@ -250,7 +250,6 @@ export class LimiterSystem implements SystemCore {
 
   /** @internal `limiter` has a new policy: its keys take it through their mailboxes. */
   policyChanged(limiter: Limiter): void {
-    this.#limiters.get(limiter.name)!.rt.policy = limiter.policy;
     for (const actor of limiter.actors.values()) actor.send({ type: 'policy' });
   }
 
@@ -349,7 +348,6 @@ export class LimiterSystem implements SystemCore {
  */
 class LimiterRuntime implements KeyRuntime<Grant> {
   readonly limiter: string;
-  policy: Policy;
   readonly maxQueue: number;
   readonly leaseMs: Ms | null;
 
@@ -361,9 +359,13 @@ class LimiterRuntime implements KeyRuntime<Grant> {
     readonly observed: { value: boolean },
   ) {
     this.limiter = owner.name;
-    this.policy = owner.policy;
     this.maxQueue = owner.maxQueue;
     this.leaseMs = owner.leaseMs;
+  }
+
+  /** The limiter's policy in force (setLimits replaces it, then tells the key actors). */
+  get policy(): Policy {
+    return this.owner.policy;
   }
 
   makeGrant(

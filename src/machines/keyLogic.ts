@@ -85,7 +85,8 @@ export interface KeyRuntime<G extends GrantHandle = GrantHandle> {
   readonly limiter: string;
   readonly store: Store;
   readonly clock: Clock;
-  policy: Policy;
+  /** The policy in force; it changes before the key actors get their `policy` message. */
+  readonly policy: Policy;
   /** The most waiters a key queues; more are refused with QueueFullError. */
   readonly maxQueue: number;
   /** Ms a concurrency slot is held at most before it is given back, or null. */
