@@ -36,7 +36,8 @@ export function hashTag(key: string): string {
 /** keyNames gives the Redis key names of `key` under `prefix`. */
 export function keyNames(prefix: string, key: string): RedisKeyNames {
   const base = prefix + hashTag(key);
-  return { state: base + ':v', slots: base + ':c' };
+  // ':v2': the state's layout (lua/common.lua); a build with another layout uses another name.
+  return { state: base + ':v2', slots: base + ':c' };
 }
 
 /** The pub/sub channel on which freed capacity is announced. */

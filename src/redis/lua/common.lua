@@ -11,13 +11,14 @@
 --   ks (KEYS[1])  string: the state, packed with Redis' `struct` library (little-endian):
 --                   a header of three doubles: the latest instant the key was advanced to (time
 --                   never goes back), the instant the string expires (renewed, with slack, only
---                   when too soon), the instant a pause ends (0: none); then per limit its name
---                   and its state (see pack_limit), each behind its length (8 bytes: limit
---                   names have no length limit).
+--                   when too soon), the instant a pause ends (0: none); then one record per
+--                   limit: its algorithm, its name and its state (see pack_record). The name
+--                   ':v2' marks this layout: a build with another layout reads none of it.
 --   kc (KEYS[2])  zset:  concurrency slots held: member = grant id, score = instant the lease ends
 --                   (LEASE_NONE for a slot without a lease TTL)
 -- One string read and written whole is the cheapest layout measured here: a hash costs more per
 -- call (HGETALL builds a table), and decimal text costs string.format and string.match per number.
+-- Loading a key fills tables made once per policy and call (read_policy) rather than new ones.
 -- Doubles are exact for every integer below 2^53. Numbers handed to redis.call are exact as they
 -- are (Redis formats them with 17 significant digits).
 --
@@ -46,90 +47,106 @@ end
 
 -- read_policy reads n, then per limit (name, alg, limit, intervalMs, capacity), then concurrency
 -- (-1 for none), from ARGV starting at i. It returns the policy and the next index. `index` maps a
--- limit's name to its position.
+-- limit's name to its position. Each limit also gets `s`, the table its state is loaded into
+-- (see load), and the policy `st`, the table load returns: a script handles one key at a time,
+-- so the tables are filled again for every key instead of built anew.
 local function read_policy(i)
   local n = tonumber(ARGV[i])
   i = i + 1
   local limits = {}
   local index = {}
+  local states = {}
   for k = 1, n do
+    local s = {}
     limits[k] = {
       name = ARGV[i],
       alg = ARGV[i + 1],
       limit = tonumber(ARGV[i + 2]),
       interval = tonumber(ARGV[i + 3]),
       capacity = tonumber(ARGV[i + 4]),
+      s = s,
     }
+    states[k] = s
     index[ARGV[i]] = k
     i = i + 5
   end
   local conc = tonumber(ARGV[i])
-  return { limits = limits, index = index, n = n, concurrency = conc }, i + 1
+  local st = { at = 0, limits = states, expires = nil, pause = 0 }
+  return { limits = limits, index = index, n = n, concurrency = conc, st = st }, i + 1
 end
 
--- init: the state of a limit that has booked nothing, as of now.
-local function init(l, now)
-  if l.alg == 'f' then
-    return { start = now - (now % l.interval), used = 0 }
-  elseif l.alg == 's' then
-    return { used = 0, log = {} }
-  end
-  return { used = 0, refunded = 0 }
-end
-
--- pack_limit: one limit's state as stored, with the parameters it was booked under (a limit
--- change rebases from them). The first byte is the algorithm, then doubles:
---   t: interval, limit, used (scaled units), refunded[, emptiedAt]   (token bucket)
---   f: interval, limit, window start, used                           (fixed window)
---   s: interval, limit, used, then at1, c1, at2, c2, ...             (sliding window log)
-local function pack_limit(l, s)
+-- init fills `s` with the state of a limit that has booked nothing, as of now.
+local function init(l, s, now)
+  s.alg, s.interval, s.limit, s.used = l.alg, l.interval, l.limit, 0
   if l.alg == 't' then
-    if s.emptied == nil then
-      return struct.pack('<c1dddd', 't', l.interval, l.limit, s.used, s.refunded)
-    end
-    return struct.pack('<c1ddddd', 't', l.interval, l.limit, s.used, s.refunded, s.emptied)
+    s.refunded, s.emptied = 0, nil
   elseif l.alg == 'f' then
-    return struct.pack('<c1dddd', 'f', l.interval, l.limit, s.start, s.used)
+    s.start = now - (now % l.interval)
+  else
+    s.log = {}
+  end
+end
+
+-- One limit's record in the state string: its algorithm (1 byte) and its name behind its length
+-- (4 bytes), then the parameters it was booked under (a limit change rebases from them) and its
+-- state, as doubles:
+--   t: interval, limit, used (scaled units), refunded, emptiedAt (-inf: none)   (token bucket)
+--   f: interval, limit, window start, used                                      (fixed window)
+--   s: interval, limit, used, then the entry count (4 bytes) and at1, c1, at2, c2, ...
+-- Reading or writing a record is one struct call for its head and one for its numbers (a sliding
+-- window's entries aside).
+local NONE = -math.huge
+
+-- pack_record: the record of limit `l` (the policy's) with state `s`.
+local function pack_record(l, s)
+  local alg, name = l.alg, l.name
+  if alg == 't' then
+    return struct.pack('<c1I4c0ddddd', 't', #name, name, l.interval, l.limit, s.used, s.refunded,
+      s.emptied or NONE)
+  elseif alg == 'f' then
+    return struct.pack('<c1I4c0dddd', 'f', #name, name, l.interval, l.limit, s.start, s.used)
   end
   local log = s.log
-  local parts = { struct.pack('<c1ddd', 's', l.interval, l.limit, s.used) }
+  local parts = { struct.pack('<c1I4c0dddI4', 's', #name, name, l.interval, l.limit, s.used, #log / 2) }
   for k = 1, #log, 2 do
     parts[#parts + 1] = struct.pack('<dd', log[k], log[k + 1])
   end
   return table.concat(parts)
 end
 
--- unpack_limit: the table pack_limit was given, with `alg`, `interval` and `limit` of its own.
-local function unpack_limit(v)
-  local alg = string.sub(v, 1, 1)
+-- read_numbers reads the numbers of a record of algorithm `alg` at `pos` of `v` (after its name)
+-- into `s`, with `alg`, `interval` and `limit` as stored; without `s`, it only skips them. It
+-- returns the position after the record.
+local function read_numbers(alg, v, pos, s)
   if alg == 't' then
-    local interval, limit, used, refunded, pos = struct.unpack('<dddd', v, 2)
-    local emptied = nil
-    if pos <= #v then
-      emptied = struct.unpack('<d', v, pos)
+    if s == nil then
+      return pos + 40
     end
-    return {
-      alg = alg,
-      interval = interval,
-      limit = limit,
-      used = used,
-      refunded = refunded,
-      emptied = emptied,
-    }
+    local interval, limit, used, refunded, emptied, nxt = struct.unpack('<ddddd', v, pos)
+    if emptied == NONE then
+      emptied = nil
+    end
+    s.alg, s.interval, s.limit, s.used, s.refunded, s.emptied =
+      't', interval, limit, used, refunded, emptied
+    return nxt
   elseif alg == 'f' then
-    local interval, limit, start, used = struct.unpack('<dddd', v, 2)
-    return { alg = alg, interval = interval, limit = limit, start = start, used = used }
+    if s == nil then
+      return pos + 32
+    end
+    local interval, limit, start, used, nxt = struct.unpack('<dddd', v, pos)
+    s.alg, s.interval, s.limit, s.start, s.used = 'f', interval, limit, start, used
+    return nxt
   end
-  local interval, limit, used, pos = struct.unpack('<ddd', v, 2)
+  local interval, limit, used, count, nxt = struct.unpack('<dddI4', v, pos)
+  if s == nil then
+    return nxt + 16 * count
+  end
   local log = {}
-  local n = #v
-  while pos <= n do
-    local at, c
-    at, c, pos = struct.unpack('<dd', v, pos)
-    log[#log + 1] = at
-    log[#log + 1] = c
+  for k = 1, 2 * count, 2 do
+    log[k], log[k + 1], nxt = struct.unpack('<dd', v, nxt)
   end
-  return { alg = alg, interval = interval, limit = limit, used = used, log = log }
+  s.alg, s.interval, s.limit, s.used, s.log = 's', interval, limit, used, log
+  return nxt
 end
 
 -- advance_one mutates `s`: refill and expiry of one limit from `from` to `now` (tokenBucket.advance,
@@ -322,22 +339,36 @@ end
 
 -- load: the key's state under `policy`, advanced to `now` (at least the stored instant), with
 -- limits rebased by name as src/limiter/advance.ts rebase does (a limit the policy no longer has
--- is dropped on save). The state carries the string's expiry and the pause.
+-- is dropped on save). The state carries the string's expiry and the pause. It is the policy's
+-- `st`, filled again: it is good until the next load under the same policy.
 local function load(policy, now, ks)
   local v = redis.call('GET', ks)
+  local st = policy.st
+  local limits = policy.limits
+  local n = policy.n
   local from, expires, pause = nil, nil, 0
-  local values = {}
+  -- found[k]: the stored record of limit k was read into its state (this load's `gen`).
+  local gen = (policy.gen or 0) + 1
+  policy.gen = gen
+  local found = policy.found
+  if found == nil then
+    found = {}
+    policy.found = found
+  end
   if v then
     local pos
     from, expires, pause, pos = struct.unpack('<ddd', v)
     local index = policy.index
     local size = #v
     while pos <= size do
-      local name, payload
-      name, payload, pos = struct.unpack('<Lc0Lc0', v, pos)
+      local alg, name
+      alg, name, pos = struct.unpack('<c1I4c0', v, pos)
       local j = index[name]
-      if j ~= nil then
-        values[j] = payload
+      if j ~= nil and limits[j].alg == alg then
+        pos = read_numbers(alg, v, pos, limits[j].s)
+        found[j] = gen
+      else
+        pos = read_numbers(alg, v, pos, nil)
       end
     end
   end
@@ -347,39 +378,40 @@ local function load(policy, now, ks)
   elseif from > now then
     t = from
   end
-  local limits = {}
-  for k = 1, policy.n do
-    local l = policy.limits[k]
-    local p = values[k]
-    local s = nil
-    if p ~= nil then
-      local old = unpack_limit(p)
-      if old.alg == l.alg then
-        advance_one(old, old, from, t)
-        s = old
-        if l.alg == 't' then
-          -- A new interval (marks in the old scale) or a lower rate (drain overestimated): grants
-          -- booked up to now give back nothing here (advance.ts rebase).
-          local same = old.interval == l.interval
-          if not (same and l.limit >= old.limit) then
-            local used = s.used
-            if not same then
-              used = math.ceil((s.used * l.interval) / old.interval)
-            end
-            if used == 0 then
-              s = nil
-            else
-              s = { used = used, refunded = 0, emptied = t + 1 }
-            end
+  for k = 1, n do
+    local l = limits[k]
+    local s = l.s
+    local fresh = found[k] ~= gen
+    if not fresh then
+      -- s holds the stored state with the parameters it was booked under.
+      local interval, limit = s.interval, s.limit
+      advance_one(s, s, from, t)
+      if l.alg == 't' then
+        -- A new interval (marks in the old scale) or a lower rate (drain overestimated): grants
+        -- booked up to now give back nothing here (advance.ts rebase).
+        local same = interval == l.interval
+        if not (same and l.limit >= limit) then
+          local used = s.used
+          if not same then
+            used = math.ceil((s.used * l.interval) / interval)
           end
-        elseif old.interval ~= l.interval then
-          s = nil
+          if used == 0 then
+            fresh = true
+          else
+            s.used, s.refunded, s.emptied = used, 0, t + 1
+          end
         end
+      elseif interval ~= l.interval then
+        fresh = true
       end
+      s.interval, s.limit = l.interval, l.limit
     end
-    limits[k] = s or init(l, t)
+    if fresh then
+      init(l, s, t)
+    end
   end
-  return { at = t, limits = limits, expires = expires, pause = pause }
+  st.at, st.expires, st.pause = t, expires, pause
+  return st
 end
 
 -- slots: concurrency slots held after dropping expired leases.
@@ -393,13 +425,10 @@ end
 -- (when this run added slots to it) when its last lease ends.
 local function save(policy, st, now, ks, kc, slots_added)
   local ttl = 0
-  local parts = { '' }
-  for k = 1, policy.n do
-    local l = policy.limits[k]
-    local s = st.limits[k]
-    local p = pack_limit(l, s)
-    parts[k + 1] = struct.pack('<Lc0Lc0', #l.name, l.name, #p, p)
-    local _, reset = read_one(l, s, st.at)
+  local n = policy.n
+  local limits = policy.limits
+  for k = 1, n do
+    local _, reset = read_one(limits[k], st.limits[k], st.at)
     if reset > ttl then
       ttl = reset
     end
@@ -411,6 +440,16 @@ local function save(policy, st, now, ks, kc, slots_added)
   if ttl <= 0 and pause == 0 then
     redis.call('DEL', ks)
   else
+    local body
+    if n == 1 then
+      body = pack_record(limits[1], st.limits[1])
+    else
+      local parts = {}
+      for k = 1, n do
+        parts[k] = pack_record(limits[k], st.limits[k])
+      end
+      body = table.concat(parts)
+    end
     -- The string must live at least until `need`. Its expiry is set with as much slack again (at
     -- least EXPIRY_SLACK_MS), and kept in the header, so most writes keep the expiry they have:
     -- the key outlives its use by at most that.
@@ -419,11 +458,9 @@ local function save(policy, st, now, ks, kc, slots_added)
     if expires == nil or expires < need then
       local span = need - now
       expires = now + span + math.max(span, EXPIRY_SLACK_MS)
-      parts[1] = struct.pack('<ddd', st.at, expires, pause)
-      redis.call('SET', ks, table.concat(parts), 'PX', expires - now)
+      redis.call('SET', ks, struct.pack('<ddd', st.at, expires, pause) .. body, 'PX', expires - now)
     else
-      parts[1] = struct.pack('<ddd', st.at, expires, pause)
-      redis.call('SET', ks, table.concat(parts), 'KEEPTTL')
+      redis.call('SET', ks, struct.pack('<ddd', st.at, expires, pause) .. body, 'KEEPTTL')
     end
   end
   if not slots_added then
