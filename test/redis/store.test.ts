@@ -450,6 +450,69 @@ describe('redis store, direct', () => {
     await store.close();
   });
 
+  it('decides keys of two policies, a paused key and slot fields in one script call', async () => {
+    const client = server.client();
+    const admin = server.client();
+    const prefix = fresh();
+    const store = redisStore({ client, prefix, time: 'runtime' });
+    const conc = compilePolicy({
+      limits: [{ limit: 5, interval: '1m', name: 'm' }],
+      concurrency: 1,
+    });
+    const plain = compilePolicy({
+      limits: [
+        { limit: 2, interval: '1s', name: 's' },
+        { limit: 100, interval: '1h', name: 'h' },
+      ],
+    });
+    const slotted = (id: string) => ({
+      id,
+      units: compileCost(conc, {}),
+      slot: true,
+      leaseMs: 5000,
+    });
+    const unslotted = (id: string) => ({
+      id,
+      units: compileCost(plain, {}),
+      slot: false,
+      leaseMs: null,
+    });
+    await store.pause('paused', 1000, 0);
+    await admin.config('RESETSTAT');
+    const [paused, each, queue, slotsQueue] = await Promise.all([
+      store.decide('paused', conc, [slotted('p1'), slotted('p2')], 'each', 10),
+      store.decide('slots', conc, [slotted('s1'), slotted('s2')], 'each', 20),
+      store.decide('plain', plain, [unslotted('x'), unslotted('y'), unslotted('z')], 'queue', 30),
+      store.decide('slots-q', conc, [slotted('q1'), slotted('q2')], 'queue', 40),
+    ]);
+    const stats = await admin.info('commandstats');
+    const calls = [...stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].map((m) => Number(m[1]));
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(1);
+    // Each group reads its own requests: the paused key's skipped fields shift nothing after it.
+    expect(paused).toEqual([
+      { ok: false, retryAfterMs: 990, limit: 'paused' },
+      { ok: false, retryAfterMs: 990, limit: 'paused' },
+    ]);
+    expect(each.map((d) => d.ok)).toEqual([true, false]);
+    expect(each[0]!.ok && each[0]!.grant.at).toBe(20);
+    expect(each[1]).toMatchObject({ ok: false, limit: 'concurrency' });
+    expect(queue.map((d) => d.ok)).toEqual([true, true, false]);
+    expect(queue[2]).toEqual({ ok: false, retryAfterMs: 500, limit: 's' });
+    expect(slotsQueue.map((d) => d.ok)).toEqual([true, false]);
+    expect(slotsQueue[0]!.ok && slotsQueue[0]!.grant.at).toBe(40);
+    // The slots are held under the ids of the granted requests, with their leases.
+    expect(await admin.zrange(keyNames(prefix, 'slots').slots, 0, -1, 'WITHSCORES')).toEqual([
+      's1',
+      '5020',
+    ]);
+    expect(await admin.zrange(keyNames(prefix, 'slots-q').slots, 0, -1, 'WITHSCORES')).toEqual([
+      'q1',
+      '5040',
+    ]);
+    await admin.quit();
+    await store.close();
+  });
+
   it('refuses a batch request that a later limit refuses without charging the earlier one', async () => {
     const client = server.client();
     const store = redisStore({ client, prefix: fresh(), time: 'runtime' });

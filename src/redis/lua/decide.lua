@@ -5,54 +5,53 @@
 --
 -- KEYS: per key, in the order of the groups, its state and (only when its requests carry slot
 -- fields, see the mode) its slot set; see common.lua.
--- ARGV: the group count; the time ('' = Redis TIME for every group, 'each' = every group starts
--- with its own instant: tests at fixed instants); then per group (one key): [its instant,] the
--- mode ('q' stops at the first refusal, 'e' goes on; in capitals, the requests carry slot fields:
--- the runtime sends them when the policy has a concurrency limit or a request holds a slot), the
--- policy ('=' for the previous group's), the request count, then per request one amount per limit
--- and, with slot fields, its id, slot (1/0) and lease ms (-1 = none). Every argument is a string
--- Redis parses and Lua reads: the fewer per request, the cheaper a call is on both sides.
+-- ARGV: the time ('' = Redis TIME for every group, 'each' = every group starts with its own
+-- instant: tests at fixed instants); the number of policies, then each policy (see
+-- read_policy); the grant id of every request with slot fields, in order; last, the groups, as
+-- one string of integers and letters separated by ',' (one argument instead of a few per
+-- request: each argument costs the client and Redis a little). Per group (one key): [its
+-- instant,] the mode ('q' stops at the first refusal, 'e' goes on; in capitals, the requests
+-- carry slot fields: the runtime sends them when the policy has a concurrency limit or a
+-- request holds a slot), the policy's number, the request count, then per request one amount
+-- per limit and, with slot fields, slot (1/0) and lease ms (-1 = none).
 -- Returns one flat list (nested tables cost Redis a lookup of 'ok' and 'err' each): per group,
 -- the number of requests decided, then per request either 1, at, mark1, ..., markN (granted at
 -- `at`, with the grant's mark per limit: see mark_one) or 0, retryAfterMs, limit.
-local groups = tonumber(ARGV[1])
-local own_time = ARGV[2] == 'each'
+local own_time = ARGV[1] == 'each'
 local now = nil
 if not own_time then
   now = clock('')
 end
+local policies = {}
 local i = 3
+for p = 1, tonumber(ARGV[2]) do
+  policies[p], i = read_policy(i)
+end
+local ids = i -- the next grant id
+local tok = string.gmatch(ARGV[#ARGV], '[^,]+')
 local kidx = 1
-local policy = nil
 local out = {}
 local o = 0
 local units = {}
-for g = 1, groups do
+local mode = tok()
+while mode ~= nil do
   if own_time then
-    now = tonumber(ARGV[i])
-    i = i + 1
+    now = tonumber(mode)
+    mode = tok()
   end
-  local mode = ARGV[i]
   local queue = mode == 'q' or mode == 'Q'
   local slotted = mode == 'Q' or mode == 'E'
-  if ARGV[i + 1] == '=' then
-    i = i + 2
-  else
-    policy, i = read_policy(i + 1)
-  end
+  local policy = policies[tonumber(tok())]
   local n = policy.n
   local limits = policy.limits
   local conc = policy.concurrency
-  local per = n -- arguments per request
   local ks, kc = KEYS[kidx], nil
   kidx = kidx + 1
   if slotted then
     kc = KEYS[kidx]
     kidx = kidx + 1
-    per = n + 3
   end
-  local count = tonumber(ARGV[i])
-  i = i + 1
+  local count = tonumber(tok())
   local answered = o + 1 -- where this group's count goes
   local decided = 0
   o = o + 1
@@ -66,8 +65,15 @@ for g = 1, groups do
         o = o + 3
         decided = decided + 1
       end
+      for _ = 1, n do
+        tok()
+      end
+      if slotted then
+        tok()
+        tok()
+        ids = ids + 1
+      end
     end
-    i = i + count * per
   else
     local t = st.at
     local state = st.limits
@@ -78,19 +84,17 @@ for g = 1, groups do
     local booked, slots_added = false, false
     local stopped = false
     for _ = 1, count do
-      if stopped then
-        i = i + per
-      else
-        for k = 1, n do
-          units[k] = tonumber(ARGV[i + k - 1])
-        end
-        local id, slot, lease = nil, false, -1
-        if slotted then
-          id = ARGV[i + n]
-          slot = ARGV[i + n + 1] == '1'
-          lease = tonumber(ARGV[i + n + 2])
-        end
-        i = i + per
+      for k = 1, n do
+        units[k] = tonumber(tok())
+      end
+      local id, slot, lease = nil, false, -1
+      if slotted then
+        id = ARGV[ids]
+        ids = ids + 1
+        slot = tok() == '1'
+        lease = tonumber(tok())
+      end
+      if not stopped then
         local retry, by = 0, 0
         for k = 1, n do
           local w = wait_one(limits[k], state[k], units[k], t)
@@ -134,5 +138,6 @@ for g = 1, groups do
     end
   end
   out[answered] = decided
+  mode = tok()
 end
 return out
