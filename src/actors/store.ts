@@ -126,13 +126,17 @@ export interface Store {
     now: Ms,
     cache?: KeyCache,
   ): StoreDecision;
-  /** Decide a batch of one key's requests against `policy`, all-or-nothing per request. */
+  /**
+   * Decide a batch of one key's requests against `policy`, all-or-nothing per request. `cache`,
+   * when given, is the key's {@link KeyCache}.
+   */
   decide(
     key: string,
     policy: Policy,
     batch: readonly StoreRequest[],
     mode: BatchMode,
     now: Ms,
+    cache?: KeyCache,
   ): MaybePromise<StoreDecision[]>;
   /** Move `grant` to the `actual` units (refund below, extra charge above). */
   settle(

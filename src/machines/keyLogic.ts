@@ -504,7 +504,7 @@ function pump<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G
       const batch = queue.slice(0, MAX_BATCH);
       ctx.inFlight = batch;
       const self = scope.self;
-      Promise.resolve(store.decide(ctx.storeKey, policy, batch, 'queue', now)).then(
+      Promise.resolve(store.decide(ctx.storeKey, policy, batch, 'queue', now, ctx)).then(
         (decisions) => {
           // Closed while the store decided: the waiters ended, so what was booked goes back.
           if (ctx.closed) giveBack(ctx, policy, decisions, now);
@@ -597,8 +597,12 @@ function expireWaiters<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope
 
 function removeWaiter<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>): void {
   const { queue } = ctx;
-  const i = queue[0] === w ? 0 : queue.indexOf(w);
-  if (i >= 0) queue.splice(i, 1);
+  // shift() for the head (the common case): splice would build an array of what it removed.
+  if (queue[0] === w) queue.shift();
+  else {
+    const i = queue.indexOf(w);
+    if (i >= 0) queue.splice(i, 1);
+  }
   w.queued = false;
 }
 

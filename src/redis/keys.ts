@@ -30,6 +30,7 @@ export function checkPrefix(prefix: unknown): string {
 
 /** hashTag is the tag of `key`: `{k<escaped key>}`. */
 export function hashTag(key: string): string {
+  if (!key.includes('%') && !key.includes('}')) return `{k${key}}`;
   return `{k${key.replace(/[%}]/g, (c) => (c === '%' ? '%25' : '%7D'))}}`;
 }
 

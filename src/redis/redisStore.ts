@@ -20,6 +20,7 @@ import type { Cluster, Redis } from 'ioredis';
 import {
   restate,
   type BatchMode,
+  type KeyCache,
   type KeyReading,
   type Store,
   type StoreDecision,
@@ -228,13 +229,13 @@ export class RedisStore implements Store {
     batch: readonly StoreRequest[],
     mode: BatchMode,
     now: Ms,
+    cache?: KeyCache,
   ): Promise<StoreDecision[]> {
     return new Promise<StoreDecision[]>((resolve, reject) => {
-      const names = keyNames(this.#prefix, key);
-      const group = this.#cluster ? slotOf(names.state) : 0;
-      const entry: Pending = { key, names, policy, batch, mode, now, resolve, reject };
-      const list = this.#pending.get(group);
-      if (list === undefined) this.#pending.set(group, [entry]);
+      const place = this.#place(key, cache);
+      const entry: Pending = { key, names: place.names, policy, batch, mode, now, resolve, reject };
+      const list = this.#pending.get(place.group);
+      if (list === undefined) this.#pending.set(place.group, [entry]);
       else list.push(entry);
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
@@ -247,6 +248,19 @@ export class RedisStore implements Store {
         queueMicrotask(() => this.#flush());
       }
     });
+  }
+
+  /**
+   * The key's Redis names and cluster slot, kept in the key actor's cache slot when there is one
+   * (a regular expression and four strings per decision otherwise).
+   */
+  #place(key: string, cache: KeyCache | undefined): KeyPlace {
+    const held = cache?.storeEntry;
+    if (held instanceof KeyPlace && held.store === this && held.key === key) return held;
+    const names = keyNames(this.#prefix, key);
+    const place = new KeyPlace(this, key, names, this.#cluster ? slotOf(names.state) : 0);
+    if (cache !== undefined) cache.storeEntry = place;
+    return place;
   }
 
   #flush(): void {
@@ -518,6 +532,17 @@ const RELEASE_ATTEMPTS = 3;
 const MAX_KEYS_PER_CALL = 64;
 
 /** One key's decision waiting for the next script call. */
+/** Where a key lives in Redis, for {@link RedisStore} (kept in the key's {@link KeyCache}). */
+class KeyPlace {
+  constructor(
+    readonly store: RedisStore,
+    readonly key: string,
+    readonly names: RedisKeyNames,
+    /** The cluster slot of its names (0 on a single Redis: one group). */
+    readonly group: number,
+  ) {}
+}
+
 interface Pending {
   readonly key: string;
   readonly names: RedisKeyNames;
