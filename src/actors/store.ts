@@ -71,9 +71,10 @@ function record(
 }
 
 /**
- * KeyCache is a key actor's private slot for its store, passed to {@link Store.decideOne}: a store
- * may keep there whatever spares it finding the key the next time (the memory store keeps the
- * key's entry, saving a Map lookup per request). The runtime passes one slot per key, always for
+ * KeyCache is a key actor's private slot for its store, passed to {@link Store.decideOne} and
+ * {@link Store.decide}: a store may keep there whatever spares it finding the key the next time
+ * (the memory store keeps the key's entry, saving a Map lookup per request; the Redis store the
+ * key's Redis names). The runtime passes one slot per key, always for
  * the same key and store, and never reads it; a store must check what it finds there is still
  * current.
  */

@@ -252,7 +252,7 @@ export class RedisStore implements Store {
 
   /**
    * The key's Redis names and cluster slot, kept in the key actor's cache slot when there is one
-   * (a regular expression and four strings per decision otherwise).
+   * (otherwise a few strings and an object per decision, and a CRC16 on a Cluster).
    */
   #place(key: string, cache: KeyCache | undefined): KeyPlace {
     const held = cache?.storeEntry;
@@ -531,7 +531,6 @@ const RELEASE_ATTEMPTS = 3;
 /** The most keys one `decide.lua` call decides (Redis runs a script to completion, alone). */
 const MAX_KEYS_PER_CALL = 64;
 
-/** One key's decision waiting for the next script call. */
 /** Where a key lives in Redis, for {@link RedisStore} (kept in the key's {@link KeyCache}). */
 class KeyPlace {
   constructor(
@@ -543,6 +542,7 @@ class KeyPlace {
   ) {}
 }
 
+/** One key's decision waiting for the next script call. */
 interface Pending {
   readonly key: string;
   readonly names: RedisKeyNames;

@@ -93,8 +93,8 @@ end
 --   t: interval, limit, used (scaled units), refunded, emptiedAt (-inf: none)   (token bucket)
 --   f: interval, limit, window start, used                                      (fixed window)
 --   s: interval, limit, used, then the entry count (4 bytes) and at1, c1, at2, c2, ...
--- Reading or writing a record is one struct call for its head and one for its numbers (a sliding
--- window's entries aside).
+-- Reading a record is one struct call for its head and one for its numbers, writing it one struct
+-- call (a sliding window's entries aside).
 local NONE = -math.huge
 
 -- pack_record: the record of limit `l` (the policy's) with state `s`.
