@@ -144,12 +144,17 @@ export class MemoryStore implements Store {
   #entryFor(key: string, policy: Policy, now: Ms, cached?: Entry): Entry {
     const e = cached !== undefined && cached.live ? cached : this.#entries.get(key);
     if (e === undefined) return newEntry(policy, initialState(policy, now));
-    this.#current(e, policy, now);
+    // Under another policy: decide on a rebased copy, kept (replacing `e`) only if it books, so a
+    // refusal changes nothing, as in the Redis store (which writes only what booked).
+    if (e.policy !== policy) return newEntry(policy, rebase(e.policy, policy, e, now));
     return e;
   }
 
   #keep(key: string, e: Entry): void {
     if (e.live) return;
+    // The entry it replaces, if any (a rebased copy replaces its original): caches look again.
+    const before = this.#entries.get(key);
+    if (before !== undefined) before.live = false;
     e.live = true;
     this.#entries.set(key, e);
   }
@@ -229,16 +234,28 @@ export class MemoryStore implements Store {
     this.#put(key, policy, release(s, grant));
   }
 
-  release(key: string, policy: Policy, grant: StoreGrant, now: Ms): void {
+  release(key: string, _policy: Policy, grant: StoreGrant, _now: Ms): void {
     if (!grant.slot) return;
     const e = this.#entries.get(key);
     if (e === undefined) return;
-    this.#current(e, policy, now);
+    // Slots do not depend on the policy: a key still under an older one stays under it until its
+    // next booking (as in the Redis store, whose release touches only the slot set).
     releaseInPlace(e, grant);
   }
 
   read(key: string, policy: Policy, now: Ms): KeyReading {
-    const r = read(policy, this.#state(key, policy, now), now);
+    // A read changes nothing: a key still under an older policy is read rebased, and taken under
+    // `policy` at its next booking, as the Redis store does (its read writes nothing). Rebasing
+    // here for good would start the new rate's refill at the read instead, and the two stores
+    // would drift apart after a limit change.
+    const e = this.#entries.get(key);
+    const state =
+      e === undefined
+        ? initialState(policy, now)
+        : e.policy === policy
+          ? e
+          : rebase(e.policy, policy, e, now);
+    const r = read(policy, state, now);
     return {
       at: Math.max(now, this.#entries.get(key)?.at ?? now),
       limits: r.limits,

@@ -1060,6 +1060,41 @@ export const cases: ConformanceCase[] = [
     ],
   },
   {
+    // A store takes a new policy at the key's next booking: reads in between see the state
+    // rebased but write nothing. rps 2/s, 2 taken at 0 (used 2000, full), raised to 4/s. At 250
+    // the stored state (old policy, at 0) drains at the old rate: used 2000 − 2·250 = 1500, kept
+    // (same interval, higher rate): remaining ⌊(4000 − 1500)/1000⌋ = 2, resetMs ⌈1500/4⌉ = 375.
+    // At 500, again from the stored state: used 1000: remaining 3, resetMs 250 (had the read at
+    // 250 taken the policy, the new rate from 250 would leave 500: resetMs 125). The grant at 500
+    // books under the new policy: used 2000; at 750 the new rate drains 4·250: used 1000.
+    name: 'setPolicy: a read between the change and the next booking changes nothing',
+    policy: { limits: [{ name: 'rps', limit: 2, interval: '1s' }] },
+    steps: [
+      { at: 0, acquire: { requests: 2 }, expect: OK },
+      { at: 0, setPolicy: { limits: [{ name: 'rps', limit: 4, interval: '1s' }] } },
+      { at: 250, read: { remaining: { rps: 2 }, resetMs: { rps: 375 } } },
+      { at: 500, read: { remaining: { rps: 3 }, resetMs: { rps: 250 } } },
+      { at: 500, acquire: {}, expect: OK },
+      { at: 750, read: { remaining: { rps: 3 }, resetMs: { rps: 250 } } },
+    ],
+  },
+  {
+    // Nor does a refusal. rps 10/s, 10 taken at 0 (used 10,000), lowered to 1/s (capacity 1).
+    // At 100 the stored state drains at the old rate: used 9000, kept (same interval; a lower
+    // rate sets emptiedAt); a unit waits ⌈(9000 + 1000 − 1000)/1⌉ = 9000. The refusal writes
+    // nothing, so at 200 the old rate drained 2000: used 8000, wait 8000 (had the refusal taken
+    // the policy, 9000 − 1·100 = 8900). (The runtime writes a live key's new policy at once, see
+    // keyLogic's onPolicy; this is the store on its own.)
+    name: 'setPolicy: a refusal between the change and the next booking changes nothing',
+    policy: { limits: [{ name: 'rps', limit: 10, interval: '1s' }] },
+    steps: [
+      { at: 0, acquire: { requests: 10 }, expect: OK },
+      { at: 0, setPolicy: { limits: [{ name: 'rps', limit: 1, interval: '1s' }] } },
+      { at: 100, acquire: {}, expect: no('rps', 9000) },
+      { at: 200, acquire: {}, expect: no('rps', 8000) },
+    ],
+  },
+  {
     // rps 2 per 1 s: g 2 at 0 (used 2000); at 500 used 1000. The interval becomes 2 s: the fill
     // is rescaled to 2000 of 4000 (remaining 1, resetMs ⌈2000/2⌉ = 1000), and g's mark, in the
     // old scale, means nothing: grants booked up to the change give back nothing (emptiedAt 501).
