@@ -8,6 +8,8 @@
  * Every measurement runs on a redis-server of its own (test/redis/harness.ts: a free loopback
  * port, `--save '' --appendonly no`), never the shared one on 6379, and stops it at the end.
  */
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { createLimiterSystem } from '../src/index.js';
@@ -41,10 +43,12 @@ interface Params {
   readonly runs: number;
   readonly durationMs: number;
   readonly warmupMs: number;
+  /** Each measurement's fresh instance runs the workload this long, untimed, before its timed run. */
+  readonly settleMs: number;
 }
 
-const FULL: Params = { runs: 5, durationMs: 2_000, warmupMs: 500 };
-const QUICK: Params = { runs: 1, durationMs: 250, warmupMs: 100 };
+const FULL: Params = { runs: 5, durationMs: 2_000, warmupMs: 500, settleMs: 300 };
+const QUICK: Params = { runs: 1, durationMs: 250, warmupMs: 100, settleMs: 50 };
 
 // ---------------------------------------------------------------------------
 // Peers
@@ -344,6 +348,7 @@ async function once(
   admin: Redis,
   keys: readonly string[],
   ms: number,
+  settleMs: number,
 ): Promise<Sample> {
   await admin.flushall();
   const client = server.client();
@@ -351,6 +356,9 @@ async function once(
   const peer = factory.create(client);
   try {
     await fullGc();
+    // Untimed: the instance's start (its keys' first requests, and for tollgate their actors)
+    // and the young generation growing back after the full GC are not what is measured.
+    if (settleMs > 0) await forDuration(peer.acquire, keys, IN_FLIGHT, settleMs);
     await admin.config('RESETSTAT');
     const redis0 = await redisCpuUs(admin);
     const node0 = process.cpuUsage();
@@ -386,17 +394,21 @@ async function run(options: SuiteOptions): Promise<Section> {
   log('redis: starting a redis-server of its own');
   const server = await startRedis();
   let version: string;
+  let pinned: Pinning | null = null;
   try {
     const admin = server.client();
-    version = infoString(await admin.info('server'), 'redis_version');
+    const info = await admin.info('server');
+    version = infoString(info, 'redis_version');
     log(`redis: redis-server ${version} on ${server.host}:${server.port}`);
+    // (Not in a smoke run, whose numbers mean nothing: it runs beside the test suite.)
+    if (!options.quick) pinned = pinCores(Number(infoString(info, 'process_id')), log);
     log('redis: warm-up');
-    for (const f of all) await once(f, server, admin, keys, p.warmupMs);
+    for (const f of all) await once(f, server, admin, keys, p.warmupMs, p.settleMs);
     for (let r = 0; r < p.runs; r++) {
       // tollgate and RLF back to back (which goes first alternates), then the ceilings: the
       // ratio's two sides see the same moment of a shared machine as nearly as they can.
       for (const f of [...rotate(PEERS, r), ...rotate(CEILINGS, r)]) {
-        const s = await once(f, server, admin, keys, p.durationMs);
+        const s = await once(f, server, admin, keys, p.durationMs, p.settleMs);
         samples.get(f.name)!.push(s);
         log(
           `redis: run ${r + 1}/${p.runs} ${f.name}: ${fmtRate(s.rate)}/s, ` +
@@ -405,6 +417,7 @@ async function run(options: SuiteOptions): Promise<Section> {
       }
     }
   } finally {
+    pinned?.restore();
     await server.stop();
   }
 
@@ -431,8 +444,15 @@ async function run(options: SuiteOptions): Promise<Section> {
         `${fmtInt(HUGE.limit)} per ${HUGE.intervalMs / 1000} s, so nobody is refused.`,
         `Redis ${version} of the bench's own (loopback, \`--save '' --appendonly no\`) on the same machine as`,
         `Node; each measurement uses a fresh ioredis connection (default options) and instance on an`,
-        `emptied database, after a full GC; in each run tollgate and RLF go back to back (alternating`,
-        `which goes first), then the ceilings.`,
+        `emptied database, after a full GC and ${p.settleMs} ms of the workload untimed (the instance's start is not`,
+        `measured); in each run tollgate and RLF go back to back (alternating which goes first), then the`,
+        `ceilings. ${pinned === null ? 'Processes not pinned to cores (no taskset, or fewer than 2 CPUs).' : 'This process runs on CPU 0 and redis-server on CPU 1 (`taskset`): on this 2-core machine the'}`,
+        ...(pinned === null
+          ? []
+          : [
+              `scheduler otherwise sometimes ran both on one core, and a run of either peer lost a third of`,
+              `its rate.`,
+            ]),
         `tollgate: \`redisStore({ client })\` (time: 'redis', defaults) through \`createLimiterSystem\` and`,
         `\`limiter.acquire\`; rate-limiter-flexible: \`RateLimiterRedis({ storeClient })\`, \`consume(key)\`.`,
         `Median of ${runsWord} (all runs listed); ratios are to rate-limiter-flexible in this run (higher is better).`,
@@ -524,6 +544,41 @@ async function run(options: SuiteOptions): Promise<Section> {
   ];
 
   return { title: 'Redis', blocks, targets };
+}
+
+interface Pinning {
+  restore(): void;
+}
+
+/**
+ * pinCores runs this process (every thread) on CPU 0 and the server on CPU 1 with `taskset`, so
+ * Node and Redis never share a core during a measurement; `restore` gives this process back the
+ * CPUs it had. Null, and nothing changed, without taskset or with fewer than two CPUs.
+ */
+function pinCores(redisPid: number, log: (line: string) => void): Pinning | null {
+  if (os.cpus().length < 2 || !Number.isInteger(redisPid) || redisPid <= 0) return null;
+  const taskset = (...args: string[]): string =>
+    execFileSync('taskset', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  let mask: string;
+  try {
+    mask = /:\s*([0-9a-f,]+)\s*$/i.exec(taskset('-p', String(process.pid)))?.[1] ?? '';
+    if (mask === '') return null;
+    taskset('-a', '-p', '-c', '1', String(redisPid));
+    taskset('-a', '-p', '-c', '0', String(process.pid));
+  } catch {
+    log('redis: taskset is not available; Node and Redis are not pinned to cores');
+    return null;
+  }
+  log(`redis: pinned this process to CPU 0 and redis-server (pid ${redisPid}) to CPU 1`);
+  return {
+    restore() {
+      try {
+        taskset('-a', '-p', mask, String(process.pid));
+      } catch {
+        // the process ends after the suites anyway
+      }
+    },
+  };
 }
 
 function infoString(info: string, field: string): string {
