@@ -517,7 +517,7 @@ async function run(options: SuiteOptions): Promise<Section> {
       text: [
         `Script calls and the time in them are Redis' \`INFO commandstats\` (EVALSHA + EVAL), reset before each`,
         `measurement; Redis CPU is the server's \`used_cpu_user + used_cpu_sys\`; Node CPU is \`process.cpuUsage()\``,
-        `of the bench process (the peer, ioredis and the driver). Node and Redis share the machine's cores.`,
+        `of the bench process (the peer, ioredis and the driver). ${pinned === null ? "Node and Redis share the machine's cores." : 'Node and Redis have one core each (above).'}`,
         `With ${IN_FLIGHT} requests in flight over ${fmtInt(KEYS)} keys a key rarely has a second request queued while`,
         `its call is out, so tollgate's store sends the requests of all keys asked before its flush (a microtask) in one script call (per`,
         `cluster slot): ${tgPerCall.toFixed(2)} requests per script call here (rate-limiter-flexible: one per grant by design),`,
