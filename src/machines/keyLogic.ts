@@ -758,29 +758,10 @@ function onPolicy<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Sco
       w.fail(e instanceof CostExceedsCapacityError ? e : asError(e));
     }
   }
-  // The store takes the policy now rather than at the key's next booking, so the old rate refills
-  // nothing past the change: a settle of nothing under the new policy is that write, in every
-  // store (a failure is reported as a storeError event; the next booking rebases anyway).
-  const nothing: StoreGrant = {
-    id: 'policy',
-    at: now,
-    units: policy.limits.map(() => 0),
-    slot: false,
-  };
-  settleDone(
-    ctx.rt.store.settle(ctx.storeKey, policy, nothing, nothing.units, now),
-    IGNORED,
-    ctx,
-    now,
-    scope,
-  );
   ctx.wakeAt = now;
   ctx.wakeHead = null;
   pump(ctx, now, scope);
 }
-
-/** A {@link Done} nobody waits on. */
-const IGNORED: Done = { resolve() {}, reject() {} };
 
 function onStoreFailure<G extends GrantHandle>(
   ctx: KeyContext<G>,

@@ -144,19 +144,27 @@ export class MemoryStore implements Store {
   #entryFor(key: string, policy: Policy, now: Ms, cached?: Entry): Entry {
     const e = cached !== undefined && cached.live ? cached : this.#entries.get(key);
     if (e === undefined) return newEntry(policy, initialState(policy, now));
-    // Under another policy: decide on a rebased copy, kept (replacing `e`) only if it books, so a
-    // refusal changes nothing, as in the Redis store (which writes only what booked).
-    if (e.policy !== policy) return newEntry(policy, rebase(e.policy, policy, e, now));
+    // A decision, grant or refusal, takes the key under `policy` (the Redis store's decide.lua
+    // writes a rebased state back even when it refuses).
+    this.#current(e, policy, now);
     return e;
   }
 
   #keep(key: string, e: Entry): void {
     if (e.live) return;
-    // The entry it replaces, if any (a rebased copy replaces its original): caches look again.
-    const before = this.#entries.get(key);
-    if (before !== undefined) before.live = false;
     e.live = true;
     this.#entries.set(key, e);
+  }
+
+  /**
+   * The key's state under `policy` without changing anything: a key still under an older policy
+   * is seen rebased and stays as it is until its next decision or settle, as in the Redis store
+   * (whose read writes nothing).
+   */
+  #view(key: string, policy: Policy, now: Ms): KeyState {
+    const e = this.#entries.get(key);
+    if (e === undefined) return initialState(policy, now);
+    return e.policy === policy ? e : rebase(e.policy, policy, e, now);
   }
 
   /** Stores `state` (computed under `policy`, possibly from the entry's own objects) for `key`. */
@@ -239,23 +247,12 @@ export class MemoryStore implements Store {
     const e = this.#entries.get(key);
     if (e === undefined) return;
     // Slots do not depend on the policy: a key still under an older one stays under it until its
-    // next booking (as in the Redis store, whose release touches only the slot set).
+    // next decision (as in the Redis store, whose release touches only the slot set).
     releaseInPlace(e, grant);
   }
 
   read(key: string, policy: Policy, now: Ms): KeyReading {
-    // A read changes nothing: a key still under an older policy is read rebased, and taken under
-    // `policy` at its next booking, as the Redis store does (its read writes nothing). Rebasing
-    // here for good would start the new rate's refill at the read instead, and the two stores
-    // would drift apart after a limit change.
-    const e = this.#entries.get(key);
-    const state =
-      e === undefined
-        ? initialState(policy, now)
-        : e.policy === policy
-          ? e
-          : rebase(e.policy, policy, e, now);
-    const r = read(policy, state, now);
+    const r = read(policy, this.#view(key, policy, now), now);
     return {
       at: Math.max(now, this.#entries.get(key)?.at ?? now),
       limits: r.limits,
@@ -302,7 +299,7 @@ export class MemoryStore implements Store {
    * fits, in order. Slots are not foreseen (releases cannot be).
    */
   estimate(key: string, policy: Policy, queue: readonly Units[], now: Ms): Ms {
-    let state = this.#state(key, policy, now);
+    let state = this.#view(key, policy, now);
     let t = now + this.#pausedFor(key, now);
     for (const units of queue) {
       for (;;) {

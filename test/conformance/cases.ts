@@ -1060,14 +1060,14 @@ export const cases: ConformanceCase[] = [
     ],
   },
   {
-    // A store takes a new policy at the key's next booking: reads in between see the state
+    // A store takes a new policy at the key's next decision: reads in between see the state
     // rebased but write nothing. rps 2/s, 2 taken at 0 (used 2000, full), raised to 4/s. At 250
     // the stored state (old policy, at 0) drains at the old rate: used 2000 − 2·250 = 1500, kept
     // (same interval, higher rate): remaining ⌊(4000 − 1500)/1000⌋ = 2, resetMs ⌈1500/4⌉ = 375.
     // At 500, again from the stored state: used 1000: remaining 3, resetMs 250 (had the read at
     // 250 taken the policy, the new rate from 250 would leave 500: resetMs 125). The grant at 500
     // books under the new policy: used 2000; at 750 the new rate drains 4·250: used 1000.
-    name: 'setPolicy: a read between the change and the next booking changes nothing',
+    name: 'setPolicy: a read between the change and the next decision changes nothing',
     policy: { limits: [{ name: 'rps', limit: 2, interval: '1s' }] },
     steps: [
       { at: 0, acquire: { requests: 2 }, expect: OK },
@@ -1079,19 +1079,18 @@ export const cases: ConformanceCase[] = [
     ],
   },
   {
-    // Nor does a refusal. rps 10/s, 10 taken at 0 (used 10,000), lowered to 1/s (capacity 1).
-    // At 100 the stored state drains at the old rate: used 9000, kept (same interval; a lower
-    // rate sets emptiedAt); a unit waits ⌈(9000 + 1000 − 1000)/1⌉ = 9000. The refusal writes
-    // nothing, so at 200 the old rate drained 2000: used 8000, wait 8000 (had the refusal taken
-    // the policy, 9000 − 1·100 = 8900). (The runtime writes a live key's new policy at once, see
-    // keyLogic's onPolicy; this is the store on its own.)
-    name: 'setPolicy: a refusal between the change and the next booking changes nothing',
+    // A decision does, even a refusal. rps 10/s, 10 taken at 0 (used 10,000), lowered to 1/s
+    // (capacity 1). At 100 the stored state drains at the old rate: used 9000, kept (same
+    // interval; a lower rate sets emptiedAt); a unit waits ⌈(9000 + 1000 − 1000)/1⌉ = 9000, and
+    // the key is now under the new policy: at 200 the new rate drained 100: used 8900, wait 8900
+    // (had the refusal written nothing, the old rate would have drained 2000: wait 8000).
+    name: 'setPolicy: the first decision after the change, even a refusal, takes the new policy',
     policy: { limits: [{ name: 'rps', limit: 10, interval: '1s' }] },
     steps: [
       { at: 0, acquire: { requests: 10 }, expect: OK },
       { at: 0, setPolicy: { limits: [{ name: 'rps', limit: 1, interval: '1s' }] } },
       { at: 100, acquire: {}, expect: no('rps', 9000) },
-      { at: 200, acquire: {}, expect: no('rps', 8000) },
+      { at: 200, acquire: {}, expect: no('rps', 8900) },
     ],
   },
   {

@@ -355,6 +355,9 @@ local function load(policy, now, ks)
     found = {}
     policy.found = found
   end
+  -- changed: the stored state was saved under another policy (a record dropped, added, or with
+  -- other parameters), so even a refusal writes the rebased state back (see decide.lua).
+  local changed = false
   if v then
     local pos
     from, expires, pause, pos = struct.unpack('<ddd', v)
@@ -369,6 +372,7 @@ local function load(policy, now, ks)
         found[j] = gen
       else
         pos = read_numbers(alg, v, pos, nil)
+        changed = true
       end
     end
   end
@@ -382,9 +386,14 @@ local function load(policy, now, ks)
     local l = limits[k]
     local s = l.s
     local fresh = found[k] ~= gen
-    if not fresh then
+    if fresh then
+      changed = changed or v ~= nil
+    else
       -- s holds the stored state with the parameters it was booked under.
       local interval, limit = s.interval, s.limit
+      if interval ~= l.interval or limit ~= l.limit then
+        changed = true
+      end
       advance_one(s, s, from, t)
       if l.alg == 't' then
         -- A new interval (marks in the old scale) or a lower rate (drain overestimated): grants
@@ -410,7 +419,7 @@ local function load(policy, now, ks)
       init(l, s, t)
     end
   end
-  st.at, st.expires, st.pause = t, expires, pause
+  st.at, st.expires, st.pause, st.changed = t, expires, pause, changed
   return st
 end
 

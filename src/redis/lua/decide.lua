@@ -133,7 +133,9 @@ while mode ~= nil do
         stopped = refused and queue
       end
     end
-    if booked then
+    -- A refusal writes nothing, unless the state was saved under another policy: then this
+    -- decision takes the key under the new one, as the memory store does.
+    if booked or st.changed then
       save(policy, st, now, ks, kc, slots_added)
     end
   end
