@@ -394,7 +394,7 @@ async function run(options: SuiteOptions): Promise<Section> {
   log('redis: starting a redis-server of its own');
   const server = await startRedis();
   let version: string;
-  let pinned: Pinning | null = null;
+  let pinned: Pinning = { restore: null, why: 'not in a --quick run' };
   try {
     const admin = server.client();
     const info = await admin.info('server');
@@ -417,7 +417,7 @@ async function run(options: SuiteOptions): Promise<Section> {
       }
     }
   } finally {
-    pinned?.restore();
+    pinned.restore?.();
     await server.stop();
   }
 
@@ -446,12 +446,12 @@ async function run(options: SuiteOptions): Promise<Section> {
         `Node; each measurement uses a fresh ioredis connection (default options) and instance on an`,
         `emptied database, after a full GC and ${p.settleMs} ms of the workload untimed (the instance's start is not`,
         `measured); in each run tollgate and RLF go back to back (alternating which goes first), then the`,
-        `ceilings. ${pinned === null ? 'Processes not pinned to cores (no taskset, or fewer than 2 CPUs).' : 'This process runs on CPU 0 and redis-server on CPU 1 (`taskset`): on this 2-core machine the'}`,
-        ...(pinned === null
+        `ceilings. ${pinned.restore === null ? `Node and Redis are not pinned to cores (${pinned.why}).` : 'This process runs on CPU 0 and redis-server on CPU 1 (`taskset`), so they never share'}`,
+        ...(pinned.restore === null
           ? []
           : [
-              `scheduler otherwise sometimes ran both on one core, and a run of either peer lost a third of`,
-              `its rate.`,
+              `a core (on the 2-core machine this suite was written on, the scheduler sometimes ran both on`,
+              `one core, and a run of either peer then lost up to a third of its rate).`,
             ]),
         `tollgate: \`redisStore({ client })\` (time: 'redis', defaults) through \`createLimiterSystem\` and`,
         `\`limiter.acquire\`; rate-limiter-flexible: \`RateLimiterRedis({ storeClient })\`, \`consume(key)\`.`,
@@ -517,7 +517,7 @@ async function run(options: SuiteOptions): Promise<Section> {
       text: [
         `Script calls and the time in them are Redis' \`INFO commandstats\` (EVALSHA + EVAL), reset before each`,
         `measurement; Redis CPU is the server's \`used_cpu_user + used_cpu_sys\`; Node CPU is \`process.cpuUsage()\``,
-        `of the bench process (the peer, ioredis and the driver). ${pinned === null ? "Node and Redis share the machine's cores." : 'Node and Redis have one core each (above).'}`,
+        `of the bench process (the peer, ioredis and the driver). ${pinned.restore === null ? "Node and Redis share the machine's cores." : 'Node and Redis have one core each (above).'}`,
         `With ${IN_FLIGHT} requests in flight over ${fmtInt(KEYS)} keys a key rarely has a second request queued while`,
         `its call is out, so tollgate's store sends the requests of all keys asked before its flush (a microtask) in one script call (per`,
         `cluster slot): ${tgPerCall.toFixed(2)} requests per script call here (rate-limiter-flexible: one per grant by design),`,
@@ -547,37 +547,62 @@ async function run(options: SuiteOptions): Promise<Section> {
 }
 
 interface Pinning {
-  restore(): void;
+  /** Gives this process back the CPUs it had; null when nothing was pinned. */
+  readonly restore: (() => void) | null;
+  /** Why nothing was pinned (when `restore` is null). */
+  readonly why: string;
 }
 
 /**
  * pinCores runs this process (every thread) on CPU 0 and the server on CPU 1 with `taskset`, so
- * Node and Redis never share a core during a measurement; `restore` gives this process back the
- * CPUs it had. Null, and nothing changed, without taskset or with fewer than two CPUs.
+ * Node and Redis never share a core during a measurement. When it cannot (fewer than two CPUs,
+ * no taskset, a CPU it may not use), it leaves both as they were and says why.
  */
-function pinCores(redisPid: number, log: (line: string) => void): Pinning | null {
-  if (os.cpus().length < 2 || !Number.isInteger(redisPid) || redisPid <= 0) return null;
+function pinCores(redisPid: number, log: (line: string) => void): Pinning {
+  const none = (why: string): Pinning => {
+    log(`redis: Node and Redis are not pinned to cores (${why})`);
+    return { restore: null, why };
+  };
+  if (os.cpus().length < 2) return none('fewer than 2 CPUs');
+  if (!Number.isInteger(redisPid) || redisPid <= 0) return none('no redis-server pid');
   const taskset = (...args: string[]): string =>
     execFileSync('taskset', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  let mask: string;
+  const maskOf = (pid: number): string =>
+    /:\s*([0-9a-f,]+)\s*$/i.exec(taskset('-p', String(pid)))?.[1] ?? '';
+  let mine: string;
+  let theirs: string;
   try {
-    mask = /:\s*([0-9a-f,]+)\s*$/i.exec(taskset('-p', String(process.pid)))?.[1] ?? '';
-    if (mask === '') return null;
+    mine = maskOf(process.pid);
+    theirs = maskOf(redisPid);
+  } catch {
+    return none('taskset is not available');
+  }
+  if (mine === '' || theirs === '') return none('taskset printed no affinity mask');
+  try {
     taskset('-a', '-p', '-c', '1', String(redisPid));
+  } catch {
+    return none('taskset could not put redis-server on CPU 1');
+  }
+  try {
     taskset('-a', '-p', '-c', '0', String(process.pid));
   } catch {
-    log('redis: taskset is not available; Node and Redis are not pinned to cores');
-    return null;
+    try {
+      taskset('-a', '-p', theirs, String(redisPid));
+    } catch {
+      // the server is stopped at the end of the suite anyway
+    }
+    return none('taskset could not put this process on CPU 0');
   }
   log(`redis: pinned this process to CPU 0 and redis-server (pid ${redisPid}) to CPU 1`);
   return {
     restore() {
       try {
-        taskset('-a', '-p', mask, String(process.pid));
+        taskset('-a', '-p', mine, String(process.pid));
       } catch {
         // the process ends after the suites anyway
       }
     },
+    why: '',
   };
 }
 
