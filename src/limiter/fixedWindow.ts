@@ -14,7 +14,6 @@
 import type { LimitAlgorithm } from './algorithm.js';
 import type { FixedWindowState, Limit, Ms } from './types.js';
 
-/** fixedWindow is the aligned fixed-window {@link LimitAlgorithm}. */
 /**
  * How many whole windows have closed between the window starting at `start` and `now`: the
  * arithmetic of `advance` on plain numbers, shared with the in-place decision (inPlace.ts).
@@ -31,6 +30,7 @@ export function waitForWindow(limit: Limit, start: Ms, used: number, units: numb
   return start + Math.ceil(over / limit.limit) * limit.intervalMs - now;
 }
 
+/** fixedWindow is the aligned fixed-window {@link LimitAlgorithm}. */
 export const fixedWindow: LimitAlgorithm<FixedWindowState> = {
   init: (limit, now) => ({ start: now - (now % limit.intervalMs), used: 0 }),
 

@@ -88,21 +88,20 @@ export function ownLimits(policy: Policy, state: KeyState): OwnedLimitState[] {
 }
 
 function ownLimit(limit: Limit, s: LimitState): OwnedLimitState {
-  switch (limit.algorithm) {
-    case 'token-bucket': {
-      const owned: OwnedTokenBucket = { used: 0, refunded: 0, emptiedAt: -Infinity };
-      writeTokenBucket(owned, s as TokenBucketState);
-      return owned;
-    }
-    case 'sliding-window': {
-      const sw = s as SlidingWindowState;
-      return { used: sw.used, log: sw.log.slice() };
-    }
-    case 'fixed-window': {
-      const fw = s as FixedWindowState;
-      return { start: fw.start, used: fw.used };
-    }
+  if (limit.algorithm !== 'token-bucket') return copyWindow(limit, s);
+  const owned: OwnedTokenBucket = { used: 0, refunded: 0, emptiedAt: -Infinity };
+  writeTokenBucket(owned, s as TokenBucketState);
+  return owned;
+}
+
+/** A window's state copied into new objects: the same shape owned and pure. */
+function copyWindow(limit: Limit, s: LimitState): OwnedSlidingWindow | OwnedFixedWindow {
+  if (limit.algorithm === 'sliding-window') {
+    const sw = s as SlidingWindowState;
+    return { used: sw.used, log: sw.log.slice() };
   }
+  const fw = s as FixedWindowState;
+  return { start: fw.start, used: fw.used };
 }
 
 /** Writes a pure bucket state into an owned one (an empty bucket has no counters or cutoff). */
@@ -158,25 +157,14 @@ export function adopt(policy: Policy, owned: OwnedKeyState, from: KeyState): voi
 export function plain(policy: Policy, state: KeyState): KeyState {
   const limits = policy.limits.map((limit, i): LimitState => {
     const s = state.limits[i]!;
-    switch (limit.algorithm) {
-      case 'token-bucket': {
-        const tb = s as TokenBucketState;
-        if (tb.used === 0) return { used: 0 };
-        const refunded = tb.refunded ?? 0;
-        const e = tb.emptiedAt;
-        return e === undefined || e === -Infinity
-          ? { used: tb.used, refunded }
-          : { used: tb.used, refunded, emptiedAt: e };
-      }
-      case 'sliding-window': {
-        const sw = s as SlidingWindowState;
-        return { used: sw.used, log: sw.log.slice() };
-      }
-      case 'fixed-window': {
-        const fw = s as FixedWindowState;
-        return { start: fw.start, used: fw.used };
-      }
-    }
+    if (limit.algorithm !== 'token-bucket') return copyWindow(limit, s);
+    const tb = s as TokenBucketState;
+    if (tb.used === 0) return { used: 0 };
+    const refunded = tb.refunded ?? 0;
+    const e = tb.emptiedAt;
+    return e === undefined || e === -Infinity
+      ? { used: tb.used, refunded }
+      : { used: tb.used, refunded, emptiedAt: e };
   });
   return { at: state.at, inFlight: state.inFlight, limits };
 }

@@ -41,7 +41,6 @@ function filled(used: number, refunded: number, emptiedAt: Ms | undefined): Toke
   return emptiedAt === undefined ? { used, refunded } : { used, refunded, emptiedAt };
 }
 
-/** tokenBucket is the token-bucket {@link LimitAlgorithm}. */
 /**
  * The bucket's `used` drained from `from` to `now` (0 once empty): the arithmetic of `advance` on
  * plain numbers, shared with the in-place decision (inPlace.ts).
@@ -58,6 +57,7 @@ export function waitForUsed(limit: Limit, used: number, units: number): Ms {
   return over <= 0 ? 0 : Math.ceil(over / limit.limit);
 }
 
+/** tokenBucket is the token-bucket {@link LimitAlgorithm}. */
 export const tokenBucket: LimitAlgorithm<TokenBucketState> = {
   init: () => EMPTY,
 
