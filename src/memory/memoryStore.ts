@@ -124,19 +124,6 @@ export class MemoryStore implements Store {
     return this.#entries.size;
   }
 
-  /** The key's state under `policy` (owned: read it, never keep it), or a fresh one. */
-  #state(key: string, policy: Policy, now: Ms): KeyState {
-    const e = this.#entries.get(key);
-    if (e === undefined) return initialState(policy, now);
-    this.#current(e, policy, now);
-    return e;
-  }
-
-  /** Brings the entry under `policy`, rebasing it if it was built under another one. */
-  #current(e: Entry, policy: Policy, now: Ms): void {
-    if (e.policy !== policy) reown(e, policy, rebase(e.policy, policy, e, now));
-  }
-
   /**
    * The entry to decide `key` on: the cached one while it is still in the map, else the map's
    * (brought under `policy`), else a new one that {@link #keep} puts in the map once it booked.
@@ -146,7 +133,7 @@ export class MemoryStore implements Store {
     if (e === undefined) return newEntry(policy, initialState(policy, now));
     // A decision, grant or refusal, takes the key under `policy` (the Redis store's decide.lua
     // writes a rebased state back even when it refuses).
-    this.#current(e, policy, now);
+    if (e.policy !== policy) reown(e, policy, rebase(e.policy, policy, e, now));
     return e;
   }
 
@@ -157,9 +144,10 @@ export class MemoryStore implements Store {
   }
 
   /**
-   * The key's state under `policy` without changing anything: a key still under an older policy
-   * is seen rebased and stays as it is until its next decision or settle, as in the Redis store
-   * (whose read writes nothing).
+   * The key's state under `policy` without changing anything (owned when it is the entry itself:
+   * read it, never keep it): a key still under an older policy is seen rebased and stays as it is
+   * until its next decision or settle, as in the Redis store (whose read writes nothing). Settle
+   * and cancel compute from it, and {@link #put} takes the result under `policy`.
    */
   #view(key: string, policy: Policy, now: Ms): KeyState {
     const e = this.#entries.get(key);
@@ -234,11 +222,11 @@ export class MemoryStore implements Store {
   }
 
   settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): void {
-    this.#put(key, policy, settle(policy, this.#state(key, policy, now), grant, actual, now).state);
+    this.#put(key, policy, settle(policy, this.#view(key, policy, now), grant, actual, now).state);
   }
 
   cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): void {
-    const s = refund(policy, this.#state(key, policy, now), grant, now);
+    const s = refund(policy, this.#view(key, policy, now), grant, now);
     this.#put(key, policy, release(s, grant));
   }
 
