@@ -506,7 +506,12 @@ export class Limiter implements GrantOwner {
 
   /** @internal GrantOwner: send to a key's actor, creating it if needed. */
   send(key: string, storeKey: string, event: KeyEvent<Grant>): void {
-    (this.actors.get(key) ?? this.#core.actorFor(this, key, storeKey)).send(event);
+    this.#actor(key, storeKey).send(event);
+  }
+
+  /** The key's live actor straight from this limiter's index; the system creates one if none. */
+  #actor(key: string, storeKey?: string): KeyActorRef<Grant> {
+    return this.actors.get(key) ?? this.#core.actorFor(this, key, storeKey);
   }
 
   #waiter(
@@ -567,8 +572,7 @@ export class Limiter implements GrantOwner {
   }
 
   #dispatch(key: string, w: Waiter<Grant>): void {
-    // The live actor straight from this limiter's index; the system creates one when there is none.
-    (this.actors.get(key) ?? this.#core.actorFor(this, key)).send(w);
+    this.#actor(key).send(w);
   }
 }
 
