@@ -72,7 +72,10 @@ local function read_policy(i)
   end
   local conc = tonumber(ARGV[i])
   local st = { at = 0, limits = states, expires = nil, pause = 0 }
-  return { limits = limits, index = index, n = n, concurrency = conc, st = st }, i + 1
+  -- found[k] == gen: the current load read limit k's record (see load).
+  local policy = { limits = limits, index = index, n = n, concurrency = conc, st = st }
+  policy.found, policy.gen = {}, 0
+  return policy, i + 1
 end
 
 -- init fills `s` with the state of a limit that has booked nothing, as of now.
@@ -347,14 +350,10 @@ local function load(policy, now, ks)
   local limits = policy.limits
   local n = policy.n
   local from, expires, pause = nil, nil, 0
-  -- found[k]: the stored record of limit k was read into its state (this load's `gen`).
-  local gen = (policy.gen or 0) + 1
+  -- found[k] == gen: the stored record of limit k was read into its state by this load.
+  local gen = policy.gen + 1
   policy.gen = gen
   local found = policy.found
-  if found == nil then
-    found = {}
-    policy.found = found
-  end
   -- changed: the stored state was saved under another policy (a record dropped, added, or with
   -- other parameters), so even a refusal writes the rebased state back (see decide.lua).
   local changed = false

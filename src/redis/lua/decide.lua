@@ -33,6 +33,22 @@ local kidx = 1
 local out = {}
 local o = 0
 local units = {}
+
+-- next_request reads one request of a group with `n` limits into `units`, and returns its grant
+-- id, whether it takes a slot and its lease ms (nil, false, -1 without slot fields). Every request
+-- is read, decided or not, so the next group starts where it should.
+local function next_request(n, slotted)
+  for k = 1, n do
+    units[k] = tonumber(tok())
+  end
+  if not slotted then
+    return nil, false, -1
+  end
+  local id = ARGV[ids]
+  ids = ids + 1
+  return id, tok() == '1', tonumber(tok())
+end
+
 local mode = tok()
 while mode ~= nil do
   if own_time then
@@ -65,14 +81,7 @@ while mode ~= nil do
         o = o + 3
         decided = decided + 1
       end
-      for _ = 1, n do
-        tok()
-      end
-      if slotted then
-        tok()
-        tok()
-        ids = ids + 1
-      end
+      next_request(n, slotted)
     end
   else
     local t = st.at
@@ -84,16 +93,7 @@ while mode ~= nil do
     local booked, slots_added = false, false
     local stopped = false
     for _ = 1, count do
-      for k = 1, n do
-        units[k] = tonumber(tok())
-      end
-      local id, slot, lease = nil, false, -1
-      if slotted then
-        id = ARGV[ids]
-        ids = ids + 1
-        slot = tok() == '1'
-        lease = tonumber(tok())
-      end
+      local id, slot, lease = next_request(n, slotted)
       if not stopped then
         local retry, by = 0, 0
         for k = 1, n do
