@@ -233,7 +233,7 @@ export class RedisStore implements Store {
   ): Promise<StoreDecision[]> {
     return new Promise<StoreDecision[]>((resolve, reject) => {
       const place = this.#place(key, cache);
-      const entry: Pending = { key, names: place.names, policy, batch, mode, now, resolve, reject };
+      const entry: Pending = { place, policy, batch, mode, now, resolve, reject };
       const list = this.#pending.get(place.group);
       if (list === undefined) this.#pending.set(place.group, [entry]);
       else list.push(entry);
@@ -268,8 +268,9 @@ export class RedisStore implements Store {
     // A new Map per flush, not clear(): V8 links a cleared Map's table to its successor (for live
     // iterators), so once one table was promoted to the old generation (a full GC while requests
     // were pending is enough), each dead table kept the next one, and every request it held, alive
-    // through minor GCs. Measured on the bench's workload after a full GC: ~500 MB promoted per
-    // 10 s and ~8.6 µs of Node CPU per grant with clear(); ~140 MB and ~4 µs with a new Map.
+    // through minor GCs. Measured with a throwaway driver calling decide directly (the bench's
+    // keys and callers) after a full GC: ~500 MB promoted per 10 s and ~8.6 µs of Node CPU per
+    // grant with clear(); ~140 MB and ~4 µs with a new Map.
     const groups = this.#pending;
     this.#pending = new Map();
     for (const entries of groups.values()) {
@@ -292,12 +293,12 @@ export class RedisStore implements Store {
       // Slot fields (id, slot, lease) go only with a policy that counts slots, or a request
       // holding one from an earlier policy: most calls carry just the amounts.
       const slotted = e.policy.concurrency !== null || e.batch.some((r) => r.slot);
-      keys.push(e.names.state);
-      if (slotted) keys.push(e.names.slots);
+      keys.push(e.place.names.state);
+      if (slotted) keys.push(e.place.names.slots);
       let p = policies.indexOf(e.policy);
       if (p < 0) p = policies.push(e.policy) - 1;
       if (ownTime) groups += `${e.now},`;
-      groups += `${e.mode === 'queue' ? (slotted ? 'Q' : 'q') : slotted ? 'E' : 'e'},${p + 1},${e.batch.length}`;
+      groups += `${MODE_LETTER[e.mode][slotted ? 1 : 0]},${p + 1},${e.batch.length}`;
       for (const r of e.batch) {
         for (const u of r.units) groups += `,${u}`;
         if (slotted) {
@@ -326,7 +327,7 @@ export class RedisStore implements Store {
           continue;
         }
         try {
-          e.resolve(this.#fallback(error, e.key, e.policy, e.batch, e.mode, e.now));
+          e.resolve(this.#fallback(error, e.place.key, e.policy, e.batch, e.mode, e.now));
         } catch (failure) {
           e.reject(failure);
         }
@@ -528,6 +529,12 @@ export class RedisStore implements Store {
 /** How many times a failed release is tried (see {@link RedisStore.release}). */
 const RELEASE_ATTEMPTS = 3;
 
+/** decide.lua's mode letter of a batch mode, without and with slot fields (see its header). */
+const MODE_LETTER: Readonly<Record<BatchMode, readonly [string, string]>> = {
+  queue: ['q', 'Q'],
+  each: ['e', 'E'],
+};
+
 /** The most keys one `decide.lua` call decides (Redis runs a script to completion, alone). */
 const MAX_KEYS_PER_CALL = 64;
 
@@ -544,8 +551,7 @@ class KeyPlace {
 
 /** One key's decision waiting for the next script call. */
 interface Pending {
-  readonly key: string;
-  readonly names: RedisKeyNames;
+  readonly place: KeyPlace;
   readonly policy: Policy;
   readonly batch: readonly StoreRequest[];
   readonly mode: BatchMode;
