@@ -1,9 +1,10 @@
 /**
  * What one mailbox hop costs as the number of live actors grows: XState `send` to a light actor
- * (a custom ActorLogic that only counts; children of one root, as tollgate's key actors are), next to reading and bumping a plain object per key, over
- * 1 to 100,000 live keys visited in a scattered order. It is the part of a grant that tollgate's
- * design (one actor per key) pays and a keyed counter does not, and the reason the concurrent
- * workload (10,000 live keys) is slower than the sequential one (1 key).
+ * (a custom ActorLogic that only counts; children of one root, as tollgate's key actors are), next
+ * to reading and bumping a plain object per key, over 1 to 100,000 live keys visited in a
+ * scattered order. It is the part of a grant that tollgate's design (one actor per key) pays and a
+ * keyed counter does not, and the reason the concurrent workload (10,000 live keys) is slower
+ * than the sequential one (1 key).
  */
 import { createActor, type ActorLogic, type AnyActorRef, type Snapshot } from 'xstate';
 import { fmtInt, fmtNs, median, type Section, type Suite, type SuiteOptions } from './report.js';
@@ -74,10 +75,10 @@ async function run(options: SuiteOptions): Promise<Section> {
       {
         text: [
           'XState `send` to a light actor (a custom ActorLogic that only counts; children of one root,',
-          "as tollgate's key actors are) against reading and",
-          'bumping a plain object per key, with that many live keys visited in a scattered order',
-          `(median of ${runs} run${runs === 1 ? '' : 's'} of ${fmtInt(ops)} operations). Every grant of tollgate pays`,
-          "at least one such hop (its key's mailbox); the cost grows with the live actors' working set.",
+          "as tollgate's key actors are) against reading and bumping a plain object per key, with that",
+          `many live keys visited in a scattered order (median of ${runs} run${runs === 1 ? '' : 's'} of ${fmtInt(ops)} operations).`,
+          "Every grant of tollgate pays at least one such hop (its key's mailbox); the cost grows with",
+          "the live actors' working set.",
         ].join('\n'),
       },
       {

@@ -446,13 +446,8 @@ async function run(options: SuiteOptions): Promise<Section> {
         `Node; each measurement uses a fresh ioredis connection (default options) and instance on an`,
         `emptied database, after a full GC and ${p.settleMs} ms of the workload untimed (the instance's start is not`,
         `measured); in each run tollgate and RLF go back to back (alternating which goes first), then the`,
-        `ceilings. ${pinned.restore === null ? `Node and Redis are not pinned to cores (${pinned.why}).` : 'This process runs on CPU 0 and redis-server on CPU 1 (`taskset`), so they never share'}`,
-        ...(pinned.restore === null
-          ? []
-          : [
-              `a core (on the 2-core machine this suite was written on, the scheduler sometimes ran both on`,
-              `one core, and a run of either peer then lost up to a third of its rate).`,
-            ]),
+        `ceilings. ${pinned.restore === null ? `Node and Redis are not pinned to cores (${pinned.why}).` : 'This process runs on CPU 0 and redis-server on CPU 1 (`taskset`), so the scheduler never'}`,
+        ...(pinned.restore === null ? [] : ['puts both on one core for part of a measurement.']),
         `tollgate: \`redisStore({ client })\` (time: 'redis', defaults) through \`createLimiterSystem\` and`,
         `\`limiter.acquire\`; rate-limiter-flexible: \`RateLimiterRedis({ storeClient })\`, \`consume(key)\`.`,
         `Median of ${runsWord} (all runs listed); ratios are to rate-limiter-flexible in this run (higher is better).`,
