@@ -14,8 +14,8 @@ export type {
   LimiterOptions,
 } from './actors/limiter.js';
 export { Grant } from './actors/grant.js';
-export { systemClock, VirtualClock } from './actors/clock.js';
-export type { Clock, TimerHandle } from './actors/clock.js';
+export { systemClock, VirtualClock } from './clock.js';
+export type { Clock, TimerHandle } from './clock.js';
 export type {
   Store,
   StoreRequest,
@@ -24,7 +24,7 @@ export type {
   BatchMode,
   KeyReading,
   MaybePromise,
-} from './actors/store.js';
+} from './store.js';
 export { memoryStore, MemoryStore } from './memory/memoryStore.js';
 export type { MemorySnapshot } from './memory/memoryStore.js';
 export { TollgateEmitter } from './observe/events.js';
@@ -81,7 +81,7 @@ export {
   parseRetryAfter,
 } from './llm/headers.js';
 export type { HeaderSource, ProviderFeedback, ProviderLimit, Provider } from './llm/headers.js';
-export { PAUSED } from './actors/store.js';
+export { PAUSED } from './store.js';
 export { BREAKER } from './actors/limiter.js';
 export { QUEUED } from './machines/keyLogic.js';
 export { limitedFetch } from './llm/fetch.js';

@@ -3,11 +3,11 @@
  * usage once known, and release it when the call is over (or let its lease expire).
  */
 import { GrantStateError, LimiterClosedError } from '../errors.js';
-import type { GrantHandle, KeyEvent } from '../machines/keyLogic.js';
+import type { GrantHandle, KeyEvent } from '../machines/keyContext.js';
 import type { CostSpec, Ms, Policy, Units } from '../limiter/types.js';
 import { compileCost } from '../limiter/validate.js';
 import type { BreakerPermit } from '../breaker/breaker.js';
-import { reframe, type StoreGrant } from './store.js';
+import { reframe, type StoreGrant } from '../store.js';
 
 /** What a call's outcome says about the service, for the key's circuit breaker. */
 export type CallOutcome = 'success' | 'failure' | 'neutral';

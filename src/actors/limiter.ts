@@ -6,15 +6,17 @@ import type { Observable } from 'rxjs';
 import { AcquireAbortedError, AcquireTimeoutError, InvalidArgumentError } from '../errors.js';
 import type { BreakerPermit, CircuitBreaker } from '../breaker/breaker.js';
 import { CircuitOpenError } from '../breaker/errors.js';
-import { compileBreakerPolicy, type BreakerPolicySpec } from '../breaker/policy.js';
+import { compileBreakerPolicy, type BreakerOptions } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
-import type { Done, KeyActorRef, KeyEvent } from '../machines/keyLogic.js';
+import type { Done, KeyActorRef, KeyEvent } from '../machines/keyContext.js';
 import { Waiter, WaiterState } from '../machines/waiter.js';
 import { parseDuration } from '../limiter/units.js';
 import { compileCost, compilePolicy } from '../limiter/validate.js';
 import type { CostSpec, Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
 import type { CallOutcome, Grant, GrantOwner } from './grant.js';
-import type { SystemCore } from './system.js';
+import type { SystemCore } from './core.js';
+
+export type { BreakerOptions };
 
 /** Options of {@link Limiter.acquire}. */
 export interface AcquireOptions {
@@ -100,19 +102,6 @@ const PROVIDER_WINDOW_MS = 60_000;
 
 /** How long a throttled key pauses when the provider gives no retry-after and no reset. */
 const DEFAULT_PAUSE_MS = 1000;
-
-/**
- * BreakerOptions puts a circuit breaker in front of every key of a limiter (one breaker per key,
- * e.g. per provider × API key): the breaker's policy, and what acquire does while it is open.
- */
-export interface BreakerOptions extends BreakerPolicySpec {
-  /**
-   * While the breaker is open: `'fail'` rejects acquire at once with CircuitOpenError; `'wait'`
-   * waits (within the acquire's timeout and signal) until it is half-open and admits a probe.
-   * @default 'fail'
-   */
-  readonly whenOpen?: 'fail' | 'wait';
-}
 
 /** Options of `system.limiter(name, options)`: a policy, plus how its keys queue. */
 export interface LimiterOptions extends PolicySpec {

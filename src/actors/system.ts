@@ -12,23 +12,20 @@ import {
   type Snapshot,
 } from 'xstate';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
-import {
-  isKeyIdle,
-  keyLogic,
-  type KeyActorRef,
-  type KeyLogic,
-  type KeyRuntime,
-} from '../machines/keyLogic.js';
+import { isKeyIdle, keyLogic } from '../machines/keyLogic.js';
+import type { KeyActorRef, KeyLogic, KeyRuntime } from '../machines/keyContext.js';
 import { memoryStore, MemoryStore, type MemorySnapshot } from '../memory/memoryStore.js';
 import { parseDuration } from '../limiter/units.js';
 import type { CostSpec, Duration, Ms, Policy } from '../limiter/types.js';
 import { TollgateEmitter } from '../observe/events.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { Grant } from './grant.js';
-import { Limiter, type BreakerOptions, type LimiterOptions } from './limiter.js';
+import { Limiter, type LimiterOptions } from './limiter.js';
+import type { BreakerOptions } from '../breaker/policy.js';
+import type { KeyIndex, SystemCore } from './core.js';
 import { BreakerRegistry } from '../breaker/registry.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
-import type { Store, StoreGrant } from './store.js';
+import type { Store, StoreGrant } from '../store.js';
 
 /** Options of {@link createLimiterSystem}. */
 export interface LimiterSystemOptions {
@@ -63,18 +60,6 @@ interface LimiterEntry {
   readonly rt: KeyRuntime<Grant>;
 }
 
-/** @internal what limiters and grants need from their system. */
-export interface SystemCore {
-  readonly idPrefix: string;
-  storeKey(limiter: string, key: string): string;
-  actorFor(limiter: Limiter, key: string, storeKey?: string): KeyActorRef<Grant>;
-  policyChanged(limiter: Limiter): void;
-  checkOpen(call: string): void;
-  breaker(name: string, options: BreakerOptions): CircuitBreaker;
-  readonly clock: Clock;
-  readonly events: TollgateEmitter;
-}
-
 /**
  * LimiterSystem holds limiters and their key actors. Create it with {@link createLimiterSystem}.
  *
@@ -103,7 +88,7 @@ export class LimiterSystem implements SystemCore {
   readonly #root: AnyActorRef;
   readonly #limiters = new Map<string, LimiterEntry>();
   /** Live key actors and the limiter each belongs to, for sweeps, broadcasts and close. */
-  readonly #live = new Map<KeyActorRef<Grant>, Limiter>();
+  readonly #live = new Map<KeyActorRef<Grant>, KeyIndex>();
   /**
    * Live key actors by store key, kept only for a store that reports capacity freed elsewhere
    * (`Store.watch`, which names keys by store key); null otherwise, so the memory store's keys do
@@ -213,7 +198,7 @@ export class LimiterSystem implements SystemCore {
    * limiter indexes its live actors by the caller's key string, which spares the hot path building
    * and hashing a new string per call.
    */
-  actorFor(limiter: Limiter, key: string, storeKey?: string): KeyActorRef<Grant> {
+  actorFor(limiter: KeyIndex, key: string, storeKey?: string): KeyActorRef<Grant> {
     const existing = limiter.actors.get(key);
     if (existing !== undefined) return existing;
     this.checkOpen('acquire');
@@ -236,7 +221,7 @@ export class LimiterSystem implements SystemCore {
   }
 
   /** Relays the facts `actor` emits to `events`, once per actor. */
-  #relay(actor: KeyActorRef<Grant>, limiter: Limiter): void {
+  #relay(actor: KeyActorRef<Grant>, limiter: KeyIndex): void {
     if (this.#relayed.has(actor)) return;
     this.#relayed.add(actor);
     actor.on('*', (e) => {
@@ -249,7 +234,7 @@ export class LimiterSystem implements SystemCore {
   }
 
   /** @internal `limiter` has a new policy: its keys take it through their mailboxes. */
-  policyChanged(limiter: Limiter): void {
+  policyChanged(limiter: KeyIndex): void {
     for (const actor of limiter.actors.values()) actor.send({ type: 'policy' });
   }
 

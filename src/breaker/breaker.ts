@@ -17,7 +17,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { BehaviorSubject, type Observable } from 'rxjs';
 import { createActor, type Actor } from 'xstate';
-import type { Clock } from '../actors/clock.js';
+import type { Clock } from '../clock.js';
 import { AcquireAbortedError, InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import type { Ms } from '../limiter/types.js';
 import {
@@ -25,7 +25,7 @@ import {
   type BreakerEmitted,
   type BreakerMachine,
   type BreakerState,
-} from '../machines/breakerMachine.js';
+} from './breakerMachine.js';
 import { Permit, type BreakerPermit, type PermitOutcome } from './permit.js';
 import { compileBreakerPolicy, type BreakerPolicy, type BreakerPolicySpec } from './policy.js';
 import { windowTotals } from './window.js';

@@ -7,7 +7,7 @@ export type { TryEnterResult, BreakerStateChange, BreakerEvents, BreakerStats } 
 export type { BreakerPermit } from './permit.js';
 export { BreakerRegistry } from './registry.js';
 export { CircuitOpenError } from './errors.js';
-export { breakerMachine } from '../machines/breakerMachine.js';
+export { breakerMachine } from './breakerMachine.js';
 export type {
   BreakerState,
   BreakerContext,
@@ -15,6 +15,6 @@ export type {
   BreakerEmitted,
   BreakerInput,
   BreakerMachine,
-} from '../machines/breakerMachine.js';
+} from './breakerMachine.js';
 export { compileBreakerPolicy, openDurationMs, WINDOW_BUCKETS } from './policy.js';
 export type { BreakerPolicySpec, FailureRateSpec, BreakerPolicy, FailureRate } from './policy.js';

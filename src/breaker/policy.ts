@@ -195,3 +195,16 @@ export function samePolicy(a: BreakerPolicy, b: BreakerPolicy): boolean {
   // Both come from compileBreakerPolicy, which builds every field in the same order.
   return JSON.stringify(a) === JSON.stringify(b);
 }
+
+/**
+ * BreakerOptions puts a circuit breaker in front of every key of a limiter (one breaker per key,
+ * e.g. per provider × API key): the breaker's policy, and what acquire does while it is open.
+ */
+export interface BreakerOptions extends BreakerPolicySpec {
+  /**
+   * While the breaker is open: `'fail'` rejects acquire at once with CircuitOpenError; `'wait'`
+   * waits (within the acquire's timeout and signal) until it is half-open and admits a probe.
+   * @default 'fail'
+   */
+  readonly whenOpen?: 'fail' | 'wait';
+}

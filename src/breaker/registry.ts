@@ -5,7 +5,7 @@
  * between registries: two systems in one process (or two tests) never see each other's breakers.
  */
 import { EventEmitter } from 'eventemitter3';
-import type { Clock } from '../actors/clock.js';
+import type { Clock } from '../clock.js';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import { CircuitBreaker, type BreakerEvents } from './breaker.js';
 import { compileBreakerPolicy, samePolicy, type BreakerPolicySpec } from './policy.js';

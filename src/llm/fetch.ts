@@ -36,7 +36,7 @@
 import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
 import { Limiter } from '../actors/limiter.js';
 import type { CallOutcome, Grant } from '../actors/grant.js';
-import { systemClock } from '../actors/clock.js';
+import { systemClock } from '../clock.js';
 import type { CostSpec, Duration, Ms } from '../limiter/types.js';
 import { estimateTokens, projectCost, type TokenEstimator } from './estimate.js';
 import { feedbackFromResponse } from './headers.js';

@@ -20,7 +20,7 @@ import {
   type StoreDecision,
   type StoreGrant,
   type StoreRequest,
-} from '../actors/store.js';
+} from '../store.js';
 import { InvalidArgumentError } from '../errors.js';
 import { advance, initialState, isIdle, rebase } from '../limiter/advance.js';
 import { decide } from '../limiter/decide.js';

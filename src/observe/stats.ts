@@ -13,8 +13,8 @@ import {
   startWith,
   switchMap,
 } from 'rxjs';
-import type { Clock, TimerHandle } from '../actors/clock.js';
-import type { KeyReading } from '../actors/store.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { KeyReading } from '../store.js';
 import type { Duration } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
 import type { TollgateEmitter, TollgateEventName } from './events.js';

@@ -26,7 +26,7 @@ import {
   type StoreDecision,
   type StoreGrant,
   type StoreRequest,
-} from '../actors/store.js';
+} from '../store.js';
 import { InvalidArgumentError, StoreUnavailableError, isTollgateError } from '../errors.js';
 import type { Duration, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';

@@ -6,7 +6,7 @@
  * re-compiled waiters the store was deciding.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BatchMode, Store, StoreDecision, StoreRequest } from '../../src/actors/store.js';
+import type { BatchMode, Store, StoreDecision, StoreRequest } from '../../src/store.js';
 import { VirtualClock, createLimiterSystem, type LimiterSystem } from '../../src/index.js';
 import type { Ms, Policy } from '../../src/limiter/types.js';
 import { MemoryStore } from '../../src/memory/memoryStore.js';

@@ -1,6 +1,6 @@
 /** CircuitBreaker on virtual time: the actor, its timer on the injected clock, permits and waiters. */
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../src/actors/clock.js';
+import { VirtualClock } from '../../src/clock.js';
 import {
   CircuitBreaker,
   CircuitOpenError,

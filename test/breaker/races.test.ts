@@ -12,7 +12,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../src/actors/clock.js';
+import { VirtualClock } from '../../src/clock.js';
 import {
   CircuitBreaker,
   breakerMachine,

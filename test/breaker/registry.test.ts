@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../src/actors/clock.js';
+import { VirtualClock } from '../../src/clock.js';
 import { BreakerRegistry, type BreakerStateChange } from '../../src/breaker/index.js';
 import { InvalidArgumentError, LimiterClosedError } from '../../src/errors.js';
 

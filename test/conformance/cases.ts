@@ -13,7 +13,7 @@
  * booking (emptiedAt); `refunded` grows by what is given back, unless the whole grant is given back
  * from the back of the queue (its end ≥ used).
  */
-import type { BatchMode } from '../../src/actors/store.js';
+import type { BatchMode } from '../../src/store.js';
 import type { CostSpec, PolicySpec } from '../../src/limiter/types.js';
 
 /** What one decision must be. */

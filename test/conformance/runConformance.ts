@@ -20,7 +20,7 @@ import {
   type StoreDecision,
   type StoreGrant,
   type StoreRequest,
-} from '../../src/actors/store.js';
+} from '../../src/store.js';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
 import type { CostSpec, Policy } from '../../src/limiter/types.js';
 import { cases, type ConformanceCase, type Outcome, type Step } from './cases.js';

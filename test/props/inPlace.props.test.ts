@@ -39,7 +39,7 @@ import type {
   Policy,
   PolicySpec,
 } from '../../src/limiter/index.js';
-import type { KeyCache, StoreDecision, StoreGrant } from '../../src/actors/store.js';
+import type { KeyCache, StoreDecision, StoreGrant } from '../../src/store.js';
 import { MemoryStore } from '../../src/memory/memoryStore.js';
 import { acquireCost, settleCost } from './harness.js';
 import { RUNS, scheduleArb, type Op } from './schedule.js';

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLimiterSystem, isTollgateError, type LimiterSystem } from '../../src/index.js';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
-import type { StoreGrant } from '../../src/actors/store.js';
+import type { StoreGrant } from '../../src/store.js';
 import { keyNames, redisStore, type RedisStoreOptions } from '../../src/redis/index.js';
 import { startRedis, type RedisServer } from './harness.js';
 

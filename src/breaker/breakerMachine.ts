@@ -28,14 +28,14 @@
  */
 import { assertEvent, assign, emit, setup } from 'xstate';
 import type { Ms } from '../limiter/types.js';
-import { openDurationMs, type BreakerPolicy } from '../breaker/policy.js';
+import { openDurationMs, type BreakerPolicy } from './policy.js';
 import {
   EMPTY_WINDOW,
   rateReached,
   recordCall,
   windowTotals,
   type RollingWindow,
-} from '../breaker/window.js';
+} from './window.js';
 
 /** BreakerState names the three states of a breaker. */
 export type BreakerState = 'closed' | 'open' | 'halfOpen';

@@ -7,8 +7,8 @@
  * two calls for the same key interleaved by tollgate itself. (Across processes, Redis scripts are
  * what keeps the calls atomic.)
  */
-import { remapMarks } from '../limiter/advance.js';
-import type { GrantRecord, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
+import { remapMarks } from './limiter/advance.js';
+import type { GrantRecord, LimitReading, Ms, Policy, Units } from './limiter/types.js';
 
 /** A value, or a promise of it: the memory store answers synchronously, Redis does not. */
 export type MaybePromise<T> = T | Promise<T>;

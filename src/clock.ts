@@ -3,7 +3,7 @@
  * runtime reads it from a Clock once per mailbox drain and arms its timers on the same Clock, so
  * tests swap in a {@link VirtualClock} and run on virtual time.
  */
-import type { Ms } from '../limiter/types.js';
+import type { Ms } from './limiter/types.js';
 
 /** An opaque timer handle returned by {@link Clock.setTimeout}. */
 export type TimerHandle = unknown;

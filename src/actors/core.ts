@@ -1,0 +1,35 @@
+/**
+ * SystemCore is what a limiter and its grants need from their system, in a module of its own so
+ * that the limiter (src/actors/limiter.ts) and the system (src/actors/system.ts) do not import
+ * each other: the system builds limiters, and limiters see the system only through this.
+ */
+import type { CircuitBreaker } from '../breaker/breaker.js';
+import type { BreakerOptions } from '../breaker/policy.js';
+import type { Clock } from '../clock.js';
+import type { KeyActorRef } from '../machines/keyContext.js';
+import type { TollgateEmitter } from '../observe/events.js';
+import type { Store } from '../store.js';
+import type { Grant } from './grant.js';
+
+/** KeyIndex is a limiter as its system sees it: a name and the live key actors by key. */
+export interface KeyIndex {
+  readonly name: string;
+  /** Live key actors by the caller's key string; the system adds and removes them. */
+  readonly actors: Map<string, KeyActorRef<Grant>>;
+}
+
+/** @internal what limiters and grants need from their system. */
+export interface SystemCore {
+  readonly idPrefix: string;
+  readonly clock: Clock;
+  readonly events: TollgateEmitter;
+  /** The store the system decides with. */
+  readonly store: Store;
+  storeKey(limiter: string, key: string): string;
+  /** Get-or-create of the key's actor, synchronous, so one key never gets two actors. */
+  actorFor(limiter: KeyIndex, key: string, storeKey?: string): KeyActorRef<Grant>;
+  /** `limiter` has a new policy: its live keys take it through their mailboxes. */
+  policyChanged(limiter: KeyIndex): void;
+  checkOpen(call: string): void;
+  breaker(name: string, options: BreakerOptions): CircuitBreaker;
+}

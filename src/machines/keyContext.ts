@@ -1,0 +1,168 @@
+/**
+ * The types of a key actor, in a module of their own so that the parts of the key logic
+ * (keyQueue, wakeSchedule, grants, asyncBatch) and the runtime can import them without importing
+ * the logic itself: its context, runtime, events, snapshot and what it emits.
+ */
+import type { ActorLogic, ActorRef, ActorScope, ActorSystem, Snapshot } from 'xstate';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { KeyCache, KeyReading, Store, StoreDecision, StoreGrant } from '../store.js';
+import type { Ms, Policy, Units } from '../limiter/types.js';
+import type { Waiter } from './waiter.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- xstate's own alias for any system
+type AnyActorSystem = ActorSystem<any>;
+
+/**
+ * Facts a key actor emits (through XState `emit`); the system relays them to its event emitter.
+ * Every emit is guarded by `ctx.rt.observed.value`, so an unobserved system does not even build
+ * the event object.
+ */
+export type KeyEmitted =
+  | { type: 'granted'; key: string; id: string; units: Units; waitedMs: Ms; at: Ms }
+  | { type: 'refused'; key: string; retryAfterMs: Ms; limit: string; at: Ms }
+  | { type: 'queued'; key: string; id: string; queueLength: number; at: Ms }
+  | { type: 'timeout'; key: string; id: string; at: Ms }
+  | { type: 'aborted'; key: string; id: string; at: Ms }
+  | { type: 'settled'; key: string; id: string; estimated: Units; actual: Units; at: Ms }
+  | { type: 'released'; key: string; id: string; expired: boolean; at: Ms }
+  | { type: 'cancelled'; key: string; id: string; at: Ms }
+  | { type: 'reset'; key: string; at: Ms }
+  | { type: 'storeError'; key: string; error: Error; at: Ms };
+
+/** What the key logic needs from its grants. The runtime's grant class implements it. */
+export interface GrantHandle {
+  /** What the store booked for the grant; `settle` replaces it with the actual units. */
+  record: StoreGrant;
+  /** Set by the logic when the slot is given back (released, cancelled or lease expired). */
+  slotFreed: boolean;
+  /** Called when the grant's lease ended before a release (the call was abandoned). */
+  leaseExpired?(): void;
+}
+
+/**
+ * KeyRuntime is what all keys of one limiter share: the store, the clock, the policy in force and
+ * the options. The facade owns it; a policy change replaces `policy` and then tells each live key.
+ */
+export interface KeyRuntime<G extends GrantHandle = GrantHandle> {
+  readonly limiter: string;
+  readonly store: Store;
+  readonly clock: Clock;
+  /** The policy in force; it changes before the key actors get their `policy` message. */
+  readonly policy: Policy;
+  /** The most waiters a key queues; more are refused with QueueFullError. */
+  readonly maxQueue: number;
+  /** Ms a concurrency slot is held at most before it is given back, or null. */
+  readonly leaseMs: Ms | null;
+  /**
+   * With a store shared by other processes, capacity can free up without this process knowing
+   * (another process released a slot). A blocked queue re-asks at least this often.
+   */
+  readonly pollMs: Ms;
+  /** Whether anybody listens to events or stats; facts are not even built otherwise. */
+  readonly observed: { value: boolean };
+  /** Builds the grant handed to the caller. */
+  makeGrant(
+    key: string,
+    storeKey: string,
+    record: StoreGrant,
+    cost: Waiter['cost'],
+    policy: Policy,
+  ): G;
+}
+
+/** KeyContext is one key's mailbox state; it is also the key's {@link KeyCache} for its store. */
+export interface KeyContext<G extends GrantHandle = GrantHandle> extends KeyCache {
+  readonly rt: KeyRuntime<G>;
+  readonly key: string;
+  readonly storeKey: string;
+  /** Waiters not yet decided, in service order. */
+  readonly queue: Waiter<G>[];
+  /** Waiters sent to an async store whose answer has not come back. */
+  inFlight: readonly Waiter<G>[] | null;
+  /** Grants holding a slot under a lease, with the instant the lease ends. */
+  /** Allocated on the first lease: most keys never hold one. */
+  leases: Map<G, Ms> | null;
+  timer: TimerHandle | null;
+  /** The instant `timer` fires; Infinity when none is armed. */
+  timerAt: Ms;
+  /** The instant the head of the queue fits, as the store last said; Infinity if unknown. */
+  wakeAt: Ms;
+  /**
+   * The waiter `wakeAt` was said for. While it is still the head and `wakeAt` is ahead, an async
+   * store is not asked again (the timer, a freed capacity or a new head re-opens the question).
+   */
+  wakeHead: Waiter<G> | null;
+  /** setLimits arrived while a batch was in flight: recompile the queue when it is answered. */
+  policyStale: boolean;
+  /** Last instant the key handled an event; the system evicts keys idle for long enough. */
+  lastActive: Ms;
+  closed: boolean;
+  /** The store's own slot (see {@link KeyCache}): never read here. */
+  storeEntry: unknown;
+}
+
+/** The snapshot of a key actor. */
+export type KeySnapshot<G extends GrantHandle = GrantHandle> = Snapshot<undefined> & {
+  readonly status: 'active' | 'stopped';
+  readonly context: KeyContext<G>;
+};
+
+/** Every event a key actor handles. */
+export type KeyEvent<G extends GrantHandle = GrantHandle> =
+  | Waiter<G>
+  | { type: 'tick' }
+  | { type: 'wake' }
+  | { type: 'abort'; waiter: Waiter<G> }
+  | { type: 'settle'; grant: G; actual: Units; done: Done }
+  | { type: 'cancel'; grant: G; done: Done }
+  | { type: 'release'; grant: G }
+  | { type: 'read'; reply: (r: KeyReading & { queued: number }) => void; fail: (e: Error) => void }
+  | { type: 'reset'; done: Done }
+  | { type: 'pause'; forMs: Ms; done: Done }
+  | { type: 'charge'; units: Units; done: Done }
+  | { type: 'policy' }
+  | {
+      type: 'decided';
+      batch: readonly Waiter<G>[];
+      decisions: StoreDecision[];
+      /** The policy the batch was decided under (its grants record units in its terms). */
+      policy: Policy;
+    }
+  | { type: 'failed'; batch: readonly Waiter<G>[]; error: unknown }
+  | { type: 'close' };
+
+/** Completion callbacks of a mailbox operation whose caller awaits it. */
+export interface Done {
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+/** The input a key actor is created with. */
+export interface KeyInput<G extends GrantHandle = GrantHandle> {
+  readonly rt: KeyRuntime<G>;
+  readonly key: string;
+  readonly storeKey: string;
+}
+
+/** The scope the key logic runs in (emits {@link KeyEmitted}). */
+export type Scope<G extends GrantHandle> = ActorScope<
+  KeySnapshot<G>,
+  KeyEvent<G>,
+  AnyActorSystem,
+  KeyEmitted
+>;
+/** A running key actor. */
+export type KeyActorRef<G extends GrantHandle = GrantHandle> = ActorRef<
+  KeySnapshot<G>,
+  KeyEvent<G>,
+  KeyEmitted
+>;
+
+/** The logic of every key actor. */
+export type KeyLogic<G extends GrantHandle = GrantHandle> = ActorLogic<
+  KeySnapshot<G>,
+  KeyEvent<G>,
+  KeyInput<G>,
+  AnyActorSystem,
+  KeyEmitted
+>;
