@@ -17,6 +17,7 @@ export type TollgateErrorCode =
   | 'LIMITER_CLOSED'
   | 'STORE_UNAVAILABLE'
   | 'GRANT_STATE'
+  | 'INTERNAL'
   | 'CIRCUIT_OPEN';
 
 /**
@@ -119,4 +120,19 @@ export class StoreUnavailableError extends TollgateError {
 /** GrantStateError: a grant was settled twice, or settled after it was cancelled. */
 export class GrantStateError extends TollgateError {
   readonly code = 'GRANT_STATE' as const;
+}
+
+/**
+ * InternalError: an operation of a key failed on a bug (in tollgate, or in a custom store that
+ * threw something unexpected). Only that operation's callers get it; the key goes on working.
+ * `cause` is what was thrown.
+ */
+export class InternalError extends TollgateError {
+  readonly code = 'INTERNAL' as const;
+  constructor(what: string, cause: unknown) {
+    super(
+      `tollgate: internal error in ${what}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
 }
