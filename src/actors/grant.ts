@@ -191,7 +191,11 @@ export class Grant implements GrantHandle {
       reject = rej;
     });
     p.catch(() => {}); // a caller that ignores the promise gets no unhandled rejection
-    this.#owner.send(this.key, this.#storeKey, make({ resolve, reject }));
+    try {
+      this.#owner.send(this.key, this.#storeKey, make({ resolve, reject }));
+    } catch (e) {
+      reject(e instanceof Error ? e : new Error(String(e))); // closed: the promise says so
+    }
     return p;
   }
 }

@@ -152,8 +152,12 @@ export class Limiter implements GrantOwner {
     this.#policy = compilePolicy(options);
     this.#defaultUnits = compileCost(this.#policy, undefined);
     this.maxQueue = validateMaxQueue(options.maxQueue);
+    // A store shared across processes names a default lease (Redis), so that a slot whose
+    // holder died is not held forever; the limiter's own leaseTtl wins.
     this.leaseMs =
-      options.leaseTtl === undefined ? null : parseDuration(options.leaseTtl, 'leaseTtl');
+      options.leaseTtl === undefined
+        ? ((core.store as { defaultLeaseMs?: Ms | null }).defaultLeaseMs ?? null)
+        : parseDuration(options.leaseTtl, 'leaseTtl');
     this.breaker = validateBreaker(options.breaker);
   }
 
@@ -197,6 +201,17 @@ export class Limiter implements GrantOwner {
    * grant carries the breaker's permit, and a waiter that ends without a grant gives it back.
    */
   async #throughBreaker(key: string, w: Waiter<Grant>, options: BreakerOptions): Promise<Grant> {
+    try {
+      return await this.#breakerThenQueue(key, w, options);
+    } catch (e) {
+      // Whatever failed (the system closed while it waited, say), the waiter ends: its abort
+      // listener is detached and it holds nothing.
+      w.fail(e instanceof Error ? e : new Error(String(e)));
+      throw e;
+    }
+  }
+
+  async #breakerThenQueue(key: string, w: Waiter<Grant>, options: BreakerOptions): Promise<Grant> {
     const breaker = this.#core.breaker(`${this.name}/${key}`, options);
     const clock = this.#core.clock;
     const deadline = w.timeoutMs === Infinity ? Infinity : clock.now() + w.timeoutMs;
@@ -539,6 +554,7 @@ export class Limiter implements GrantOwner {
       this.#core.idPrefix,
       ++seq,
       units,
+      this.#policy,
       this.#policy.concurrency !== null,
       this.leaseMs,
       cost,
@@ -560,8 +576,16 @@ export class Limiter implements GrantOwner {
     return w;
   }
 
+  /**
+   * Hands `w` to its key's mailbox. It never throws: a failure (the system closed meanwhile, say)
+   * ends the waiter with the error, which also detaches its abort listener.
+   */
   #dispatch(key: string, w: Waiter<Grant>): void {
-    this.#actor(key).send(w);
+    try {
+      this.#actor(key).send(w);
+    } catch (e) {
+      w.fail(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 }
 

@@ -12,8 +12,9 @@ import {
   type Snapshot,
 } from 'xstate';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
-import { isKeyIdle, keyLogic } from '../machines/keyLogic.js';
-import type { KeyActorRef, KeyLogic, KeyRuntime } from '../machines/keyContext.js';
+import { endAll, isKeyIdle, keyLogic } from '../machines/keyLogic.js';
+import type { KeyActorRef, KeyContext, KeyLogic, KeyRuntime } from '../machines/keyContext.js';
+import { asInternalError } from '../machines/storeOps.js';
 import { memoryStore, MemoryStore, type MemorySnapshot } from '../memory/memoryStore.js';
 import { parseDuration } from '../limiter/units.js';
 import type { CostSpec, Duration, Ms, Policy } from '../limiter/types.js';
@@ -99,6 +100,8 @@ export class LimiterSystem implements SystemCore {
   /** Actors whose facts are relayed to `events` (all of them, once anybody has listened). */
   readonly #relayed = new WeakSet<KeyActorRef<Grant>>();
   #sweepTimer: TimerHandle | null = null;
+  /** Breakers of evicted keys, by name, not forgotten yet (not idle at the eviction). */
+  readonly #breakersOfEvicted = new Map<string, { limiter: KeyIndex; key: string }>();
   /** Stops listening to the store's news of capacity freed by other processes. */
   readonly #unwatch: (() => void) | undefined;
   #closed = false;
@@ -116,11 +119,17 @@ export class LimiterSystem implements SystemCore {
         'tollgate: pass either store or snapshot (snapshots restore the memory store)',
       );
     }
+    if (options.store !== undefined) checkStore(options.store);
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? memoryStore(options.snapshot?.store);
+    // A store that times its own calls (Redis) does so on this system's clock, unless given one.
+    (this.#store as { useClock?(clock: Clock): void }).useClock?.(this.clock);
     // The root actor anchors the XState system; key actors are its children, and it stops them
-    // (XState lets only a parent stop a child).
-    this.#root = createActor(rootLogic, { clock: this.clock });
+    // (XState lets only a parent stop a child). It also hears of a child that failed.
+    this.#root = createActor(
+      rootLogic(() => this.#removeFailed()),
+      { clock: this.clock },
+    );
     this.#root.start();
     this.events.onObserved = () => {
       for (const [actor, limiter] of this.#live) this.#relay(actor, limiter);
@@ -301,27 +310,63 @@ export class LimiterSystem implements SystemCore {
       () => {
         this.#sweepTimer = null;
         this.#sweep();
-        if (this.#live.size > 0) this.#scheduleSweep();
+        if (this.#live.size > 0 || this.#breakersOfEvicted.size > 0) this.#scheduleSweep();
       },
       every,
     );
   }
 
-  /** Stops key actors idle for `idleTimeout`; their state stays in the store. */
+  /**
+   * Stops key actors idle for `idleTimeout`; their state stays in the store. A key's circuit
+   * breaker goes with it once the breaker is idle too (closed, no call out, no failure counted);
+   * one that is not idle yet is looked at again at each sweep.
+   */
   #sweep(): void {
     const now = this.clock.now();
     for (const [actor, limiter] of this.#live) {
       const ctx = actor.getSnapshot().context;
       if (!isKeyIdle(ctx) || now - ctx.lastActive < this.#idleMs) continue;
       this.#root.send({ type: 'stopChild', child: actor });
-      this.#live.delete(actor);
-      limiter.actors.delete(ctx.key);
-      this.#byStoreKey?.delete(ctx.storeKey);
+      this.#forgetActor(actor, limiter, ctx.key, ctx.storeKey);
       this.#store.forget?.(ctx.storeKey, now);
+      if (this.#limiters.get(limiter.name)?.limiter.breaker != null)
+        this.#breakersOfEvicted.set(`${limiter.name}/${ctx.key}`, { limiter, key: ctx.key });
       if (this.events.observed.value)
         this.events.emit('evicted', { limiter: limiter.name, key: ctx.key, at: now });
     }
+    for (const [name, { limiter, key }] of this.#breakersOfEvicted) {
+      // A key that came back keeps its breaker: it is looked at again at its next eviction.
+      if (limiter.actors.has(key) || this.breakers.peek(name) === undefined)
+        this.#breakersOfEvicted.delete(name);
+      else if (this.breakers.deleteIfIdle(name)) this.#breakersOfEvicted.delete(name);
+    }
     this.#store.sweep?.(now);
+  }
+
+  /** Takes `actor` out of every index: the next call for its key creates a new actor. */
+  #forgetActor(actor: KeyActorRef<Grant>, limiter: KeyIndex, key: string, storeKey: string): void {
+    this.#live.delete(actor);
+    if (limiter.actors.get(key) === actor) limiter.actors.delete(key);
+    if (this.#byStoreKey?.get(storeKey) === actor) this.#byStoreKey.delete(storeKey);
+  }
+
+  /**
+   * A key actor failed on an error its own guards did not catch (XState stopped it). It is taken
+   * out of the indexes, and its waiters end with the error, so none waits on a dead actor; the
+   * next call for the key gets a new actor (the key's state is in the store).
+   */
+  #removeFailed(): void {
+    for (const [actor, limiter] of this.#live) {
+      const snapshot = actor.getSnapshot() as {
+        status: string;
+        error?: unknown;
+        context: KeyContext<Grant>;
+      };
+      if (snapshot.status !== 'error') continue;
+      const ctx = snapshot.context;
+      this.#forgetActor(actor, limiter, ctx.key, ctx.storeKey);
+      endAll(ctx, asInternalError(`the actor of key ${JSON.stringify(ctx.key)}`, snapshot.error));
+    }
   }
 }
 
@@ -364,18 +409,50 @@ class LimiterRuntime implements KeyRuntime<Grant> {
   }
 }
 
-type RootEvent = EventObject & { type: 'stopChild'; child: AnyActorRef };
+type RootEvent =
+  | (EventObject & { type: 'stopChild'; child: AnyActorRef })
+  | { type: `xstate.error.actor.${string}`; error: unknown };
 
-/** The root actor's logic: it holds no state and only stops the key actors it is the parent of. */
-const rootLogic: ActorLogic<Snapshot<undefined>, RootEvent> = {
-  config: undefined,
-  transition(snapshot, event, scope) {
-    if (event.type === 'stopChild') scope.stopChild(event.child);
-    return snapshot;
-  },
-  getInitialSnapshot: () => ({ status: 'active', output: undefined, error: undefined }),
-  getPersistedSnapshot: (snapshot) => snapshot,
-};
+/**
+ * The root actor's logic: it holds no state, stops the key actors it is the parent of, and calls
+ * `onChildError` when XState tells it a child failed (`xstate.error.actor.<id>`).
+ */
+function rootLogic(onChildError: () => void): ActorLogic<Snapshot<undefined>, RootEvent> {
+  return {
+    config: undefined,
+    transition(snapshot, event, scope) {
+      if (event.type === 'stopChild') scope.stopChild((event as { child: AnyActorRef }).child);
+      else if (event.type.startsWith('xstate.error.actor')) onChildError();
+      return snapshot;
+    },
+    getInitialSnapshot: () => ({ status: 'active', output: undefined, error: undefined }),
+    getPersistedSnapshot: (snapshot) => snapshot,
+  };
+}
+
+/** The methods every {@link Store} must have; checked once, when a system is given a store. */
+const STORE_METHODS = ['decide', 'settle', 'cancel', 'release', 'read', 'reset', 'close'] as const;
+
+/**
+ * checkStore refuses an object that is not a {@link Store} (from plain JavaScript, say), before
+ * any key is decided with it.
+ */
+function checkStore(store: unknown): void {
+  const s = store as Record<string, unknown> | null;
+  const missing =
+    typeof s !== 'object' || s === null
+      ? ['an object']
+      : [
+          ...STORE_METHODS.filter((m) => typeof s[m] !== 'function'),
+          ...(typeof s.sync === 'boolean' ? [] : ['sync (a boolean)']),
+          ...(typeof s.name === 'string' ? [] : ['name (a string)']),
+        ];
+  if (missing.length > 0) {
+    throw new InvalidArgumentError(
+      `tollgate: createLimiterSystem store must implement Store; missing: ${missing.join(', ')}`,
+    );
+  }
+}
 
 /**
  * createLimiterSystem creates a {@link LimiterSystem}: in memory and on the real clock unless told

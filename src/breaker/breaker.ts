@@ -120,6 +120,8 @@ export class CircuitBreaker {
   /** waitForPermit callers, while half-open with every probe out. */
   readonly #slotWaiters = new Set<StateWaiter>();
   #stopped = false;
+  /** Permits given out and not yet ended (a call still running reports to this breaker). */
+  #permitsOut = 0;
 
   constructor(
     name: string,
@@ -179,6 +181,18 @@ export class CircuitBreaker {
     return this.#state;
   }
 
+  /**
+   * isIdle tells whether forgetting the breaker loses nothing: it is closed, no permit is out
+   * (no call will report to it), nobody waits on it, and it counts no failure (in a row, or in
+   * its failure-rate window as of now). A new breaker for the same name would be the same.
+   */
+  get isIdle(): boolean {
+    if (this.#state !== 'closed' || this.#permitsOut > 0) return false;
+    if (this.#waiters.size > 0 || this.#slotWaiters.size > 0) return false;
+    const stats = this.stats();
+    return stats.consecutiveFailures === 0 && stats.failures === 0;
+  }
+
   /** Whether `stop()` was called. */
   get isStopped(): boolean {
     return this.#stopped;
@@ -206,6 +220,7 @@ export class CircuitBreaker {
       throw new Error(`tollgate: internal: breaker "${this.name}" did not answer tryEnter`);
     if (answer.type === 'refused')
       return { ok: false, state: answer.state, retryAfterMs: answer.retryAfterMs };
+    this.#permitsOut++;
     return {
       ok: true,
       permit: new Permit(this.name, answer.probe, answer.epoch, (o, p, e) => this.#end(o, p, e)),
@@ -313,6 +328,7 @@ export class CircuitBreaker {
   }
 
   #end(outcome: PermitOutcome, probe: boolean, epoch: number): void {
+    this.#permitsOut--;
     if (this.#stopped) return;
     const now = this.#clock.now();
     this.#actor.send(

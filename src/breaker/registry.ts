@@ -75,6 +75,17 @@ export class BreakerRegistry {
     return true;
   }
 
+  /**
+   * deleteIfIdle forgets the breaker named `name` when it is idle (closed, no permit out, no
+   * failure counted: see {@link CircuitBreaker.isIdle}), as the limiter system does when the
+   * breaker's key goes idle. Returns whether it was forgotten.
+   */
+  deleteIfIdle(name: string): boolean {
+    const breaker = this.#breakers.get(name);
+    if (breaker === undefined || !breaker.isIdle) return false;
+    return this.delete(name);
+  }
+
   /** stopAll stops every breaker (see {@link CircuitBreaker.stop}); later `get` calls throw. Idempotent. */
   stopAll(): void {
     this.#stopped = true;

@@ -7,10 +7,14 @@ import type { ActorLogic, ActorRef, ActorScope, ActorSystem, Snapshot } from 'xs
 import type { Clock, TimerHandle } from '../clock.js';
 import type { KeyCache, KeyReading, Store, StoreDecision, StoreGrant } from '../store.js';
 import type { Ms, Policy, Units } from '../limiter/types.js';
+import type { KeyQueue } from './keyQueue.js';
 import type { Waiter } from './waiter.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- xstate's own alias for any system
 type AnyActorSystem = ActorSystem<any>;
+
+/** The refusal `limit` of a `tryAcquire` that found waiters queued ahead of it. */
+export const QUEUED = 'queue';
 
 /**
  * Facts a key actor emits (through XState `emit`); the system relays them to its event emitter.
@@ -70,18 +74,39 @@ export interface KeyRuntime<G extends GrantHandle = GrantHandle> {
   ): G;
 }
 
-/** KeyContext is one key's mailbox state; it is also the key's {@link KeyCache} for its store. */
+/**
+ * Batch is one call to an async store in flight: the waiters sent (they stay queued, and are
+ * marked `deciding` until the answer), and the policy their units were compiled under.
+ */
+export interface Batch<G extends GrantHandle = GrantHandle> {
+  readonly waiters: readonly Waiter<G>[];
+  readonly policy: Policy;
+}
+
+/**
+ * KeyContext is one key's mailbox state; it is also the key's {@link KeyCache} for its store.
+ *
+ * Invariants, kept by the parts of the key logic and checked by test/model:
+ * - every waiter in `queue` is pending; a waiter leaves the queue before it ends;
+ * - at most one batch is in flight, and its waiters are queued or ended;
+ * - `wakeHead` is null or a waiter the store refused at its last answer, `wakeAt` the instant the
+ *   store said it fits (wakeSchedule.ts is the only writer of both);
+ * - `timer` is armed for `timerAt`, the earliest of the head's wake-up, a waiter's deadline and
+ *   a lease's end, and is re-armed once at the end of every event (wakeSchedule.rearm);
+ * - a grant in `leases` holds a slot (`slotFreed` false).
+ */
 export interface KeyContext<G extends GrantHandle = GrantHandle> extends KeyCache {
   readonly rt: KeyRuntime<G>;
   readonly key: string;
   readonly storeKey: string;
-  /** Waiters not yet decided, in service order. */
-  readonly queue: Waiter<G>[];
-  /** Waiters sent to an async store whose answer has not come back. */
-  inFlight: readonly Waiter<G>[] | null;
-  /** Grants holding a slot under a lease, with the instant the lease ends. */
-  /** Allocated on the first lease: most keys never hold one. */
+  /** Waiters not yet granted or ended, in service order (keyQueue.ts). */
+  readonly queue: KeyQueue<G>;
+  /** The call to an async store whose answer has not come back, or null. */
+  inFlight: Batch<G> | null;
+  /** Grants holding a slot under a lease, with the instant the lease ends. Allocated on the first lease. */
   leases: Map<G, Ms> | null;
+  /** The earliest lease end in `leases` (Infinity: none); NaN when it must be computed again. */
+  leaseNext: Ms;
   timer: TimerHandle | null;
   /** The instant `timer` fires; Infinity when none is armed. */
   timerAt: Ms;
@@ -92,8 +117,6 @@ export interface KeyContext<G extends GrantHandle = GrantHandle> extends KeyCach
    * store is not asked again (the timer, a freed capacity or a new head re-opens the question).
    */
   wakeHead: Waiter<G> | null;
-  /** setLimits arrived while a batch was in flight: recompile the queue when it is answered. */
-  policyStale: boolean;
   /** Last instant the key handled an event; the system evicts keys idle for long enough. */
   lastActive: Ms;
   closed: boolean;
@@ -121,14 +144,8 @@ export type KeyEvent<G extends GrantHandle = GrantHandle> =
   | { type: 'pause'; forMs: Ms; done: Done }
   | { type: 'charge'; units: Units; done: Done }
   | { type: 'policy' }
-  | {
-      type: 'decided';
-      batch: readonly Waiter<G>[];
-      decisions: StoreDecision[];
-      /** The policy the batch was decided under (its grants record units in its terms). */
-      policy: Policy;
-    }
-  | { type: 'failed'; batch: readonly Waiter<G>[]; error: unknown }
+  | { type: 'decided'; batch: Batch<G>; decisions: StoreDecision[] }
+  | { type: 'failed'; batch: Batch<G>; error: unknown }
   | { type: 'close' };
 
 /** Completion callbacks of a mailbox operation whose caller awaits it. */

@@ -4,7 +4,7 @@
  * place the outcome is written: on the hot path a grant needs no other allocation, and a caller
  * whose request was decided synchronously never creates a promise.
  */
-import type { CostSpec, Ms, Units } from '../limiter/types.js';
+import type { CostSpec, Ms, Policy, Units } from '../limiter/types.js';
 
 /** Where a waiter is in its life. It leaves `Pending` exactly once. */
 export const WaiterState = {
@@ -29,8 +29,10 @@ export interface Refusal {
 export class Waiter<G = unknown> {
   readonly type = 'acquire' as const;
   state: WaiterState = WaiterState.Pending as WaiterState;
-  /** Whether the waiter sits in the key's queue. */
+  /** Whether the waiter sits in the key's queue. Only the queue (keyQueue.ts) sets it. */
   queued = false;
+  /** Whether an async store is deciding the waiter now: its units must not change meanwhile. */
+  deciding = false;
   /** Absolute instant the waiter times out; `Infinity` when it never does. Set by the mailbox. */
   deadline: Ms = Infinity;
   /** The instant the mailbox received the waiter. */
@@ -53,8 +55,10 @@ export class Waiter<G = unknown> {
     readonly idPrefix: string,
     /** Arrival order within the process; ties in priority are served in this order. */
     readonly seq: number,
-    /** Units per limit of the policy in force (recompiled when the policy changes). */
+    /** Units per limit of `policy` (recompiled when the policy changes). */
     public units: Units,
+    /** The policy `units` were compiled under; the key recompiles them under any other. */
+    public policy: Policy,
     /** Whether the grant takes a concurrency slot. */
     readonly slot: boolean,
     /** Ms a held slot lasts at most, or null. */
@@ -116,33 +120,7 @@ export class Waiter<G = unknown> {
   }
 
   #end(): void {
-    this.queued = false;
     this.detach?.();
     this.detach = undefined;
   }
-}
-
-/** Waiters in service order: higher priority first, then arrival. */
-export function compareWaiters(
-  a: Pick<Waiter, 'priority' | 'seq'>,
-  b: Pick<Waiter, 'priority' | 'seq'>,
-): number {
-  return b.priority - a.priority || a.seq - b.seq;
-}
-
-/** insertWaiter puts `w` in `queue` at its place in service order (a plain push in the common case). */
-export function insertWaiter<G>(queue: Waiter<G>[], w: Waiter<G>): void {
-  const n = queue.length;
-  if (n === 0 || compareWaiters(queue[n - 1]!, w) <= 0) {
-    queue.push(w);
-    return;
-  }
-  let lo = 0;
-  let hi = n;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareWaiters(queue[mid]!, w) <= 0) lo = mid + 1;
-    else hi = mid;
-  }
-  queue.splice(lo, 0, w);
 }

@@ -1,0 +1,122 @@
+/**
+ * The batch in flight: with an async store (Redis) a key sends the head of its queue, up to
+ * {@link MAX_BATCH} waiters, as one call, and sends nothing more until the answer is back. The
+ * answer comes back through the mailbox as `decided` or `failed`, so it is applied in order with
+ * everything else the key does. Waiters stay queued while they are decided (an abort or a
+ * timeout still ends them; a grant that comes for an ended waiter is given back), and their units
+ * stay as sent (`deciding`) even if the limits change meanwhile: the answer is applied under the
+ * policy the batch was sent with.
+ */
+import type { Ms } from '../limiter/types.js';
+import type { StoreDecision } from '../store.js';
+import { compileFor, endWithError, grantTo, refuseTry } from './grants.js';
+import { QUEUED, type Batch, type GrantHandle, type KeyContext, type Scope } from './keyContext.js';
+import { asStoreError, fireAndForget, tellStoreError } from './storeOps.js';
+import { blocked, forget } from './wakeSchedule.js';
+import { WaiterState, type Waiter } from './waiter.js';
+
+/** The most waiters of one key sent to an async store in one call (one Redis script run). */
+export const MAX_BATCH = 128;
+
+/** sendBatch sends the head of the queue to the store, unless every waiter there ended. */
+export function sendBatch<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  const { store, policy } = ctx.rt;
+  const waiters: Waiter<G>[] = [];
+  for (const w of ctx.queue.take(MAX_BATCH)) if (compileFor(ctx, w, now, scope)) waiters.push(w);
+  if (waiters.length === 0) return;
+  for (const w of waiters) w.deciding = true;
+  const batch: Batch<G> = { waiters, policy };
+  ctx.inFlight = batch;
+  let answer: Promise<StoreDecision[]>;
+  try {
+    answer = Promise.resolve(store.decide(ctx.storeKey, policy, waiters, 'queue', now, ctx));
+  } catch (e) {
+    failed(ctx, batch, e, now, scope); // the store threw at once: the batch fails as if rejected
+    return;
+  }
+  const self = scope.self;
+  answer.then(
+    (decisions) => {
+      // Closed while the store decided: the waiters ended, so what was booked goes back.
+      if (ctx.closed) giveBack(ctx, batch, decisions, now, scope);
+      else self.send({ type: 'decided', batch, decisions });
+    },
+    (error: unknown) => {
+      if (!ctx.closed) self.send({ type: 'failed', batch, error });
+    },
+  );
+}
+
+/**
+ * decided applies the store's answer: grants for the waiters it admitted, refusals for tries,
+ * and the wake-up of the waiter it refused (decisions stop there: 'queue' mode). Tries queued
+ * behind a refused head are answered now, as a try arriving later would be.
+ */
+export function decided<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  batch: Batch<G>,
+  decisions: readonly StoreDecision[],
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  ctx.inFlight = null;
+  for (const w of batch.waiters) w.deciding = false;
+  forget(ctx);
+  let refusedHead = false;
+  const n = Math.min(decisions.length, batch.waiters.length);
+  for (let i = 0; i < n; i++) {
+    const d = decisions[i]!;
+    const w = batch.waiters[i]!;
+    if (d.ok) grantTo(ctx, w, d.grant, now, scope, batch.policy);
+    else if (w.tryOnly) refuseTry(ctx, w, d.retryAfterMs, d.limit, now, scope);
+    else if (w.state === WaiterState.Pending && w.queued) {
+      blocked(ctx, w, d, now);
+      refusedHead = true;
+    }
+  }
+  if (refusedHead && ctx.queue.tries.size > 0) {
+    const until = Math.min(ctx.wakeAt, ctx.queue.head()?.deadline ?? Infinity);
+    const wait = until === Infinity ? 0 : Math.max(0, until - now);
+    for (const t of [...ctx.queue.tries])
+      if (t !== ctx.wakeHead) refuseTry(ctx, t, wait, QUEUED, now, scope);
+  }
+  // Waiters sent but not decided keep units of the batch's policy: bring them under the new one.
+  if (batch.policy !== ctx.rt.policy)
+    for (const w of batch.waiters) if (w.queued) compileFor(ctx, w, now, scope);
+}
+
+/** failed ends every waiter of a batch the store could not decide (fail closed). */
+export function failed<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  batch: Batch<G>,
+  error: unknown,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  if (ctx.inFlight === batch) ctx.inFlight = null;
+  const e = asStoreError(error);
+  tellStoreError(ctx, scope, now, e);
+  for (const w of batch.waiters) {
+    w.deciding = false;
+    endWithError(ctx, w, e, now, scope);
+  }
+}
+
+/** giveBack cancels what the store granted to waiters that ended meanwhile (the key closed). */
+function giveBack<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  batch: Batch<G>,
+  decisions: readonly StoreDecision[],
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  const { store } = ctx.rt;
+  for (const d of decisions) {
+    if (d.ok)
+      fireAndForget(ctx, scope, now, () => store.cancel(ctx.storeKey, batch.policy, d.grant, now));
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * How a key's waiters end, and what their grants hold: grant a waiter, refuse a try, end a waiter
+ * with an error, recompile a waiter's cost under a new policy, and the slots grants hold under a
+ * lease. Each ending takes the waiter out of the queue first (keyQueue.ts), so the queue never
+ * holds an ended waiter, and an ended waiter holds nothing.
+ */
+import { AcquireTimeoutError, CostExceedsCapacityError } from '../errors.js';
+import type { Ms, Policy } from '../limiter/types.js';
+import { compileCost } from '../limiter/validate.js';
+import type { StoreGrant } from '../store.js';
+import type { GrantHandle, KeyContext, Scope } from './keyContext.js';
+import { asError, fireAndForget } from './storeOps.js';
+import { capacityFreed } from './wakeSchedule.js';
+import { WaiterState, type Waiter } from './waiter.js';
+
+/**
+ * grantTo ends `w` with a grant of `record`, booked under `policy`. A waiter that ended while the
+ * store decided (timeout, abort, close) holds nothing: what the store booked is given back.
+ */
+export function grantTo<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  record: StoreGrant,
+  now: Ms,
+  scope: Scope<G>,
+  policy: Policy = ctx.rt.policy,
+): void {
+  ctx.queue.remove(w);
+  const grant = ctx.rt.makeGrant(ctx.key, ctx.storeKey, record, w.cost, policy);
+  if (!w.succeed(grant)) {
+    grant.slotFreed = true;
+    const { store } = ctx.rt;
+    fireAndForget(ctx, scope, now, () => store.cancel(ctx.storeKey, policy, record, now));
+    return;
+  }
+  if (record.slot && ctx.rt.leaseMs !== null) addLease(ctx, grant, now + ctx.rt.leaseMs);
+  if (ctx.rt.observed.value)
+    scope.emit({
+      type: 'granted',
+      key: ctx.key,
+      id: record.id,
+      units: record.units,
+      waitedMs: now - w.arrivedAt,
+      at: now,
+    });
+}
+
+/** refuseTry ends the try `w` with a refusal value (it books nothing). */
+export function refuseTry<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  retryAfterMs: Ms,
+  limit: string,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  ctx.queue.remove(w);
+  if (!w.refuse({ retryAfterMs, limit })) return;
+  if (ctx.rt.observed.value)
+    scope.emit({ type: 'refused', key: ctx.key, retryAfterMs, limit, at: now });
+}
+
+/** endWithError ends `w` with `error`; `fact` names the event emitted for it, if any. */
+export function endWithError<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  error: Error,
+  now: Ms,
+  scope: Scope<G>,
+  fact?: 'timeout' | 'aborted',
+): void {
+  ctx.queue.remove(w);
+  if (w.fail(error) && fact !== undefined && ctx.rt.observed.value)
+    scope.emit({ type: fact, key: ctx.key, id: w.id, at: now });
+}
+
+/** expireWaiters ends every queued waiter whose deadline is at or before `now`. */
+export function expireWaiters<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  const expired = ctx.queue.expired(now);
+  if (expired === null) return;
+  for (const w of expired)
+    endWithError(ctx, w, new AcquireTimeoutError(w.timeoutMs), now, scope, 'timeout');
+}
+
+/**
+ * compileFor brings `w`'s units under the policy in force, if they were compiled under another
+ * one (a limit change while it waited, in the queue or behind a breaker). A cost that no longer
+ * fits ends the waiter with the error; returns whether it is still pending.
+ */
+export function compileFor<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  now: Ms,
+  scope: Scope<G>,
+): boolean {
+  const { policy } = ctx.rt;
+  if (w.policy === policy) return w.state === WaiterState.Pending;
+  try {
+    w.units = compileCost(policy, w.cost);
+    w.policy = policy;
+    return w.state === WaiterState.Pending;
+  } catch (e) {
+    endWithError(ctx, w, e instanceof CostExceedsCapacityError ? e : asError(e), now, scope);
+    return false;
+  }
+}
+
+/** addLease records that `grant`'s slot is given back at `until` unless released before. */
+function addLease<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, until: Ms): void {
+  (ctx.leases ??= new Map()).set(grant, until);
+  if (!(until >= ctx.leaseNext)) ctx.leaseNext = until; // (NaN stays NaN: computed at rearm)
+}
+
+/** dropLease forgets `grant`'s lease, if any. */
+export function dropLease<G extends GrantHandle>(ctx: KeyContext<G>, grant: G): void {
+  const until = ctx.leases?.get(grant);
+  if (until === undefined) return;
+  ctx.leases!.delete(grant);
+  if (until === ctx.leaseNext) ctx.leaseNext = NaN; // the earliest left: computed again at rearm
+}
+
+/** expireLeases gives back the slot of every grant whose lease ended at or before `now`. */
+export function expireLeases<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  if (ctx.leases === null || !(ctx.leaseNext <= now || Number.isNaN(ctx.leaseNext))) return;
+  for (const [grant, until] of ctx.leases) {
+    if (until <= now) {
+      freeSlot(ctx, grant, true, now, scope);
+      grant.leaseExpired?.();
+    }
+  }
+}
+
+/** freeSlot gives back the slot `grant` holds (once: later calls do nothing). */
+export function freeSlot<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  grant: G,
+  expired: boolean,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  dropLease(ctx, grant);
+  if (grant.slotFreed || !grant.record.slot) return;
+  grant.slotFreed = true;
+  capacityFreed(ctx);
+  const { store, policy } = ctx.rt;
+  const record = grant.record;
+  fireAndForget(ctx, scope, now, () => store.release(ctx.storeKey, policy, record, now));
+  if (ctx.rt.observed.value)
+    scope.emit({ type: 'released', key: ctx.key, id: record.id, expired, at: now });
+}
