@@ -3,118 +3,45 @@
  * call at the boundary, then hands it to the key's actor; it never touches a key's state itself.
  */
 import type { Observable } from 'rxjs';
-import { AcquireAbortedError, AcquireTimeoutError, InvalidArgumentError } from '../errors.js';
-import type { BreakerPermit, CircuitBreaker } from '../breaker/breaker.js';
-import { CircuitOpenError } from '../breaker/errors.js';
-import { compileBreakerPolicy, type BreakerOptions } from '../breaker/policy.js';
+import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
+import type { CircuitBreaker } from '../breaker/breaker.js';
+import type { BreakerOptions } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
 import type { Done, KeyActorRef, KeyEvent } from '../machines/keyContext.js';
 import { Waiter, WaiterState } from '../machines/waiter.js';
 import { parseDuration } from '../limiter/units.js';
 import { compileCost, compilePolicy } from '../limiter/validate.js';
-import type { CostSpec, Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
-import type { CallOutcome, Grant, GrantOwner } from './grant.js';
+import type { Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
+import type { Grant, GrantOwner } from './grant.js';
 import type { SystemCore } from './core.js';
+import { acquireThroughBreaker, tryThroughBreaker } from './breakerGate.js';
+import { overReported, reportedLimits, throttledPauseMs } from './feedback.js';
+import {
+  BREAKER,
+  checkKey,
+  parseAcquireOptions,
+  validateBreaker,
+  validateMaxQueue,
+  type AcquireOptions,
+  type LimiterOptions,
+  type ProviderSignal,
+  type Reservation,
+  type RunOptions,
+  type TryAcquireOptions,
+  type TryResult,
+} from './options.js';
 
-export type { BreakerOptions };
-
-/** Options of {@link Limiter.acquire}. */
-export interface AcquireOptions {
-  /** Units per dimension. `requests` defaults to 1. @default { requests: 1 } */
-  readonly cost?: CostSpec;
-  /** Give up after this long, with AcquireTimeoutError. 0 gives up unless it fits at once. @default no timeout */
-  readonly timeout?: Duration | 0;
-  /** Abort waiting; the promise rejects with AcquireAbortedError (cause: `signal.reason`). */
-  readonly signal?: AbortSignal;
-  /** Higher is served first; equal priorities in arrival order. Any finite number. @default 0 */
-  readonly priority?: number;
-}
-
-/** Options of {@link Limiter.tryAcquire}. */
-export interface TryAcquireOptions {
-  readonly cost?: CostSpec;
-  /** A try with a higher priority than every queued waiter may go ahead of them. @default 0 */
-  readonly priority?: number;
-}
-
-/** Options of {@link Limiter.run}: those of acquire, plus how to read the actual cost. */
-export interface RunOptions<T> extends AcquireOptions {
-  /** Maps the call's result to its actual cost; the grant is settled with it. */
-  readonly settle?: (result: T) => CostSpec;
-  /**
-   * What an error thrown by the call says to the key's breaker (if any): `'failure'` (the
-   * default), or `'neutral'` for errors that say nothing about the service (a 400, say).
-   */
-  readonly classify?: (error: unknown) => CallOutcome;
-}
-
-/**
- * TryResult is what `tryAcquire` answers: a grant, or why not and for how long.
- * `limit` is the name of the refusing limit, `'concurrency'`, `'queue'` (waiters are queued
- * ahead; tryAcquire does not overtake them), `'paused'` (see `pause`) or `'breaker'` (the key's
- * circuit breaker admits no call now).
- */
-export type TryResult =
-  | { readonly ok: true; readonly grant: Grant }
-  | { readonly ok: false; readonly retryAfterMs: Ms; readonly limit: string };
-
-/**
- * Reservation is a place in a key's queue taken now and decided later: `granted` resolves when the
- * cost fits, `cancel()` gives everything back (the place, or the grant if it came).
- */
-export interface Reservation {
-  /** Resolves with the grant when the cost fits. Rejects on cancel, close or store failure. */
-  readonly granted: Promise<Grant>;
-  /**
-   * Estimated ms from the reservation until the grant, from the queue ahead and the limits
-   * (memory store); `null` when the store cannot estimate. Concurrency slots are not foreseen.
-   */
-  readonly etaMs: Ms | null;
-  /**
-   * Gives back the place in the queue (`granted` then rejects with AcquireAbortedError), or the
-   * whole grant if it was already granted.
-   */
-  cancel(): Promise<void>;
-}
-
-/**
- * ProviderSignal is what a provider said about a key's limits after a call (see
- * `feedbackFromResponse` in `src/llm/headers.ts`, which builds one from response headers).
- */
-export interface ProviderSignal {
-  /** The provider refused the call for its rate limits (HTTP 429). */
-  readonly throttled?: boolean;
-  /** Ms the provider asked to wait (`retry-after`), if it said. */
-  readonly retryAfterMs?: Ms | null;
-  /** What the provider reports per dimension: units remaining and ms until its window resets. */
-  readonly limits?: readonly {
-    readonly dimension: string;
-    readonly remaining: number | null;
-    readonly resetMs: Ms | null;
-  }[];
-}
-
-/** The refusal `limit` of a `tryAcquire` whose key's circuit breaker admits no call now. */
-export const BREAKER = 'breaker';
-
-/** The shortest window a provider's remaining is taken to describe (providers count per minute). */
-const PROVIDER_WINDOW_MS = 60_000;
-
-/** How long a throttled key pauses when the provider gives no retry-after and no reset. */
-const DEFAULT_PAUSE_MS = 1000;
-
-/** Options of `system.limiter(name, options)`: a policy, plus how its keys queue. */
-export interface LimiterOptions extends PolicySpec {
-  /** The most waiters one key queues; more are refused with QueueFullError. @default Infinity */
-  readonly maxQueue?: number;
-  /** A held concurrency slot is given back after this long even if never released. @default none */
-  readonly leaseTtl?: Duration;
-  /**
-   * A circuit breaker per key. Calls report their outcome with `grant.report()` (`run` and the
-   * fetch wrapper do it for you). @default none
-   */
-  readonly breaker?: BreakerOptions;
-}
+export type {
+  AcquireOptions,
+  BreakerOptions,
+  LimiterOptions,
+  ProviderSignal,
+  Reservation,
+  RunOptions,
+  TryAcquireOptions,
+  TryResult,
+};
+export { BREAKER };
 
 let seq = 0;
 
@@ -188,62 +115,14 @@ export class Limiter implements GrantOwner {
     try {
       const w = this.#waiter(key, options, false, 'acquire');
       if (w.state !== WaiterState.Pending) return w.promise();
-      if (this.breaker !== null) return this.#throughBreaker(key, w, this.breaker);
+      if (this.breaker !== null)
+        return acquireThroughBreaker(this.#core, `${this.name}/${key}`, w, this.breaker, (x) =>
+          this.#dispatch(key, x),
+        );
       this.#dispatch(key, w);
       return w.promise();
     } catch (e) {
       return Promise.reject(e);
-    }
-  }
-
-  /**
-   * The breaker admits first (fail fast, or wait for half-open), then the waiter queues; the
-   * grant carries the breaker's permit, and a waiter that ends without a grant gives it back.
-   */
-  async #throughBreaker(key: string, w: Waiter<Grant>, options: BreakerOptions): Promise<Grant> {
-    try {
-      return await this.#breakerThenQueue(key, w, options);
-    } catch (e) {
-      // Whatever failed (the system closed while it waited, say), the waiter ends: its abort
-      // listener is detached and it holds nothing.
-      w.fail(e instanceof Error ? e : new Error(String(e)));
-      throw e;
-    }
-  }
-
-  async #breakerThenQueue(key: string, w: Waiter<Grant>, options: BreakerOptions): Promise<Grant> {
-    const breaker = this.#core.breaker(`${this.name}/${key}`, options);
-    const clock = this.#core.clock;
-    const deadline = w.timeoutMs === Infinity ? Infinity : clock.now() + w.timeoutMs;
-    for (;;) {
-      const r = breaker.tryEnter();
-      if (r.ok) return (await this.#dispatchWith(key, w, r.permit))!;
-      if ((options.whenOpen ?? 'fail') === 'fail') {
-        w.fail(new CircuitOpenError(breaker.name, r.state, r.retryAfterMs));
-        return w.promise();
-      }
-      const left = deadline - clock.now();
-      if (left <= 0) {
-        w.fail(new AcquireTimeoutError(w.timeoutMs));
-        return w.promise();
-      }
-      // Open: until half-open; half-open with every probe out: until a probe ends or it changes.
-      const waited = breaker.waitForPermit(w.signal);
-      let timer: unknown = null;
-      try {
-        await Promise.race([
-          waited,
-          new Promise<never>((_, reject) => {
-            if (left !== Infinity)
-              timer = clock.setTimeout(() => reject(new AcquireTimeoutError(w.timeoutMs)), left);
-          }),
-        ]);
-      } catch (e) {
-        w.fail(e instanceof Error ? e : new Error(String(e)));
-        return w.promise();
-      } finally {
-        if (timer !== null) clock.clearTimeout(timer);
-      }
     }
   }
 
@@ -259,7 +138,10 @@ export class Limiter implements GrantOwner {
   tryAcquire(key: string, options?: TryAcquireOptions): Promise<TryResult> {
     try {
       const w = this.#waiter(key, options, true, 'tryAcquire');
-      if (this.breaker !== null) return this.#tryThroughBreaker(key, w, this.breaker);
+      if (this.breaker !== null)
+        return tryThroughBreaker(this.#core, `${this.name}/${key}`, w, this.breaker, (x) =>
+          this.#dispatch(key, x),
+        );
       this.#dispatch(key, w);
       if (w.state === WaiterState.Granted) return Promise.resolve({ ok: true, grant: w.grant! });
       if (w.state === WaiterState.Refused) return Promise.resolve({ ok: false, ...w.refusal! });
@@ -270,44 +152,6 @@ export class Limiter implements GrantOwner {
         );
     } catch (e) {
       return Promise.reject(e);
-    }
-  }
-
-  /** A try with a breaker: refused with limit `'breaker'` while it admits no call. */
-  async #tryThroughBreaker(
-    key: string,
-    w: Waiter<Grant>,
-    options: BreakerOptions,
-  ): Promise<TryResult> {
-    const r = this.#core.breaker(`${this.name}/${key}`, options).tryEnter();
-    if (!r.ok) return { ok: false, retryAfterMs: r.retryAfterMs, limit: BREAKER };
-    const grant = await this.#dispatchWith(key, w, r.permit);
-    return grant === undefined ? { ok: false, ...w.refusal! } : { ok: true, grant };
-  }
-
-  /**
-   * Queues `w` admitted by the breaker's `permit`: the grant carries the permit, and a waiter
-   * that ends without a grant (refused try, timeout, abort, failure) gives it back.
-   */
-  async #dispatchWith(
-    key: string,
-    w: Waiter<Grant>,
-    permit: BreakerPermit,
-  ): Promise<Grant | undefined> {
-    this.#dispatch(key, w);
-    try {
-      const grant =
-        w.state === WaiterState.Granted
-          ? w.grant!
-          : w.state === WaiterState.Refused
-            ? undefined
-            : await w.promise();
-      if (grant === undefined) permit.cancel();
-      else grant.permit = permit;
-      return grant;
-    } catch (e) {
-      permit.cancel();
-      throw e;
     }
   }
 
@@ -466,38 +310,18 @@ export class Limiter implements GrantOwner {
         'tollgate: feedback expects { throttled?, retryAfterMs?, limits? }',
       );
     }
-    const reported = (signal.limits ?? []).filter(
-      (l) => typeof l.remaining === 'number' && Number.isFinite(l.remaining) && l.remaining >= 0,
-    );
+    const reported = reportedLimits(signal);
     if (signal.throttled === true) {
-      let ms = signal.retryAfterMs ?? null;
-      if (ms === null) {
-        const exhausted = reported
-          .filter((l) => l.remaining === 0 && l.resetMs !== null)
-          .map((l) => l.resetMs!);
-        ms = exhausted.length > 0 ? Math.max(...exhausted) : DEFAULT_PAUSE_MS;
-      }
-      if (ms > 0) await this.pause(key, Math.ceil(ms));
+      const ms = throttledPauseMs(signal, reported);
+      if (ms > 0) await this.pause(key, ms);
     }
     if (reported.length === 0) return;
     const policy = this.#policy;
     if (!policy.limits.some((l) => reported.some((r) => r.dimension === l.dimension))) return;
     const stats = await this.stats(key);
     if (this.#policy !== policy) return; // limits changed meanwhile: the reading is of another policy
-    let any = false;
-    const units = policy.limits.map((l, i) => {
-      const ours = stats.limits[i]?.remaining ?? 0;
-      let theirs = Infinity;
-      for (const r of reported) {
-        const window = Math.max(r.resetMs ?? 0, PROVIDER_WINDOW_MS);
-        if (r.dimension === l.dimension && l.intervalMs <= window)
-          theirs = Math.min(theirs, r.remaining!);
-      }
-      const over = ours > theirs ? ours - theirs : 0;
-      if (over > 0) any = true;
-      return over;
-    });
-    if (!any) return;
+    const units = overReported(policy, stats, reported);
+    if (units === null) return;
     await this.#ask(key, (done) => ({ type: 'charge', units, done }));
   }
 
@@ -526,30 +350,12 @@ export class Limiter implements GrantOwner {
   ): Waiter<Grant> {
     checkKey(key, call);
     this.#core.checkOpen(call);
-    let units = this.#defaultUnits;
-    let timeoutMs = Infinity;
-    let priority = 0;
-    let signal: AbortSignal | undefined;
-    let cost: CostSpec | undefined;
-    if (options !== undefined) {
-      if (typeof options !== 'object' || options === null) {
-        throw new InvalidArgumentError(`tollgate: ${call} options must be an object`);
-      }
-      cost = options.cost;
-      if (cost !== undefined) units = compileCost(this.#policy, cost, call);
-      if (options.timeout !== undefined) {
-        timeoutMs = options.timeout === 0 ? 0 : parseDuration(options.timeout, `${call} timeout`);
-      }
-      if (options.priority !== undefined) {
-        if (typeof options.priority !== 'number' || !Number.isFinite(options.priority)) {
-          throw new InvalidArgumentError(
-            `tollgate: ${call} priority ${String(options.priority)} must be a finite number`,
-          );
-        }
-        priority = options.priority;
-      }
-      signal = options.signal;
-    }
+    const { units, timeoutMs, priority, signal, cost } = parseAcquireOptions(
+      this.#policy,
+      this.#defaultUnits,
+      options,
+      call,
+    );
     const w = new Waiter<Grant>(
       this.#core.idPrefix,
       ++seq,
@@ -587,37 +393,4 @@ export class Limiter implements GrantOwner {
       w.fail(e instanceof Error ? e : new Error(String(e)));
     }
   }
-}
-
-function checkKey(key: unknown, call: string): asserts key is string {
-  if (typeof key !== 'string') {
-    throw new InvalidArgumentError(`tollgate: ${call} key must be a string, got ${typeof key}`);
-  }
-}
-
-function validateBreaker(options: BreakerOptions | undefined): BreakerOptions | null {
-  if (options === undefined) return null;
-  if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError('tollgate: breaker must be an object of breaker options');
-  }
-  if (
-    options.whenOpen !== undefined &&
-    options.whenOpen !== 'fail' &&
-    options.whenOpen !== 'wait'
-  ) {
-    throw new InvalidArgumentError(
-      `tollgate: breaker.whenOpen must be 'fail' or 'wait' (got ${String(options.whenOpen)})`,
-    );
-  }
-  const { whenOpen: _whenOpen, ...policy } = options;
-  compileBreakerPolicy(policy); // throws InvalidArgumentError for a bad policy
-  return options;
-}
-
-function validateMaxQueue(n: number | undefined): number {
-  if (n === undefined) return Infinity;
-  if (n === Infinity || (Number.isSafeInteger(n) && n >= 0)) return n;
-  throw new InvalidArgumentError(
-    `tollgate: maxQueue ${String(n)} must be a non-negative integer or Infinity`,
-  );
 }

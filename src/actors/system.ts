@@ -4,29 +4,25 @@
  * are children of its root actor, found through their limiter's index of live actors by key.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  createActor,
-  type ActorLogic,
-  type AnyActorRef,
-  type EventObject,
-  type Snapshot,
-} from 'xstate';
+import { createActor, type AnyActorRef } from 'xstate';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
-import { endAll, isKeyIdle, keyLogic } from '../machines/keyLogic.js';
+import { isKeyIdle, keyLogic } from '../machines/keyLogic.js';
+import { endAll } from '../machines/keyOps.js';
 import type { KeyActorRef, KeyContext, KeyLogic, KeyRuntime } from '../machines/keyContext.js';
 import { asInternalError } from '../machines/storeOps.js';
 import { memoryStore, MemoryStore, type MemorySnapshot } from '../memory/memoryStore.js';
 import { parseDuration } from '../limiter/units.js';
-import type { CostSpec, Duration, Ms, Policy } from '../limiter/types.js';
+import type { Duration, Ms } from '../limiter/types.js';
 import { TollgateEmitter } from '../observe/events.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { Grant } from './grant.js';
+import type { Grant } from './grant.js';
 import { Limiter, type LimiterOptions } from './limiter.js';
+import { LimiterRuntime, checkStore, rootLogic } from './runtime.js';
 import type { BreakerOptions } from '../breaker/policy.js';
 import type { KeyIndex, SystemCore } from './core.js';
 import { BreakerRegistry } from '../breaker/registry.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
-import type { Store, StoreGrant } from '../store.js';
+import type { Store } from '../store.js';
 
 /** Options of {@link createLimiterSystem}. */
 export interface LimiterSystemOptions {
@@ -367,90 +363,6 @@ export class LimiterSystem implements SystemCore {
       this.#forgetActor(actor, limiter, ctx.key, ctx.storeKey);
       endAll(ctx, asInternalError(`the actor of key ${JSON.stringify(ctx.key)}`, snapshot.error));
     }
-  }
-}
-
-/**
- * The {@link KeyRuntime} of one limiter's keys. A class rather than an object literal with a
- * closure, so that `makeGrant` is one function for every limiter of every system: the key logic's
- * call to it then stays monomorphic (a closure per limiter made it polymorphic, and slower, as soon
- * as a second limiter or system existed).
- */
-class LimiterRuntime implements KeyRuntime<Grant> {
-  readonly limiter: string;
-  readonly maxQueue: number;
-  readonly leaseMs: Ms | null;
-
-  constructor(
-    readonly owner: Limiter,
-    readonly store: Store,
-    readonly clock: Clock,
-    readonly pollMs: Ms,
-    readonly observed: { value: boolean },
-  ) {
-    this.limiter = owner.name;
-    this.maxQueue = owner.maxQueue;
-    this.leaseMs = owner.leaseMs;
-  }
-
-  /** The limiter's policy in force (setLimits replaces it, then tells the key actors). */
-  get policy(): Policy {
-    return this.owner.policy;
-  }
-
-  makeGrant(
-    key: string,
-    storeKey: string,
-    record: StoreGrant,
-    cost: CostSpec | undefined,
-    policy: Policy,
-  ): Grant {
-    return new Grant(this.owner, key, storeKey, record, cost, policy);
-  }
-}
-
-type RootEvent =
-  | (EventObject & { type: 'stopChild'; child: AnyActorRef })
-  | { type: `xstate.error.actor.${string}`; error: unknown };
-
-/**
- * The root actor's logic: it holds no state, stops the key actors it is the parent of, and calls
- * `onChildError` when XState tells it a child failed (`xstate.error.actor.<id>`).
- */
-function rootLogic(onChildError: () => void): ActorLogic<Snapshot<undefined>, RootEvent> {
-  return {
-    config: undefined,
-    transition(snapshot, event, scope) {
-      if (event.type === 'stopChild') scope.stopChild((event as { child: AnyActorRef }).child);
-      else if (event.type.startsWith('xstate.error.actor')) onChildError();
-      return snapshot;
-    },
-    getInitialSnapshot: () => ({ status: 'active', output: undefined, error: undefined }),
-    getPersistedSnapshot: (snapshot) => snapshot,
-  };
-}
-
-/** The methods every {@link Store} must have; checked once, when a system is given a store. */
-const STORE_METHODS = ['decide', 'settle', 'cancel', 'release', 'read', 'reset', 'close'] as const;
-
-/**
- * checkStore refuses an object that is not a {@link Store} (from plain JavaScript, say), before
- * any key is decided with it.
- */
-function checkStore(store: unknown): void {
-  const s = store as Record<string, unknown> | null;
-  const missing =
-    typeof s !== 'object' || s === null
-      ? ['an object']
-      : [
-          ...STORE_METHODS.filter((m) => typeof s[m] !== 'function'),
-          ...(typeof s.sync === 'boolean' ? [] : ['sync (a boolean)']),
-          ...(typeof s.name === 'string' ? [] : ['name (a string)']),
-        ];
-  if (missing.length > 0) {
-    throw new InvalidArgumentError(
-      `tollgate: createLimiterSystem store must implement Store; missing: ${missing.join(', ')}`,
-    );
   }
 }
 

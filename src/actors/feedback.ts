@@ -1,0 +1,68 @@
+/**
+ * What a provider's answer changes for a key (`limiter.feedback`), as plain arithmetic: how long
+ * a throttled key pauses, and how much to book so that no limit shows more remaining than the
+ * provider reports.
+ */
+import type { Ms, Policy, Units } from '../limiter/types.js';
+import type { KeyStats } from '../observe/stats.js';
+import type { ProviderSignal } from './options.js';
+
+/** The shortest window a provider's remaining is taken to describe (providers count per minute). */
+const PROVIDER_WINDOW_MS = 60_000;
+
+/** How long a throttled key pauses when the provider gives no retry-after and no reset. */
+const DEFAULT_PAUSE_MS = 1000;
+
+/** One dimension the provider reported, with a usable `remaining`. */
+export type Reported = NonNullable<ProviderSignal['limits']>[number] & {
+  readonly remaining: number;
+};
+
+/** reportedLimits keeps the dimensions whose `remaining` is a finite number, 0 or more. */
+export function reportedLimits(signal: ProviderSignal): Reported[] {
+  return (signal.limits ?? []).filter(
+    (l): l is Reported =>
+      typeof l.remaining === 'number' && Number.isFinite(l.remaining) && l.remaining >= 0,
+  );
+}
+
+/**
+ * throttledPauseMs: how long a key the provider throttled pauses: its `retryAfterMs`, else the
+ * latest reset of a dimension it reports exhausted, else 1 s. Whole ms, rounded up.
+ */
+export function throttledPauseMs(signal: ProviderSignal, reported: readonly Reported[]): Ms {
+  let ms = signal.retryAfterMs ?? null;
+  if (ms === null) {
+    const exhausted = reported
+      .filter((l) => l.remaining === 0 && l.resetMs !== null)
+      .map((l) => l.resetMs!);
+    ms = exhausted.length > 0 ? Math.max(...exhausted) : DEFAULT_PAUSE_MS;
+  }
+  return Math.ceil(ms);
+}
+
+/**
+ * overReported: per limit of `policy`, how much more the key has remaining (as `stats` read it)
+ * than the provider reports for the limit's dimension, counting only limits whose interval is no
+ * longer than the provider's window (its reset, at least a minute). Null when no limit is over.
+ */
+export function overReported(
+  policy: Policy,
+  stats: KeyStats,
+  reported: readonly Reported[],
+): Units | null {
+  let any = false;
+  const units = policy.limits.map((l, i) => {
+    const ours = stats.limits[i]?.remaining ?? 0;
+    let theirs = Infinity;
+    for (const r of reported) {
+      const window = Math.max(r.resetMs ?? 0, PROVIDER_WINDOW_MS);
+      if (r.dimension === l.dimension && l.intervalMs <= window)
+        theirs = Math.min(theirs, r.remaining);
+    }
+    const over = ours > theirs ? ours - theirs : 0;
+    if (over > 0) any = true;
+    return over;
+  });
+  return any ? units : null;
+}

@@ -1,0 +1,186 @@
+/**
+ * The options and answers of the limiter facade (src/actors/limiter.ts), and the checks of its
+ * arguments at the boundary: every name here is public, or validates what a caller passed.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { compileBreakerPolicy, type BreakerOptions } from '../breaker/policy.js';
+import { parseDuration } from '../limiter/units.js';
+import { compileCost } from '../limiter/validate.js';
+import type { CostSpec, Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
+import type { CallOutcome, Grant } from './grant.js';
+
+/** Options of {@link Limiter.acquire}. */
+export interface AcquireOptions {
+  /** Units per dimension. `requests` defaults to 1. @default { requests: 1 } */
+  readonly cost?: CostSpec;
+  /** Give up after this long, with AcquireTimeoutError. 0 gives up unless it fits at once. @default no timeout */
+  readonly timeout?: Duration | 0;
+  /** Abort waiting; the promise rejects with AcquireAbortedError (cause: `signal.reason`). */
+  readonly signal?: AbortSignal;
+  /** Higher is served first; equal priorities in arrival order. Any finite number. @default 0 */
+  readonly priority?: number;
+}
+
+/** Options of {@link Limiter.tryAcquire}. */
+export interface TryAcquireOptions {
+  readonly cost?: CostSpec;
+  /** A try with a higher priority than every queued waiter may go ahead of them. @default 0 */
+  readonly priority?: number;
+}
+
+/** Options of {@link Limiter.run}: those of acquire, plus how to read the actual cost. */
+export interface RunOptions<T> extends AcquireOptions {
+  /** Maps the call's result to its actual cost; the grant is settled with it. */
+  readonly settle?: (result: T) => CostSpec;
+  /**
+   * What an error thrown by the call says to the key's breaker (if any): `'failure'` (the
+   * default), or `'neutral'` for errors that say nothing about the service (a 400, say).
+   */
+  readonly classify?: (error: unknown) => CallOutcome;
+}
+
+/**
+ * TryResult is what `tryAcquire` answers: a grant, or why not and for how long.
+ * `limit` is the name of the refusing limit, `'concurrency'`, `'queue'` (waiters are queued
+ * ahead; tryAcquire does not overtake them), `'paused'` (see `pause`) or `'breaker'` (the key's
+ * circuit breaker admits no call now).
+ */
+export type TryResult =
+  | { readonly ok: true; readonly grant: Grant }
+  | { readonly ok: false; readonly retryAfterMs: Ms; readonly limit: string };
+
+/**
+ * Reservation is a place in a key's queue taken now and decided later: `granted` resolves when the
+ * cost fits, `cancel()` gives everything back (the place, or the grant if it came).
+ */
+export interface Reservation {
+  /** Resolves with the grant when the cost fits. Rejects on cancel, close or store failure. */
+  readonly granted: Promise<Grant>;
+  /**
+   * Estimated ms from the reservation until the grant, from the queue ahead and the limits
+   * (memory store); `null` when the store cannot estimate. Concurrency slots are not foreseen.
+   */
+  readonly etaMs: Ms | null;
+  /**
+   * Gives back the place in the queue (`granted` then rejects with AcquireAbortedError), or the
+   * whole grant if it was already granted.
+   */
+  cancel(): Promise<void>;
+}
+
+/**
+ * ProviderSignal is what a provider said about a key's limits after a call (see
+ * `feedbackFromResponse` in `src/llm/headers.ts`, which builds one from response headers).
+ */
+export interface ProviderSignal {
+  /** The provider refused the call for its rate limits (HTTP 429). */
+  readonly throttled?: boolean;
+  /** Ms the provider asked to wait (`retry-after`), if it said. */
+  readonly retryAfterMs?: Ms | null;
+  /** What the provider reports per dimension: units remaining and ms until its window resets. */
+  readonly limits?: readonly {
+    readonly dimension: string;
+    readonly remaining: number | null;
+    readonly resetMs: Ms | null;
+  }[];
+}
+
+/** The refusal `limit` of a `tryAcquire` whose key's circuit breaker admits no call now. */
+export const BREAKER = 'breaker';
+
+/** Options of `system.limiter(name, options)`: a policy, plus how its keys queue. */
+export interface LimiterOptions extends PolicySpec {
+  /** The most waiters one key queues; more are refused with QueueFullError. @default Infinity */
+  readonly maxQueue?: number;
+  /** A held concurrency slot is given back after this long even if never released. @default none */
+  readonly leaseTtl?: Duration;
+  /**
+   * A circuit breaker per key. Calls report their outcome with `grant.report()` (`run` and the
+   * fetch wrapper do it for you). @default none
+   */
+  readonly breaker?: BreakerOptions;
+}
+
+export function checkKey(key: unknown, call: string): asserts key is string {
+  if (typeof key !== 'string') {
+    throw new InvalidArgumentError(`tollgate: ${call} key must be a string, got ${typeof key}`);
+  }
+}
+
+export function validateBreaker(options: BreakerOptions | undefined): BreakerOptions | null {
+  if (options === undefined) return null;
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError('tollgate: breaker must be an object of breaker options');
+  }
+  if (
+    options.whenOpen !== undefined &&
+    options.whenOpen !== 'fail' &&
+    options.whenOpen !== 'wait'
+  ) {
+    throw new InvalidArgumentError(
+      `tollgate: breaker.whenOpen must be 'fail' or 'wait' (got ${String(options.whenOpen)})`,
+    );
+  }
+  const { whenOpen: _whenOpen, ...policy } = options;
+  compileBreakerPolicy(policy); // throws InvalidArgumentError for a bad policy
+  return options;
+}
+
+export function validateMaxQueue(n: number | undefined): number {
+  if (n === undefined) return Infinity;
+  if (n === Infinity || (Number.isSafeInteger(n) && n >= 0)) return n;
+  throw new InvalidArgumentError(
+    `tollgate: maxQueue ${String(n)} must be a non-negative integer or Infinity`,
+  );
+}
+
+/** The options of acquire, tryAcquire and reserve, validated and compiled. */
+export interface ParsedAcquire {
+  readonly units: Units;
+  readonly timeoutMs: Ms;
+  readonly priority: number;
+  readonly signal: AbortSignal | undefined;
+  readonly cost: CostSpec | undefined;
+}
+
+/**
+ * parseAcquireOptions validates the options of `call` and compiles the cost under `policy`
+ * (`defaultUnits` when none is given).
+ *
+ * @throws InvalidArgumentError, CostExceedsCapacityError for bad options.
+ */
+export function parseAcquireOptions(
+  policy: Policy,
+  defaultUnits: Units,
+  options: AcquireOptions | undefined,
+  call: string,
+): ParsedAcquire {
+  if (options === undefined) {
+    return {
+      units: defaultUnits,
+      timeoutMs: Infinity,
+      priority: 0,
+      signal: undefined,
+      cost: undefined,
+    };
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError(`tollgate: ${call} options must be an object`);
+  }
+  const cost = options.cost;
+  const units = cost === undefined ? defaultUnits : compileCost(policy, cost, call);
+  let timeoutMs = Infinity;
+  if (options.timeout !== undefined) {
+    timeoutMs = options.timeout === 0 ? 0 : parseDuration(options.timeout, `${call} timeout`);
+  }
+  let priority = 0;
+  if (options.priority !== undefined) {
+    if (typeof options.priority !== 'number' || !Number.isFinite(options.priority)) {
+      throw new InvalidArgumentError(
+        `tollgate: ${call} priority ${String(options.priority)} must be a finite number`,
+      );
+    }
+    priority = options.priority;
+  }
+  return { units, timeoutMs, priority, signal: options.signal, cost };
+}

@@ -1,0 +1,141 @@
+/**
+ * The key's operations other than admission, each applied in mailbox order: settle, cancel and
+ * charge (what a grant books), read, a policy change, close, and ending every waiter of an actor
+ * that failed. Store calls go through storeOps.ts, so a store that fails fails only the caller.
+ */
+import { LimiterClosedError } from '../errors.js';
+import type { Ms, Units } from '../limiter/types.js';
+import { restate, type StoreGrant } from '../store.js';
+import { compileFor, dropLease } from './grants.js';
+import type { Done, GrantHandle, KeyContext, KeyEvent, Scope } from './keyContext.js';
+import { asStoreError, storeCall } from './storeOps.js';
+import { askAgainNow, capacityFreed } from './wakeSchedule.js';
+
+export function onSettle<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  grant: G,
+  actual: Units,
+  done: Done,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  const { store, policy } = ctx.rt;
+  capacityFreed(ctx); // a refund may let the head in
+  const before = grant.record;
+  if (
+    !storeCall(ctx, scope, now, done, () => store.settle(ctx.storeKey, policy, before, actual, now))
+  )
+    return;
+  grant.record = restate(before, actual);
+  if (ctx.rt.observed.value)
+    scope.emit({
+      type: 'settled',
+      key: ctx.key,
+      id: before.id,
+      estimated: before.units,
+      actual,
+      at: now,
+    });
+}
+
+export function onCancel<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  grant: G,
+  done: Done,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  dropLease(ctx, grant);
+  capacityFreed(ctx);
+  // A slot given back already (released, lease ended) is not given back twice.
+  const record = grant.slotFreed ? restate(grant.record, grant.record.units, false) : grant.record;
+  grant.slotFreed = true;
+  const { store, policy } = ctx.rt;
+  storeCall(ctx, scope, now, done, () => store.cancel(ctx.storeKey, policy, record, now));
+  if (ctx.rt.observed.value)
+    scope.emit({ type: 'cancelled', key: ctx.key, id: grant.record.id, at: now });
+}
+
+/**
+ * charge books `units` now, unconditionally (recalibration to a provider's remaining): the
+ * settle of a grant that booked nothing.
+ */
+export function onCharge<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  units: Units,
+  done: Done,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  const { store, policy } = ctx.rt;
+  if (units.length !== policy.limits.length) {
+    done.resolve(); // computed under a policy replaced since: nothing to book
+    return;
+  }
+  const none: StoreGrant = { id: 'charge', at: now, units: units.map(() => 0), slot: false };
+  storeCall(ctx, scope, now, done, () => store.settle(ctx.storeKey, policy, none, units, now));
+}
+
+export function onRead<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  event: Extract<KeyEvent<G>, { type: 'read' }>,
+  now: Ms,
+): void {
+  const queued = ctx.queue.size;
+  try {
+    const r = ctx.rt.store.read(ctx.storeKey, ctx.rt.policy, now);
+    if (r instanceof Promise)
+      r.then(
+        (x) => event.reply({ ...x, queued }),
+        (e: unknown) => event.fail(asStoreError(e)),
+      );
+    else event.reply({ ...r, queued });
+  } catch (e) {
+    event.fail(asStoreError(e));
+  }
+}
+
+/**
+ * A new policy: queued waiters are compiled under it (one whose cost no longer fits any capacity
+ * ends with CostExceedsCapacityError), and the head is asked about again. Waiters an async store
+ * is deciding keep their units until its answer (asyncBatch.decided compiles them then).
+ */
+export function onPolicy<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  for (const w of [...ctx.queue]) if (!w.deciding) compileFor(ctx, w, now, scope);
+  askAgainNow(ctx, now);
+}
+
+export function onClose<G extends GrantHandle>(ctx: KeyContext<G>): void {
+  ctx.closed = true;
+  // Most keys have nobody waiting at close: build the error (and its stack) only for those that do.
+  const waiting = ctx.queue.clear();
+  const deciding = ctx.inFlight?.waiters ?? [];
+  ctx.inFlight = null;
+  if (waiting.length > 0 || deciding.length > 0) {
+    const error = new LimiterClosedError();
+    for (const w of waiting) w.fail(error);
+    for (const w of deciding) w.fail(error);
+  }
+  ctx.leases = null;
+  ctx.leaseNext = Infinity;
+}
+
+/**
+ * endAll ends every waiter of a key whose actor failed (the system calls it when XState stopped
+ * the actor on an error that got past {@link recover}): nobody is left waiting on a dead actor.
+ */
+export function endAll<G extends GrantHandle>(ctx: KeyContext<G>, error: Error): void {
+  const waiting = ctx.queue.clear();
+  const deciding = ctx.inFlight?.waiters ?? [];
+  ctx.closed = true;
+  ctx.inFlight = null;
+  if (ctx.timer !== null) ctx.rt.clock.clearTimeout(ctx.timer);
+  ctx.timer = null;
+  ctx.timerAt = Infinity;
+  for (const w of waiting) w.fail(error);
+  for (const w of deciding) w.fail(error);
+}
