@@ -41,6 +41,7 @@ export {
   LimiterClosedError,
   StoreUnavailableError,
   GrantStateError,
+  InternalError,
 } from './errors.js';
 export type { TollgateErrorCode } from './errors.js';
 export {

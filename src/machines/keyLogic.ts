@@ -74,14 +74,17 @@ export const keyLogic: KeyLogic = {
 
   transition(snapshot, event, scope) {
     const ctx = snapshot.context;
-    const now = ctx.rt.clock.now(); // one clock read per message
-    ctx.lastActive = now;
+    let now = ctx.lastActive;
     try {
+      now = ctx.rt.clock.now(); // one clock read per message
+      ctx.lastActive = now;
       handle(ctx, event, now, scope);
       serve(ctx, now, scope);
     } catch (e) {
       recover(ctx, event, e, now, scope);
     }
+    // A clock that cannot arm a timer leaves the key unable to keep its deadlines: the actor
+    // fails, and the system ends its waiters (LimiterSystem's #removeFailed).
     rearm(ctx, now, scope);
     return snapshot;
   },
