@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { actorsSuite } from './actors.js';
 import { memorySuite } from './memory.js';
 import { redisSuite } from './redis.js';
+import { waitersSuite } from './waiters.js';
 import {
   machine,
   renderSection,
@@ -26,7 +27,7 @@ import {
   type Target,
 } from './report.js';
 
-const SUITES: readonly Suite[] = [memorySuite, actorsSuite, redisSuite];
+const SUITES: readonly Suite[] = [memorySuite, actorsSuite, waitersSuite, redisSuite];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
