@@ -47,6 +47,7 @@ describe('npm run bench -- --quick', () => {
         '## Redis',
         '### Batch-Lua ceiling',
         '### Where the time goes',
+        '## Waiters on one key',
         '| peer',
         '| target',
       ]) {
