@@ -7,6 +7,7 @@
  */
 import { advance, algorithmOf } from './advance.js';
 import type { GrantRecord, KeyState, LimitState, Ms, Policy, Units } from './types.js';
+import { checkUnits } from './validate.js';
 
 /** The name a refusal gives when the key's concurrency slots are all held. */
 export const CONCURRENCY = 'concurrency';
@@ -40,6 +41,7 @@ export type Decision = Granted | Refused;
  * `slot` says whether the grant takes a concurrency slot (it does whenever the policy has a
  * concurrency limit, unless the caller already holds one).
  *
+ * @throws InvalidArgumentError when `units` does not have one amount per limit of `policy`.
  * @example
  * const d = decide(policy, state, [1, 1200], now);
  * if (d.ok) state = d.state; else console.log(`retry in ${d.retryAfterMs} ms (${d.limit})`);
@@ -51,6 +53,7 @@ export function decide(
   now: Ms,
   slot = policy.concurrency !== null,
 ): Decision {
+  checkUnits(policy, units, 'decide');
   const s = advance(policy, state, now); // Refill; `s.at` is max(now, state.at)
   const t = s.at;
   const { limits } = policy;

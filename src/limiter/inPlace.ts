@@ -17,6 +17,7 @@ import { CONCURRENCY } from './decide.js';
 import { waitForWindow, windowsPassed } from './fixedWindow.js';
 import { firstLive, waitForLog } from './slidingWindow.js';
 import { drainedUsed, waitForUsed } from './tokenBucket.js';
+import { checkUnits } from './validate.js';
 import type {
   FixedWindowState,
   GrantRecord,
@@ -178,6 +179,9 @@ export function plain(policy: Policy, state: KeyState): KeyState {
  * (marks are defined as read right after the booking). A grant on the hot path so allocates no
  * result object. A refusal answers why, and leaves `state` exactly as it was (a refused request
  * is not an event, as with `decide`).
+ *
+ * @throws InvalidArgumentError when `units` does not have one amount per limit of `policy`
+ *   (`state` is untouched).
  */
 export function decideInPlace(
   policy: Policy,
@@ -186,6 +190,7 @@ export function decideInPlace(
   now: Ms,
   slot: boolean = policy.concurrency !== null,
 ): InPlaceRefusal | undefined {
+  checkUnits(policy, units, 'decide');
   const { limits } = policy;
   // `decide` advances only when time moved on; `from` = `t` makes every advance below a no-op.
   const from = state.at;

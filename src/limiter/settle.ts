@@ -7,14 +7,18 @@
  */
 import { advance, algorithmOf } from './advance.js';
 import type { GrantRecord, KeyState, Ms, Policy, Units } from './types.js';
+import { checkUnits } from './validate.js';
 
 /**
  * refund gives back what `grant` booked and still holds (the slot is not released: see
  * {@link release}). A token bucket gives back only the part of the grant that has not drained yet
  * (see tokenBucket.ts). Grant then refund with nothing in between gives back
  * `advance(state, now)` exactly.
+ *
+ * @throws InvalidArgumentError when the grant's units do not have one amount per limit of `policy`.
  */
 export function refund(policy: Policy, state: KeyState, grant: GrantRecord, now: Ms): KeyState {
+  checkUnits(policy, grant.units, 'refund');
   return adjust(
     policy,
     state,
@@ -29,6 +33,9 @@ export function refund(policy: Policy, state: KeyState, grant: GrantRecord, now:
  * when `actual` is lower (at most what the grant still holds there), and is charged the
  * difference at `now` when it is higher. It returns the new state and the grant as it now stands
  * (its units are `actual`), so a later settle or refund starts from there.
+ *
+ * @throws InvalidArgumentError when the grant's units or `actual` do not have one amount per limit
+ *   of `policy`.
  */
 export function settle(
   policy: Policy,
@@ -37,6 +44,8 @@ export function settle(
   actual: Units,
   now: Ms,
 ): { state: KeyState; grant: GrantRecord } {
+  checkUnits(policy, grant.units, 'settle');
+  checkUnits(policy, actual, 'settle');
   const { state: next, marks } = adjust(policy, state, grant, actual, now);
   return { state: next, grant: { ...grant, units: actual, marks } };
 }

@@ -147,3 +147,18 @@ function costByDimension(
   }
   return dims;
 }
+
+/**
+ * checkUnits throws unless `units` has one amount per limit of `policy`: units compiled under
+ * another policy (one with more or fewer limits) would be read against the wrong limits, so the
+ * core and the stores refuse them before anything changes or is sent (issue #10).
+ *
+ * @throws InvalidArgumentError naming the call and both lengths.
+ */
+export function checkUnits(policy: Policy, units: Units, call: string): void {
+  if (units.length !== policy.limits.length) {
+    bad(
+      `${call} got ${units.length} units for a policy of ${policy.limits.length} limits; compile the cost with the policy it is used with`,
+    );
+  }
+}

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../src/errors.js';
 import { compileCost, compilePolicy, decide, initialState, read } from '../../src/limiter/index.js';
+import { decideInPlace, ownLimits, plain, type OwnedKeyState } from '../../src/limiter/inPlace.js';
 import { play, retry } from './play.js';
 
 describe('decide', () => {
@@ -49,5 +51,36 @@ describe('decide', () => {
     ]);
     // A caller that already holds a slot asks without one.
     expect(decide(p, state, [], 0, false).ok).toBe(true);
+  });
+});
+
+describe('units of another length (#10)', () => {
+  // Two limits: units must have two amounts. One or three would be read against the wrong limits.
+  const p = compilePolicy({
+    limits: [
+      { name: 'rps', limit: 10, interval: '1s' },
+      { name: 'tpm', limit: 1000, interval: '1m', dimension: 'tokens' },
+    ],
+  });
+
+  it('decide throws InvalidArgumentError naming both lengths', () => {
+    const state = initialState(p, 0);
+    for (const units of [[1], [1, 10, 5], []]) {
+      expect(() => decide(p, state, units, 0)).toThrow(InvalidArgumentError);
+      expect(() => decide(p, state, units, 0)).toThrow(
+        `decide got ${units.length} units for a policy of 2 limits`,
+      );
+    }
+    expect(decide(p, state, [1, 10], 0).ok).toBe(true);
+  });
+
+  it('decideInPlace throws the same and leaves the owned state untouched', () => {
+    const owned: OwnedKeyState = { at: 0, inFlight: 0, limits: ownLimits(p, initialState(p, 0)) };
+    const before = plain(p, owned);
+    expect(() => decideInPlace(p, owned, [1], 5)).toThrow(
+      'decide got 1 units for a policy of 2 limits',
+    );
+    expect(plain(p, owned)).toEqual(before);
+    expect(decideInPlace(p, owned, [1, 10], 5)).toBeUndefined();
   });
 });

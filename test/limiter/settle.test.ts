@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../src/errors.js';
 import {
   advance,
   compileCost,
@@ -242,5 +243,34 @@ describe('release', () => {
     expect(release(d.state, d.grant)).toBe(d.state);
     const s = initialState(p, 0);
     expect(release(s, { at: 0, units: [1], slot: true })).toBe(s);
+  });
+});
+
+describe('units of another length (#10)', () => {
+  const p = compilePolicy({
+    limits: [
+      { name: 'rps', limit: 10, interval: '1s' },
+      { name: 'tpm', limit: 1000, interval: '1m', dimension: 'tokens' },
+    ],
+  });
+  const booked = grant(p, initialState(p, 0), { tokens: 100 }, 0);
+
+  it('settle throws InvalidArgumentError for actual units or a record of another length', () => {
+    expect(() => settle(p, booked.state, booked.grant, [1], 10)).toThrow(InvalidArgumentError);
+    expect(() => settle(p, booked.state, booked.grant, [1, 50, 0], 10)).toThrow(
+      'settle got 3 units for a policy of 2 limits',
+    );
+    const short = { ...booked.grant, units: [1] };
+    expect(() => settle(p, booked.state, short, [1, 50], 10)).toThrow(
+      'settle got 1 units for a policy of 2 limits',
+    );
+    expect(settle(p, booked.state, booked.grant, [1, 50], 10).grant.units).toEqual([1, 50]);
+  });
+
+  it('refund throws InvalidArgumentError for a record of another length', () => {
+    const long = { ...booked.grant, units: [1, 100, 7] };
+    expect(() => refund(p, booked.state, long, 10)).toThrow(
+      'refund got 3 units for a policy of 2 limits',
+    );
   });
 });
