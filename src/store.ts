@@ -7,6 +7,7 @@
  * two calls for the same key interleaved by tollgate itself. (Across processes, Redis scripts are
  * what keeps the calls atomic.)
  */
+import type { Clock } from './clock.js';
 import { remapMarks } from './limiter/advance.js';
 import type { GrantRecord, LimitReading, Ms, Policy, Units } from './limiter/types.js';
 
@@ -33,12 +34,22 @@ export interface StoreGrant extends GrantRecord {
   readonly id: string;
   /** A store's own tag of where the grant was booked (the Redis store's fallbacks); kept by {@link restate}. */
   readonly origin?: string;
+  /**
+   * The incarnation of the key's state the grant was booked in, as its store numbered it: a key's
+   * state gets a new epoch whenever it is created anew (after `reset`, or after it was dropped at
+   * full capacity). A settle, cancel or release of a grant whose epoch is not the key's current
+   * one gives back nothing (no units; no slot, except where slots are held by grant id, as in
+   * Redis, where the id is exact anyway), since what it booked is gone with its incarnation; an
+   * extra charge still books. A record without an epoch (the runtime's charge) gives back
+   * nothing either. Kept by {@link restate} and {@link reframe}.
+   */
+  readonly epoch?: number;
 }
 
 /**
  * restate copies a grant record with other units (or slot), in the same policy's terms: its
- * marks are kept. Records may carry `id` as a getter, so they are copied field by field, never
- * spread.
+ * marks and epoch are kept. Records may carry `id` as a getter, so they are copied field by
+ * field, never spread.
  */
 export function restate(g: StoreGrant, units: Units, slot: boolean = g.slot): StoreGrant {
   return record(g, units, slot, g.marks);
@@ -67,6 +78,7 @@ function record(
   };
   if (marks !== undefined) r.marks = marks;
   if (g.origin !== undefined) r.origin = g.origin;
+  if (g.epoch !== undefined) r.epoch = g.epoch;
   return r;
 }
 
@@ -117,6 +129,18 @@ export interface Store {
   /** True when every method answers synchronously (no promise): the runtime's fast path. */
   readonly sync: boolean;
   /**
+   * Optional: the lease the runtime gives a concurrency slot when the limiter sets no `leaseTtl`
+   * (ms after the grant; `null` or absent: the slot is held until released). A store shared
+   * across processes sets one, so that the slot of a process that died, or of a decision whose
+   * answer was lost, is not held forever.
+   */
+  readonly defaultLeaseMs?: Ms | null;
+  /**
+   * Optional: the system passes its clock, for whatever the store times itself (the Redis store:
+   * its per-call timeout and the retries of a release). A store given its own clock keeps it.
+   */
+  useClock?(clock: Clock): void;
+  /**
    * Optional fast path of a synchronous store: decide one request (as a one-request batch would).
    * `cache`, when given, is the key's {@link KeyCache}.
    */
@@ -129,7 +153,9 @@ export interface Store {
   ): StoreDecision;
   /**
    * Decide a batch of one key's requests against `policy`, all-or-nothing per request. `cache`,
-   * when given, is the key's {@link KeyCache}.
+   * when given, is the key's {@link KeyCache}. Every request's `units` must have one amount per
+   * limit of `policy`: the memory store throws InvalidArgumentError before anything changes, the
+   * Redis store rejects with it and sends nothing.
    */
   decide(
     key: string,
@@ -139,7 +165,13 @@ export interface Store {
     now: Ms,
     cache?: KeyCache,
   ): MaybePromise<StoreDecision[]>;
-  /** Move `grant` to the `actual` units (refund below, extra charge above). */
+  /**
+   * Move `grant` to the `actual` units (refund below, extra charge above). A grant of another
+   * epoch than the key's (see {@link StoreGrant.epoch}) gets nothing back; its extra charge books.
+   *
+   * @throws InvalidArgumentError when `grant.units` or `actual` has not one amount per limit of
+   *   `policy` (nothing changes).
+   */
   settle(
     key: string,
     policy: Policy,
@@ -147,7 +179,7 @@ export interface Store {
     actual: Units,
     now: Ms,
   ): MaybePromise<void>;
-  /** Give back everything `grant` booked, and its slot. */
+  /** Give back everything `grant` booked, and its slot (nothing for a grant of another epoch). */
   cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): MaybePromise<void>;
   /**
    * Free the concurrency slot `grant` holds. The runtime calls it at most once per grant (it is

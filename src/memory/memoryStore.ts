@@ -36,6 +36,7 @@ import {
 import { read } from '../limiter/read.js';
 import { refund, release, settle } from '../limiter/settle.js';
 import type { KeyState, Ms, Policy, Units } from '../limiter/types.js';
+import { checkUnits } from '../limiter/validate.js';
 
 /**
  * Entry is one key's state, owned by the store and rewritten in place, and the policy it was built
@@ -45,6 +46,12 @@ import type { KeyState, Ms, Policy, Units } from '../limiter/types.js';
 interface Entry extends OwnedKeyState {
   policy: Policy;
   /**
+   * The entry's number in its store, new for every entry (see {@link StoreGrant.epoch}). An entry
+   * leaves the map only when it holds nothing (back at full capacity, no slot held) or by reset,
+   * so a grant of another epoch holds nothing in this one.
+   */
+  readonly epoch: number;
+  /**
    * Whether the entry is in the map: false until it is kept (a key's first request may be
    * refused), and again once it left (reset, swept, forgotten, replaced by a restore). A key
    * actor's {@link KeyCache} may still point at a left entry, and must then look the key up again.
@@ -52,10 +59,11 @@ interface Entry extends OwnedKeyState {
   live: boolean;
 }
 
-/** A new entry holding (a copy of) `state`, a state under `policy`; not in the map yet. */
-function newEntry(policy: Policy, state: KeyState): Entry {
+/** A new entry of epoch `epoch` holding (a copy of) `state`, a state under `policy`; not in the map yet. */
+function newEntry(policy: Policy, state: KeyState, epoch: number): Entry {
   return {
     policy,
+    epoch,
     at: state.at,
     inFlight: state.inFlight,
     limits: ownLimits(policy, state),
@@ -88,6 +96,7 @@ class MemoryGrant implements StoreGrant {
     readonly units: Units,
     readonly slot: boolean,
     readonly marks: readonly number[] | undefined,
+    readonly epoch: number,
   ) {}
 
   /** As a {@link StoreDecision}: the grant is the record itself. */
@@ -114,6 +123,8 @@ export class MemoryStore implements Store {
   readonly #entries = new Map<string, Entry>();
   /** Keys paused until an instant (a provider said 429); checked only while non-empty. */
   readonly #paused = new Map<string, Ms>();
+  /** The epoch of the last entry made: every new entry takes the next one. */
+  #epoch = 0;
 
   constructor(snapshot?: MemorySnapshot) {
     if (snapshot !== undefined) this.restore(snapshot);
@@ -130,7 +141,7 @@ export class MemoryStore implements Store {
    */
   #entryFor(key: string, policy: Policy, now: Ms, cached?: Entry): Entry {
     const e = cached !== undefined && cached.live ? cached : this.#entries.get(key);
-    if (e === undefined) return newEntry(policy, initialState(policy, now));
+    if (e === undefined) return newEntry(policy, initialState(policy, now), ++this.#epoch);
     // A decision, grant or refusal, takes the key under `policy` (the Redis store's decide.lua
     // writes a rebased state back even when it refuses).
     if (e.policy !== policy) reown(e, policy, rebase(e.policy, policy, e, now));
@@ -158,9 +169,18 @@ export class MemoryStore implements Store {
   /** Stores `state` (computed under `policy`, possibly from the entry's own objects) for `key`. */
   #put(key: string, policy: Policy, state: KeyState): void {
     const e = this.#entries.get(key);
-    if (e === undefined) this.#keep(key, newEntry(policy, state));
+    if (e === undefined) this.#keep(key, newEntry(policy, state, ++this.#epoch));
     else if (e.policy === policy) adopt(policy, e, state);
     else reown(e, policy, state);
+  }
+
+  /**
+   * Whether `grant` was booked in the key's entry as it is now: false after the key was reset or
+   * dropped since (the grant holds nothing here any more), and for a record without an epoch.
+   */
+  #holds(key: string, grant: StoreGrant): boolean {
+    const e = this.#entries.get(key);
+    return e !== undefined && grant.epoch === e.epoch;
   }
 
   /** Removes the key's entry, if any, and tells a key actor that may still hold it. */
@@ -181,6 +201,7 @@ export class MemoryStore implements Store {
     now: Ms,
     cache?: KeyCache,
   ): StoreDecision {
+    checkUnits(policy, req.units, 'decide');
     if (this.#paused.size > 0) {
       const wait = this.#pausedFor(key, now);
       if (wait > 0) return { ok: false, retryAfterMs: wait, limit: PAUSED };
@@ -191,7 +212,7 @@ export class MemoryStore implements Store {
     if (refused !== undefined) return refused; // the state is untouched (a new entry is not kept)
     this.#keep(key, e);
     if (cache !== undefined) cache.storeEntry = e;
-    return new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e));
+    return new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e), e.epoch);
   }
 
   decide(
@@ -201,6 +222,8 @@ export class MemoryStore implements Store {
     mode: BatchMode,
     now: Ms,
   ): StoreDecision[] {
+    // Every request is checked before the first is booked: a batch is refused whole.
+    for (const req of batch) checkUnits(policy, req.units, 'decide');
     const wait = this.#paused.size > 0 ? this.#pausedFor(key, now) : 0;
     if (wait > 0) {
       const refused: StoreDecision = { ok: false, retryAfterMs: wait, limit: PAUSED };
@@ -212,7 +235,7 @@ export class MemoryStore implements Store {
       const refused = decideInPlace(policy, e, req.units, now, req.slot);
       if (refused === undefined) {
         this.#keep(key, e);
-        out.push(new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e)));
+        out.push(new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e), e.epoch));
       } else {
         out.push(refused);
         if (mode === 'queue') break;
@@ -221,19 +244,40 @@ export class MemoryStore implements Store {
     return out;
   }
 
+  /**
+   * settle moves `grant` to `actual`. A grant of another epoch (booked before a reset, or
+   * without an epoch) gets nothing back, but an extra charge still books: that usage was real.
+   *
+   * @throws InvalidArgumentError when `grant.units` or `actual` has not one amount per limit.
+   */
   settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): void {
-    this.#put(key, policy, settle(policy, this.#view(key, policy, now), grant, actual, now).state);
+    checkUnits(policy, grant.units, 'settle');
+    checkUnits(policy, actual, 'settle');
+    let units = actual;
+    if (!this.#holds(key, grant)) {
+      // Only the extra charge: each limit settles at the larger of booked and actual.
+      if (actual.every((u, i) => u <= grant.units[i]!)) return;
+      units = actual.map((u, i) => Math.max(u, grant.units[i]!));
+    }
+    this.#put(key, policy, settle(policy, this.#view(key, policy, now), grant, units, now).state);
   }
 
+  /** cancel gives back the grant's units and slot; nothing for a grant of another epoch. */
   cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): void {
+    checkUnits(policy, grant.units, 'cancel');
+    if (!this.#holds(key, grant)) return;
     const s = refund(policy, this.#view(key, policy, now), grant, now);
     this.#put(key, policy, release(s, grant));
   }
 
+  /**
+   * release frees the grant's slot: one of the key's slots, so only for a grant of the entry's
+   * epoch (a slot taken before a reset is not counted in the entry made after it).
+   */
   release(key: string, _policy: Policy, grant: StoreGrant, _now: Ms): void {
     if (!grant.slot) return;
     const e = this.#entries.get(key);
-    if (e === undefined) return;
+    if (e === undefined || grant.epoch !== e.epoch) return;
     // Slots do not depend on the policy: a key still under an older one stays under it until its
     // next decision (as in the Redis store, whose release touches only the slot set).
     releaseInPlace(e, grant);
@@ -337,7 +381,7 @@ export class MemoryStore implements Store {
     }
     for (const [key, e] of Object.entries(snapshot.keys)) {
       this.#drop(key);
-      this.#keep(key, newEntry(e.policy, e.state));
+      this.#keep(key, newEntry(e.policy, e.state, ++this.#epoch));
     }
   }
 

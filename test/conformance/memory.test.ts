@@ -3,8 +3,10 @@
  * `now` it is given, so the harness's clock is a no-op.
  */
 import { describe, expect, it } from 'vitest';
+import { createLimiterSystem, InvalidArgumentError, VirtualClock } from '../../src/index.js';
 import { compilePolicy } from '../../src/limiter/index.js';
 import { MemoryStore } from '../../src/memory/memoryStore.js';
+import type { StoreGrant } from '../../src/store.js';
 import { runConformance } from './runConformance.js';
 
 runConformance('memory store conformance', async () => ({
@@ -32,5 +34,84 @@ describe('memory store: what writes nothing after a limit change', () => {
       retryAfterMs: 8000,
       limit: 'rps',
     });
+  });
+});
+
+describe('memory store: units of another length (#10)', () => {
+  const two = compilePolicy({
+    limits: [
+      { name: 'rps', limit: 2, interval: '1s' },
+      { name: 'tpm', limit: 100, interval: '1m', dimension: 'tokens' },
+    ],
+  });
+  const req = (id: string, units: number[]) => ({ id, units, slot: false, leaseMs: null });
+  const remaining = (store: MemoryStore) => store.read('k', two, 0).limits.map((l) => l.remaining);
+
+  it('refuses them before anything changes: decideOne, decide, settle and cancel', () => {
+    const store = new MemoryStore();
+    const d = store.decideOne('k', two, req('a', [1, 10]), 0);
+    expect(d.ok).toBe(true);
+    const grant = (d as { ok: true; grant: StoreGrant }).grant;
+    expect(remaining(store)).toEqual([1, 90]);
+    expect(() => store.decideOne('k', two, req('b', [1]), 0)).toThrow(InvalidArgumentError);
+    // A batch whose last request is bad books none of it, the good one before included.
+    expect(() =>
+      store.decide('k', two, [req('c', [1, 10]), req('d', [1, 10, 1])], 'each', 0),
+    ).toThrow('decide got 3 units for a policy of 2 limits');
+    expect(() => store.settle('k', two, grant, [1], 0)).toThrow(InvalidArgumentError);
+    expect(() => store.settle('k', two, { ...grant, units: [1] }, [1, 0], 0)).toThrow(
+      'settle got 1 units for a policy of 2 limits',
+    );
+    expect(() => store.cancel('k', two, { ...grant, units: [1, 10, 0] }, 0)).toThrow(
+      'cancel got 3 units for a policy of 2 limits',
+    );
+    expect(remaining(store)).toEqual([1, 90]);
+  });
+});
+
+describe('memory store: reset epochs through the runtime (#10)', () => {
+  it('a refund of a grant from before a reset does not give back a later grant (fixed window)', async () => {
+    // The issue's numbers: 1,000 tokens per minute; A 1,000 at 0 s, reset at 1 s, B 1,000 at 2 s,
+    // A settled to 0 at 10 s. Giving A's 1,000 back would admit C: 2,000 in one window.
+    const clock = new VirtualClock(0);
+    const system = createLimiterSystem({ clock });
+    const llm = system.limiter('llm', {
+      limits: [
+        {
+          name: 'tpm',
+          limit: 1000,
+          interval: '1m',
+          dimension: 'tokens',
+          algorithm: 'fixed-window',
+        },
+      ],
+    });
+    const a = await llm.acquire('k', { cost: { tokens: 1000 } });
+    await clock.increment(1000);
+    await llm.reset('k');
+    await clock.increment(1000);
+    await llm.acquire('k', { cost: { tokens: 1000 } });
+    await clock.increment(8000);
+    await a.settle({ tokens: 0 });
+    const c = await llm.tryAcquire('k', { cost: { tokens: 1000 } });
+    expect(c).toEqual({ ok: false, limit: 'tpm', retryAfterMs: 50_000 });
+    expect((await llm.stats('k')).limits[0]!.remaining).toBe(0);
+    await system.close();
+  });
+
+  it('a slot taken before a reset and released after it frees no later holder’s slot', async () => {
+    const clock = new VirtualClock(0);
+    const system = createLimiterSystem({ clock });
+    const llm = system.limiter('llm', { limits: [{ limit: 100, interval: '1s' }], concurrency: 1 });
+    const a = await llm.acquire('k');
+    await llm.reset('k');
+    const b = await llm.acquire('k');
+    a.release();
+    expect((await llm.stats('k')).inFlight).toBe(1);
+    expect((await llm.tryAcquire('k')).ok).toBe(false);
+    b.release();
+    expect((await llm.stats('k')).inFlight).toBe(0);
+    expect((await llm.tryAcquire('k')).ok).toBe(true);
+    await system.close();
   });
 });
