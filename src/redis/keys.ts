@@ -37,8 +37,8 @@ export function hashTag(key: string): string {
 /** keyNames gives the Redis key names of `key` under `prefix`. */
 export function keyNames(prefix: string, key: string): RedisKeyNames {
   const base = prefix + hashTag(key);
-  // ':v2': the state's layout (lua/common.lua); a build with another layout uses another name.
-  return { state: base + ':v2', slots: base + ':c' };
+  // ':v3': the state's layout (lua/common.lua); a build with another layout uses another name.
+  return { state: base + ':v3', slots: base + ':c' };
 }
 
 /** The pub/sub channel on which freed capacity is announced. */

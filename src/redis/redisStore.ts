@@ -30,6 +30,7 @@ import {
 import { InvalidArgumentError, StoreUnavailableError, isTollgateError } from '../errors.js';
 import type { Duration, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
+import { checkUnits } from '../limiter/validate.js';
 import { MemoryStore } from '../memory/memoryStore.js';
 import { checkPrefix, freeChannel, keyNames, type RedisKeyNames } from './keys.js';
 import { slotOf } from './slot.js';
@@ -222,6 +223,9 @@ export class RedisStore implements Store {
    * ahead of the flush) go to Redis in one call of `decide.lua`, up to {@link MAX_KEYS_PER_CALL}
    * keys each. A key has at most one decide in
    * flight (its actor waits for the answer), so a call never holds one key twice.
+   *
+   * Rejects with InvalidArgumentError, and sends nothing for the key, when a request's units have
+   * not one amount per limit of `policy`.
    */
   decide(
     key: string,
@@ -232,6 +236,12 @@ export class RedisStore implements Store {
     cache?: KeyCache,
   ): Promise<StoreDecision[]> {
     return new Promise<StoreDecision[]>((resolve, reject) => {
+      try {
+        for (const r of batch) checkUnits(policy, r.units, 'decide');
+      } catch (e) {
+        reject(e);
+        return;
+      }
       const place = this.#place(key, cache);
       const entry: Pending = { place, policy, batch, mode, now, resolve, reject };
       const list = this.#pending.get(place.group);
@@ -394,6 +404,13 @@ export class RedisStore implements Store {
     return scaled;
   }
 
+  /**
+   * settle moves the grant to `actual` in Redis (see settle.lua): nothing comes back to a grant
+   * of another epoch than the key's, an extra charge books.
+   *
+   * @throws InvalidArgumentError (rejects, sending nothing) when `grant.units` or `actual` has not
+   *   one amount per limit of `policy`.
+   */
   async settle(
     key: string,
     policy: Policy,
@@ -401,10 +418,13 @@ export class RedisStore implements Store {
     actual: Units,
     now: Ms,
   ): Promise<void> {
+    checkUnits(policy, grant.units, 'settle');
+    checkUnits(policy, actual, 'settle');
     await this.#adjust(key, policy, grant, actual, false, now);
   }
 
   async cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
+    checkUnits(policy, grant.units, 'cancel');
     await this.#adjust(
       key,
       policy,
@@ -436,6 +456,7 @@ export class RedisStore implements Store {
       ...this.#policyArgs(policy),
       grant.id,
       grant.at,
+      grant.epoch ?? '',
       free ? '1' : '0',
       this.#channel,
     ];
@@ -574,17 +595,19 @@ function readDecisions(e: Pending, reply: readonly (number | string)[], at: numb
     const req = e.batch[i]!;
     if (reply[at] === 1) {
       const grantAt = reply[at + 1] as number;
+      const epoch = reply[at + 2] as number;
       const grant: StoreGrant = marked
         ? {
             id: req.id,
             at: grantAt,
             units: req.units,
             slot: req.slot,
-            marks: reply.slice(at + 2, at + 2 + n) as number[],
+            marks: reply.slice(at + 3, at + 3 + n) as number[],
+            epoch,
           }
-        : { id: req.id, at: grantAt, units: req.units, slot: req.slot };
+        : { id: req.id, at: grantAt, units: req.units, slot: req.slot, epoch };
       out.push({ ok: true, grant });
-      at += 2 + n;
+      at += 3 + n;
     } else {
       out.push({
         ok: false,

@@ -983,6 +983,110 @@ export const cases: ConformanceCase[] = [
     ],
   },
 
+  // Reset epochs (issue #10): a grant booked before a reset holds nothing in the state made after
+  // it, so its settle, cancel or release gives nothing back; an extra charge still books.
+  {
+    // tpm 1000 per minute, fixed window [0, 60,000). a books 1000 at 0; the reset at 1000 forgets
+    // it; b books 1000 at 2000 in the key's new state (used 1000). a settled to 0 at 10,000 must
+    // not give back b's booking: remaining 0, resetMs 60,000 − 10,000 = 50,000, and a third
+    // 1000 waits for the next window (50,000). Without epochs it gave back 1000: 2000 admitted.
+    name: 'reset: a refund of a grant from before the reset gives back nothing (fixed window)',
+    policy: {
+      limits: [
+        {
+          name: 'tpm',
+          limit: 1000,
+          interval: '1m',
+          dimension: 'tokens',
+          algorithm: 'fixed-window',
+        },
+      ],
+    },
+    steps: [
+      { at: 0, acquire: { tokens: 1000 }, expect: OK, as: 'a' },
+      { at: 1000, reset: true },
+      { at: 2000, acquire: { tokens: 1000 }, expect: OK, as: 'b' },
+      { at: 10_000, settle: 'a', actual: { tokens: 0 } },
+      { at: 10_000, read: { remaining: { tpm: 0 }, resetMs: { tpm: 50_000 } } },
+      { at: 10_000, acquire: { tokens: 1000 }, expect: no('tpm', 50_000) },
+    ],
+  },
+  {
+    // 1/s, everything at 5000: a (mark 1000), reset, b into the new empty bucket (emptiedAt 5000,
+    // used 1000). a was booked at 5000, not before emptiedAt, and its mark is b's: without epochs
+    // cancelling a gave back b's unit. It must give back nothing: remaining 0, resetMs 1000, a
+    // third request waits 1000.
+    name: 'reset: a cancel of a grant from before a reset in the same millisecond gives back nothing',
+    policy: ONE_PER_SECOND,
+    steps: [
+      { at: 5000, acquire: {}, expect: OK, as: 'a' },
+      { at: 5000, reset: true },
+      { at: 5000, acquire: {}, expect: OK, as: 'b' },
+      { at: 5000, cancel: 'a' },
+      { at: 5000, read: { remaining: { rps: 0 }, resetMs: { rps: 1000 } } },
+      { at: 5000, acquire: {}, expect: no('rps', 1000) },
+    ],
+  },
+  {
+    // tpm 1000 per minute, fixed window. a books 100 at 0; reset at 1000; a settled to 300 at
+    // 2000: nothing back, but the extra 200 is charged in the new state (used 200: remaining 800,
+    // resetMs 58,000). 800 fit; one more token waits for the next window: 58,000.
+    name: 'reset: an extra charge of a grant from before the reset still books',
+    policy: {
+      limits: [
+        {
+          name: 'tpm',
+          limit: 1000,
+          interval: '1m',
+          dimension: 'tokens',
+          algorithm: 'fixed-window',
+        },
+      ],
+    },
+    steps: [
+      { at: 0, acquire: { tokens: 100 }, expect: OK, as: 'a' },
+      { at: 1000, reset: true },
+      { at: 2000, settle: 'a', actual: { tokens: 300 } },
+      { at: 2000, read: { remaining: { tpm: 800 }, resetMs: { tpm: 58_000 } } },
+      { at: 2000, acquire: { tokens: 800 }, expect: OK },
+      { at: 2000, acquire: { tokens: 1 }, expect: no('tpm', 58_000) },
+    ],
+  },
+  {
+    // concurrency 1, rps 10/s. a holds the slot from 0; the reset at 1000 forgets it; b takes the
+    // slot at 2000 (rps used 1000, drained by 2100). a released at 3000 must not free b's slot:
+    // inFlight 1, and a third request is refused by concurrency (the bucket has room: 0).
+    // Without epochs the memory store counted a's release against b's slot: two holders.
+    name: 'reset: a release of a slot taken before the reset frees no slot taken after it',
+    policy: { concurrency: 1, limits: [{ name: 'rps', limit: 10, interval: '1s' }] },
+    steps: [
+      { at: 0, acquire: {}, expect: OK, as: 'a' },
+      { at: 1000, reset: true },
+      { at: 2000, acquire: {}, expect: OK, as: 'b' },
+      { at: 3000, release: 'a' },
+      { at: 3000, read: { remaining: { rps: 10 }, inFlight: 1 } },
+      { at: 3000, acquire: {}, expect: no('concurrency', 0) },
+      { at: 3000, release: 'b' },
+      { at: 3000, read: { remaining: { rps: 10 }, inFlight: 0 } },
+      { at: 3000, acquire: {}, expect: OK },
+    ],
+  },
+  {
+    // concurrency 1, rps 2/s (unit 1000, drains 2/ms), all at 0: a, reset, b (used 1000). a
+    // cancelled gives back neither b's unit nor b's slot: remaining 1, inFlight 1, and a third
+    // request is refused by concurrency (the bucket has room: 0).
+    name: 'reset: a cancel of a grant from before the reset gives back neither units nor a slot',
+    policy: { concurrency: 1, limits: [{ name: 'rps', limit: 2, interval: '1s' }] },
+    steps: [
+      { at: 0, acquire: {}, expect: OK, as: 'a' },
+      { at: 0, reset: true },
+      { at: 0, acquire: {}, expect: OK, as: 'b' },
+      { at: 0, cancel: 'a' },
+      { at: 0, read: { remaining: { rps: 1 }, resetMs: { rps: 500 }, inFlight: 1 } },
+      { at: 0, acquire: {}, expect: no('concurrency', 0) },
+    ],
+  },
+
   // ───────────────────────── (h) setPolicy (the store rebases on first use) ─────────────────────────
   // rebase (advance.ts): a limit with the same name, algorithm and interval keeps its state; a
   // token bucket whose interval changed keeps its fill rescaled (rounded up); any other limit

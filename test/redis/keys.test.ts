@@ -27,6 +27,6 @@ describe('hashTag', () => {
     expect(hashTag('100%')).toBe('{k100%25}');
     expect(hashTag('a%7Db')).toBe('{ka%257Db}');
     expect(hashTag('plain key\n')).toBe('{kplain key\n}');
-    expect(keyNames('p:', 'k')).toEqual({ state: 'p:{kk}:v2', slots: 'p:{kk}:c' });
+    expect(keyNames('p:', 'k')).toEqual({ state: 'p:{kk}:v3', slots: 'p:{kk}:c' });
   });
 });

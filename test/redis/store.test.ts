@@ -7,7 +7,12 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLimiterSystem, isTollgateError, type LimiterSystem } from '../../src/index.js';
+import {
+  createLimiterSystem,
+  InvalidArgumentError,
+  isTollgateError,
+  type LimiterSystem,
+} from '../../src/index.js';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
 import type { StoreGrant } from '../../src/store.js';
 import { keyNames, redisStore, type RedisStoreOptions } from '../../src/redis/index.js';
@@ -530,6 +535,68 @@ describe('redis store, direct', () => {
     expect(d[2]).toEqual({ ok: false, retryAfterMs: 30_000, limit: 'm' });
     const r = await store.read('k', p, 0);
     expect(r.limits.map((l) => l.remaining)).toEqual([8, 0]);
+    await store.close();
+  });
+});
+
+describe('redis store: reset epochs through the runtime (#10)', () => {
+  it('a refund of a grant from before a reset does not give back a later grant', async () => {
+    // A 1,000 tokens, reset, B 1,000, A settled to 0: giving A's 1,000 back would admit C, 2,000
+    // in one window. (A daily window: the test does not straddle a window's end.)
+    const { sys, close } = system({ prefix: fresh() });
+    const llm = sys.limiter('llm', {
+      limits: [
+        {
+          name: 'tpd',
+          limit: 1000,
+          interval: '1d',
+          dimension: 'tokens',
+          algorithm: 'fixed-window',
+        },
+      ],
+    });
+    const a = await llm.acquire('k', { cost: { tokens: 1000 } });
+    await llm.reset('k');
+    await llm.acquire('k', { cost: { tokens: 1000 } });
+    await a.settle({ tokens: 0 });
+    expect((await llm.tryAcquire('k', { cost: { tokens: 1000 } })).ok).toBe(false);
+    expect((await llm.stats('k')).limits[0]!.remaining).toBe(0);
+    await close();
+  });
+});
+
+describe('redis store: units of another length (#10)', () => {
+  it('rejects them with InvalidArgumentError and sends nothing for them', async () => {
+    const client = server.client();
+    const admin = server.client();
+    const prefix = fresh();
+    const store = redisStore({ client, prefix, time: 'runtime' });
+    const p = compilePolicy({
+      limits: [
+        { name: 'rps', limit: 10, interval: '1s' },
+        { name: 'tpm', limit: 100, interval: '1m', dimension: 'tokens' },
+      ],
+    });
+    const req = (id: string, units: number[]) => ({ id, units, slot: false, leaseMs: null });
+    await admin.config('RESETSTAT');
+    const bad = store.decide('bad', p, [req('a', [1, 5]), req('b', [1])], 'each', 0);
+    const good = store.decide('good', p, [req('c', [1, 5])], 'each', 0);
+    await expect(bad).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(bad).rejects.toThrow('decide got 1 units for a policy of 2 limits');
+    const [g] = await good;
+    expect(g!.ok).toBe(true);
+    const grant = (g as { ok: true; grant: StoreGrant }).grant;
+    await expect(store.settle('good', p, grant, [1], 0)).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    await expect(store.cancel('good', p, { ...grant, units: [1, 5, 0] }, 0)).rejects.toThrow(
+      'cancel got 3 units for a policy of 2 limits',
+    );
+    const stats = await admin.info('commandstats');
+    const calls = [...stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].map((m) => Number(m[1]));
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(1); // good's decision only
+    expect(await client.keys(`${prefix}*`)).toEqual([keyNames(prefix, 'good').state]);
+    await admin.quit();
     await store.close();
   });
 });

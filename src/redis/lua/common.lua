@@ -9,11 +9,12 @@
 -- functions below take the key names as arguments (ks, kc), so that decide.lua can handle several
 -- keys of one slot in one run; the other scripts pass KEYS[1], KEYS[2]:
 --   ks (KEYS[1])  string: the state, packed with Redis' `struct` library (little-endian):
---                   a header of three doubles: the latest instant the key was advanced to (time
+--                   a header of four doubles: the latest instant the key was advanced to (time
 --                   never goes back), the instant the string expires (renewed, with slack, only
---                   when too soon), the instant a pause ends (0: none); then one record per
---                   limit: its algorithm, its name and its state (see pack_record). The name
---                   ':v2' marks this layout: a build with another layout reads none of it.
+--                   when too soon), the instant a pause ends (0: none), the state's epoch (see
+--                   below); then one record per limit: its algorithm, its name and its state (see
+--                   pack_record). The name ':v3' marks this layout (':v2' had no epoch): a build
+--                   with another layout reads none of it.
 --   kc (KEYS[2])  zset:  concurrency slots held: member = grant id, score = instant the lease ends
 --                   (LEASE_NONE for a slot without a lease TTL)
 -- One string read and written whole is the cheapest layout measured here: a hash costs more per
@@ -24,6 +25,23 @@
 --
 -- Every script reads the policy from ARGV in the same layout (see read_policy), so a limit change
 -- is just a call with another policy: the state is rebased the way src/limiter/advance.ts rebases.
+--
+-- Epochs (issue #10). A state string is one incarnation of the key: it is created by the first
+-- booking (or pause) after the key had none, and it goes at a reset, or once it is back at full
+-- capacity and unpaused (deleted or expired). Its epoch is the instant it was created, in
+-- microseconds of Redis `TIME` (always the real TIME, even when the caller passes the instant to
+-- decide at, so that tests at fixed instants cannot make two incarnations alike). Every grant
+-- carries the epoch it was booked in; a settle or cancel of a grant of another epoch gives back
+-- no units (what it booked went with its incarnation: a refund would give back a later grant's
+-- booking), while its extra charge still books. Slots are not part of it: they are held by grant
+-- id in the slot set, which a reset deletes, so freeing one by id is exact already.
+-- Why two incarnations of one key cannot share an epoch in practice: Redis runs one script at a
+-- time, and between two creations of a key's state there is at least one other script run (the
+-- reset, or the bookings and refunds that brought it back to full capacity), each taking more than
+-- the microsecond that TIME resolves. Only a wall clock stepped back on the Redis host, landing on
+-- the exact microsecond an earlier incarnation of that key was created while one of its grants is
+-- still unsettled, could repeat one; the cost would be that grant's refund, as before epochs.
+-- Epochs are below 2^53 (microseconds until the year 2255), exact as doubles.
 
 local LEASE_NONE = 9007199254740991
 -- MAX_SCALED of src/limiter/validate.ts: a token bucket's refund counter starts over above it.
@@ -36,13 +54,40 @@ local function fmt(x)
   return string.format('%.0f', x)
 end
 
+-- Redis TIME in microseconds as first read by this script run (nil until then): the epoch of the
+-- states this run creates (see above).
+local time_us = nil
+
+local function read_time()
+  local t = redis.call('TIME')
+  time_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  return t
+end
+
 -- now: Redis' own clock in ms, unless the caller passes an instant (tests at fixed instants).
 local function clock(override)
   if override ~= '' then
     return tonumber(override)
   end
-  local t = redis.call('TIME')
+  local t = read_time()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- new_epoch: the epoch of a state this run creates: real TIME in microseconds, read at most once
+-- per run (a run never creates the same key's state twice).
+local function new_epoch()
+  if time_us == nil then
+    read_time()
+  end
+  return time_us
+end
+
+-- epoch_of: the epoch of the loaded state `st`, given to it on first use when it is new.
+local function epoch_of(st)
+  if st.epoch == nil then
+    st.epoch = new_epoch()
+  end
+  return st.epoch
 end
 
 -- read_policy reads n, then per limit (name, alg, limit, intervalMs, capacity), then concurrency
@@ -71,7 +116,7 @@ local function read_policy(i)
     i = i + 5
   end
   local conc = tonumber(ARGV[i])
-  local st = { at = 0, limits = states, expires = nil, pause = 0 }
+  local st = { at = 0, limits = states, expires = nil, pause = 0, epoch = nil }
   -- found[k] == gen: the current load read limit k's record (see load).
   local policy = { limits = limits, index = index, n = n, concurrency = conc, st = st }
   policy.found, policy.gen = {}, 0
@@ -342,14 +387,15 @@ end
 
 -- load: the key's state under `policy`, advanced to `now` (at least the stored instant), with
 -- limits rebased by name as src/limiter/advance.ts rebase does (a limit the policy no longer has
--- is dropped on save). The state carries the string's expiry and the pause. It is the policy's
--- `st`, filled again: it is good until the next load under the same policy.
+-- is dropped on save). The state carries the string's expiry, the pause and the epoch (nil for a
+-- key without a state string: see epoch_of). It is the policy's `st`, filled again: it is good
+-- until the next load under the same policy.
 local function load(policy, now, ks)
   local v = redis.call('GET', ks)
   local st = policy.st
   local limits = policy.limits
   local n = policy.n
-  local from, expires, pause = nil, nil, 0
+  local from, expires, pause, epoch = nil, nil, 0, nil
   -- found[k] == gen: the stored record of limit k was read into its state by this load.
   local gen = policy.gen + 1
   policy.gen = gen
@@ -359,7 +405,7 @@ local function load(policy, now, ks)
   local changed = false
   if v then
     local pos
-    from, expires, pause, pos = struct.unpack('<ddd', v)
+    from, expires, pause, epoch, pos = struct.unpack('<dddd', v)
     local index = policy.index
     local size = #v
     while pos <= size do
@@ -418,7 +464,7 @@ local function load(policy, now, ks)
       init(l, s, t)
     end
   end
-  st.at, st.expires, st.pause, st.changed = t, expires, pause, changed
+  st.at, st.expires, st.pause, st.changed, st.epoch = t, expires, pause, changed, epoch
   return st
 end
 
@@ -466,9 +512,10 @@ local function save(policy, st, now, ks, kc, slots_added)
     if expires == nil or expires < need then
       local span = need - now
       expires = now + span + math.max(span, EXPIRY_SLACK_MS)
-      redis.call('SET', ks, struct.pack('<ddd', st.at, expires, pause) .. body, 'PX', expires - now)
+      local head = struct.pack('<dddd', st.at, expires, pause, epoch_of(st))
+      redis.call('SET', ks, head .. body, 'PX', expires - now)
     else
-      redis.call('SET', ks, struct.pack('<ddd', st.at, expires, pause) .. body, 'KEEPTTL')
+      redis.call('SET', ks, struct.pack('<dddd', st.at, expires, pause, epoch_of(st)) .. body, 'KEEPTTL')
     end
   end
   if not slots_added then

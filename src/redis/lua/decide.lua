@@ -15,8 +15,9 @@
 -- request holds a slot), the policy's number, the request count, then per request one amount
 -- per limit and, with slot fields, slot (1/0) and lease ms (-1 = none).
 -- Returns one flat list (nested tables cost Redis a lookup of 'ok' and 'err' each): per group,
--- the number of requests decided, then per request either 1, at, mark1, ..., markN (granted at
--- `at`, with the grant's mark per limit: see mark_one) or 0, retryAfterMs, limit.
+-- the number of requests decided, then per request either 1, at, epoch, mark1, ..., markN
+-- (granted at `at` in the state of epoch `epoch`, with the grant's mark per limit: see mark_one
+-- and common.lua) or 0, retryAfterMs, limit.
 local own_time = ARGV[1] == 'each'
 local now = nil
 if not own_time then
@@ -112,8 +113,8 @@ while mode ~= nil do
           o = o + 3
         else
           refused = false
-          out[o + 1], out[o + 2] = 1, t
-          o = o + 2
+          out[o + 1], out[o + 2], out[o + 3] = 1, t, epoch_of(st)
+          o = o + 3
           for k = 1, n do
             book_one(limits[k], state[k], units[k], t)
             o = o + 1

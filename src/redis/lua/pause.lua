@@ -5,20 +5,23 @@
 local now = clock(ARGV[1])
 local until_ms = now + tonumber(ARGV[2])
 local v = redis.call('GET', KEYS[1])
--- A key without state gets instant 0 (never advanced): a pause does not move a key's time.
-local at, expires, current, rest = 0, nil, 0, ''
+-- A key without state gets instant 0 (never advanced): a pause does not move a key's time. It
+-- is a new incarnation of the key: a new epoch (see common.lua).
+local at, expires, current, epoch, rest = 0, nil, 0, nil, ''
 if v then
   local pos
-  at, expires, current, pos = struct.unpack('<ddd', v)
+  at, expires, current, epoch, pos = struct.unpack('<dddd', v)
   rest = string.sub(v, pos)
+else
+  epoch = new_epoch()
 end
 if current >= until_ms then
   return current
 end
 local need = until_ms + 1
 if expires == nil or expires < need then
-  redis.call('SET', KEYS[1], struct.pack('<ddd', at, need, until_ms) .. rest, 'PX', need - now)
+  redis.call('SET', KEYS[1], struct.pack('<dddd', at, need, until_ms, epoch) .. rest, 'PX', need - now)
 else
-  redis.call('SET', KEYS[1], struct.pack('<ddd', at, expires, until_ms) .. rest, 'KEEPTTL')
+  redis.call('SET', KEYS[1], struct.pack('<dddd', at, expires, until_ms, epoch) .. rest, 'KEEPTTL')
 end
 return until_ms
