@@ -16,6 +16,7 @@ export type TollgateErrorCode =
   | 'QUEUE_FULL'
   | 'LIMITER_CLOSED'
   | 'STORE_UNAVAILABLE'
+  | 'STORE_REJECTED'
   | 'GRANT_STATE'
   | 'INTERNAL'
   | 'CIRCUIT_OPEN';
@@ -114,6 +115,24 @@ export class StoreUnavailableError extends TollgateError {
   readonly code = 'STORE_UNAVAILABLE' as const;
   constructor(message: string, cause?: unknown) {
     super(`tollgate: store unavailable: ${message}`, { cause });
+  }
+}
+
+/**
+ * StoreRejectedError: the store answered, but refused the call itself: a Redis script raised an
+ * error (a bug, a bad argument, a key holding something else). It is not an outage: the store is
+ * not marked down, and no `onUnavailable` fallback answers in its place. `cause` is the store's
+ * error.
+ */
+export class StoreRejectedError extends TollgateError {
+  readonly code = 'STORE_REJECTED' as const;
+  constructor(
+    /** The store operation that was refused: `'decide'`, `'settle'`, `'release'`… */
+    readonly op: string,
+    message: string,
+    cause?: unknown,
+  ) {
+    super(`tollgate: store rejected ${op}: ${message}`, { cause });
   }
 }
 

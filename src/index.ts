@@ -40,6 +40,7 @@ export {
   QueueFullError,
   LimiterClosedError,
   StoreUnavailableError,
+  StoreRejectedError,
   GrantStateError,
   InternalError,
 } from './errors.js';

@@ -14,9 +14,17 @@
  * `'fail-closed'` rejects with {@link StoreUnavailableError}, `'fail-open'` grants, and
  * `'insurance'` decides with an in-memory store at a fraction of the limits. After a failure the
  * store does not ask Redis again for `retryInterval`, so an outage costs one timeout, not one per
- * request.
+ * request. A script that raises an error is not an outage: its call rejects with
+ * {@link StoreRejectedError}, and Redis is asked again at once.
+ *
+ * Order: every call of the store (decisions, settles, releases, resets, reads, pauses) waits for
+ * the same flush, and the flush sends each key's calls in the order the runtime made them (see
+ * {@link RedisStore.#flush}), so Redis applies a key's operations in the runtime's order, as the
+ * memory store does.
  */
 import type { Cluster, Redis } from 'ioredis';
+import type { Clock } from '../clock.js';
+import { systemClock } from '../clock.js';
 import {
   restate,
   type BatchMode,
@@ -27,7 +35,12 @@ import {
   type StoreGrant,
   type StoreRequest,
 } from '../store.js';
-import { InvalidArgumentError, StoreUnavailableError, isTollgateError } from '../errors.js';
+import {
+  InvalidArgumentError,
+  StoreRejectedError,
+  StoreUnavailableError,
+  isTollgateError,
+} from '../errors.js';
 import type { Duration, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
 import { checkUnits } from '../limiter/validate.js';
@@ -59,6 +72,18 @@ export interface RedisStoreOptions {
   readonly insuranceFraction?: number;
   /** After a failure, how long the store answers by its policy before asking Redis again. @default '1s' */
   readonly retryInterval?: Duration;
+  /**
+   * The lease of a concurrency slot whose limiter sets no `leaseTtl` (the store's
+   * `defaultLeaseMs`): a slot whose holder died, or whose decision's answer was lost, comes back
+   * after this. At least 1 ms. @default '10m'
+   */
+  readonly leaseTtl?: Duration;
+  /**
+   * The clock that times the store's calls (the `timeout`, the retries of a release). Without
+   * one, the store takes its system's clock (see `useClock`), or the system clock.
+   * @default the system's clock
+   */
+  readonly clock?: Clock;
 }
 
 /** Where a grant was booked: in Redis, by the fail-open policy, or by the insurance store. */
@@ -76,6 +101,8 @@ type ScriptClient = Record<ScriptName, ScriptFn>;
 export class RedisStore implements Store {
   readonly name = 'redis';
   readonly sync = false;
+  /** The lease of a slot whose limiter sets none (`leaseTtl`); the runtime applies it. */
+  readonly defaultLeaseMs: Ms;
   readonly #client: Redis | Cluster;
   readonly #run: ScriptClient;
   readonly #prefix: string;
@@ -88,12 +115,18 @@ export class RedisStore implements Store {
   readonly #insurance = new MemoryStore();
   readonly #scaled = new WeakMap<Policy, Policy>();
   readonly #subscribers = new Set<Redis | Cluster>();
+  /** What times the calls: the `clock` option, else the system's (useClock), else the system clock. */
+  #clock: Clock;
+  /** Whether the `clock` option was given: then the system's clock does not replace it. */
+  readonly #ownClock: boolean;
   /** The instant (runtime clock) before which Redis is not asked again after a failure. */
   #downUntil = -Infinity;
   #closed = false;
   readonly #cluster: boolean;
-  /** Decisions asked for since the last flush, by cluster slot (one group on a single Redis). */
-  #pending = new Map<number, Pending[]>();
+  /** Every call asked for since the last flush, in the order asked (see {@link #flush}). */
+  #queue: Queued[] = [];
+  /** How many of {@link #queue} are not decisions (a flush of decisions alone skips their bookkeeping). */
+  #others = 0;
   #flushScheduled = false;
 
   constructor(options: RedisStoreOptions) {
@@ -118,6 +151,7 @@ export class RedisStore implements Store {
     this.#runtimeTime = time === 'runtime';
     this.#timeoutMs = parseDuration(options.timeout ?? '1s', 'timeout');
     this.#retryMs = parseDuration(options.retryInterval ?? '1s', 'retryInterval');
+    this.defaultLeaseMs = parseDuration(options.leaseTtl ?? '10m', 'leaseTtl');
     const policy = options.onUnavailable ?? 'fail-closed';
     if (policy !== 'fail-closed' && policy !== 'fail-open' && policy !== 'insurance') {
       throw new InvalidArgumentError(
@@ -132,6 +166,20 @@ export class RedisStore implements Store {
       );
     }
     this.#fraction = fraction;
+    const clock = options.clock;
+    if (
+      clock !== undefined &&
+      (typeof clock !== 'object' ||
+        clock === null ||
+        typeof clock.setTimeout !== 'function' ||
+        typeof clock.clearTimeout !== 'function')
+    ) {
+      throw new InvalidArgumentError(
+        'tollgate: redisStore clock must be a Clock { now, setTimeout, clearTimeout }',
+      );
+    }
+    this.#clock = clock ?? systemClock;
+    this.#ownClock = clock !== undefined;
     const sources = scriptSources();
     const client = this.#client as unknown as Record<string, unknown>;
     for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
@@ -155,6 +203,14 @@ export class RedisStore implements Store {
     return now < this.#downUntil;
   }
 
+  /**
+   * useClock takes the system's clock to time the store's calls, unless the store was given its
+   * own (`clock` option), which it keeps.
+   */
+  useClock(clock: Clock): void {
+    if (!this.#ownClock) this.#clock = clock;
+  }
+
   #now(now: Ms): string {
     return this.#runtimeTime ? String(now) : '';
   }
@@ -162,27 +218,34 @@ export class RedisStore implements Store {
   /**
    * call runs one script on one key with the store's timeout (see #send). Only decisions are
    * short-circuited while Redis is marked down: settles, releases and cancels are always tried,
-   * since skipping them would leak what the grants hold.
+   * since skipping them would leak what the grants hold. It issues the command before it
+   * returns (see {@link #send}).
    */
-  async #call<T>(name: ScriptName, key: string, args: (string | number)[], now: Ms): Promise<T> {
+  #call<T>(
+    op: string,
+    name: ScriptName,
+    key: string,
+    args: (string | number)[],
+    now: Ms,
+  ): Promise<T> {
     const names = keyNames(this.#prefix, key);
-    return this.#send<T>(name, [names.state, names.slots, ...args], now, false);
+    return this.#send<T>(op, name, [names.state, names.slots, ...args], now);
   }
 
   /**
-   * send runs one script (its keys first in `args`) under the store's timeout. A failure or a
-   * timeout marks Redis down for `retryInterval` from when it was noticed, and rejects with a
-   * StoreUnavailableError; while down, calls with `gated` (decisions) are not sent at all.
+   * send runs one script (its keys first in `args`) under the store's timeout. The command is
+   * issued synchronously, before the first `await`: the flush relies on it for the order of a
+   * key's calls. A failure or a timeout marks Redis down for `retryInterval` from when it was
+   * noticed, and rejects with a StoreUnavailableError. An error the script itself raised is an
+   * answer, not an outage: it rejects with a StoreRejectedError and marks nothing.
    */
-  async #send<T>(name: ScriptName, args: (string | number)[], now: Ms, gated: boolean): Promise<T> {
+  async #send<T>(op: string, name: ScriptName, args: (string | number)[], now: Ms): Promise<T> {
     if (this.#closed) throw new StoreUnavailableError('the redis store is closed');
-    if (gated && now < this.#downUntil) {
-      throw new StoreUnavailableError('redis failed recently; retrying after retryInterval');
-    }
+    const clock = this.#clock;
     let timedOut = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: unknown;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      timer = clock.setTimeout(() => {
         timedOut = true;
         reject(new StoreUnavailableError(`redis did not answer within ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
@@ -190,6 +253,7 @@ export class RedisStore implements Store {
     try {
       return (await Promise.race([this.#run[name](...args), timeout])) as T;
     } catch (e) {
+      if (!timedOut && isScriptError(e)) throw new StoreRejectedError(op, e.message, e);
       // `now` is when the call started: a timeout was noticed timeoutMs later.
       this.#downUntil = Math.max(
         this.#downUntil,
@@ -198,7 +262,7 @@ export class RedisStore implements Store {
       if (isTollgateError(e)) throw e;
       throw new StoreUnavailableError(e instanceof Error ? e.message : String(e), e);
     } finally {
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
     }
   }
 
@@ -243,21 +307,40 @@ export class RedisStore implements Store {
         return;
       }
       const place = this.#place(key, cache);
-      const entry: Pending = { place, policy, batch, mode, now, resolve, reject };
-      const list = this.#pending.get(place.group);
-      if (list === undefined) this.#pending.set(place.group, [entry]);
-      else list.push(entry);
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        // A microtask, not setImmediate: the callers an answer wakes ask again in its promise
-        // callbacks, and their requests leave as soon as that answer is handled, while Redis runs
-        // the calls sent before. With setImmediate, the answers that arrived together (and their
-        // callers' next requests) merged into one call per turn of the event loop. Measured with
-        // the bench's workload: ~1.1 other calls in flight at each send with setImmediate (~44
-        // grants per call), ~2.4 with a microtask (~24 per call), and about 10% more grants/s.
-        queueMicrotask(() => this.#flush());
-      }
+      this.#queue.push({ kind: DECIDE, place, policy, batch, mode, now, resolve, reject });
+      this.#schedule();
     });
+  }
+
+  /**
+   * enqueue queues a call on `key` other than a decision for the next flush, and answers with
+   * what `send` (which issues the call when the flush runs it) answers.
+   */
+  #enqueue<T>(key: string, send: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const op: KeyOp = {
+        kind: OTHER,
+        key,
+        send,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      };
+      this.#queue.push(op);
+      this.#others++;
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // A microtask, not setImmediate: the callers an answer wakes ask again in its promise
+    // callbacks, and their requests leave as soon as that answer is handled, while Redis runs
+    // the calls sent before. With setImmediate, the answers that arrived together (and their
+    // callers' next requests) merged into one call per turn of the event loop. Measured with
+    // the bench's workload: ~1.1 other calls in flight at each send with setImmediate (~44
+    // grants per call), ~2.4 with a microtask (~24 per call), and about 10% more grants/s.
+    queueMicrotask(() => this.#flush());
   }
 
   /**
@@ -273,25 +356,88 @@ export class RedisStore implements Store {
     return place;
   }
 
-  #flush(): void {
+  /**
+   * flush sends everything queued since the last flush, so that each key's calls reach Redis in
+   * the order they were made. One connection (per cluster node, and a key's calls all go to its
+   * slot's node) runs commands in the order they are written, and each call is written when it
+   * is issued, so issuing in the right order is enough:
+   * - decisions go into one `decide.lua` call per cluster slot, up to {@link MAX_KEYS_PER_CALL}
+   *   keys (the batch being built; a full one is sent and another begun);
+   * - any other call on a key that has a decision in the batch being built is sent right after
+   *   that batch; any other call (its key has none there) is sent at once, which is after every
+   *   earlier call of its key.
+   * So a decision is never split from its batch for another key's call. With `closing`, the
+   * decisions are refused (a closed store grants nothing) and the other calls still sent.
+   *
+   * Compromise: after SCRIPT FLUSH, ioredis sends a script again as EVAL when Redis answers
+   * NOSCRIPT, behind whatever was written meanwhile; a key's calls made in that window may run
+   * out of order once. A reset or restart of Redis loses the keys anyway.
+   */
+  #flush(closing = false): void {
     this.#flushScheduled = false;
+    // A new array per flush: the next flush's queue must not keep what this one handled alive.
+    const queue = this.#queue;
+    const others = this.#others;
+    this.#queue = [];
+    this.#others = 0;
     // A new Map per flush, not clear(): V8 links a cleared Map's table to its successor (for live
     // iterators), so once one table was promoted to the old generation (a full GC while requests
     // were pending is enough), each dead table kept the next one, and every request it held, alive
     // through minor GCs. Measured with a throwaway driver calling decide directly (the bench's
     // keys and callers) after a full GC: ~500 MB promoted per 10 s and ~8.6 µs of Node CPU per
     // grant with clear(); ~140 MB and ~4 µs with a new Map.
-    const groups = this.#pending;
-    this.#pending = new Map();
-    for (const entries of groups.values()) {
-      for (let i = 0; i < entries.length; i += MAX_KEYS_PER_CALL) {
-        void this.#decideMany(entries.slice(i, i + MAX_KEYS_PER_CALL));
+    const open = new Map<number, Batch>();
+    // Which batch each key's decision is in: needed only when other calls are queued too.
+    const batchOf = others > 0 ? new Map<string, Batch>() : undefined;
+    for (const q of queue) {
+      if (q.kind === DECIDE) {
+        if (closing) {
+          q.reject(new StoreUnavailableError('the redis store is closed'));
+          continue;
+        }
+        const group = q.place.group;
+        let b = open.get(group);
+        // A second decision of one key in a batch (never from the runtime, which has one in
+        // flight per key) goes in the next batch when a call of that key waits between them.
+        const split =
+          b !== undefined && batchOf?.get(q.place.key) === b && waitsFor(b, q.place.key);
+        if (b === undefined || b.entries.length === MAX_KEYS_PER_CALL || split) {
+          if (b !== undefined) this.#sendBatch(b);
+          b = { entries: [], after: [], sent: false };
+          open.set(group, b);
+        }
+        b.entries.push(q);
+        batchOf?.set(q.place.key, b);
+      } else {
+        const b = batchOf?.get(q.key);
+        if (b !== undefined && !b.sent) b.after.push(q);
+        else sendOp(q);
       }
     }
+    for (const b of open.values()) this.#sendBatch(b);
   }
 
-  /** One `decide.lua` call for `entries` (keys of one slot); each entry is answered on its own. */
+  /** Sends a batch of decisions, then the calls that wait for it. */
+  #sendBatch(b: Batch): void {
+    b.sent = true;
+    void this.#decideMany(b.entries);
+    for (const op of b.after) sendOp(op);
+  }
+
+  /**
+   * One `decide.lua` call for `entries` (keys of one slot); each entry is answered on its own.
+   * The call is issued before the first `await` (see {@link #flush}).
+   */
   async #decideMany(entries: readonly Pending[]): Promise<void> {
+    const now = entries[0]!.now;
+    if (this.#closed || now < this.#downUntil) {
+      // Not sent: the policy answers (a closed store grants nothing, whatever its policy).
+      const error = this.#closed
+        ? new StoreUnavailableError('the redis store is closed')
+        : new StoreUnavailableError('redis failed recently; retrying after retryInterval');
+      this.#answerFailure(entries, error);
+      return;
+    }
     const keys: string[] = [];
     const ownTime = this.#runtimeTime;
     const policies: Policy[] = [];
@@ -329,23 +475,52 @@ export class RedisStore implements Store {
     args.push(...ids, groups);
     let reply: (number | string)[];
     try {
-      reply = await this.#send<(number | string)[]>('tollgateDecide', args, entries[0]!.now, true);
+      reply = await this.#send<(number | string)[]>('decide', 'tollgateDecide', args, now);
     } catch (error) {
-      for (const e of entries) {
-        if (this.#closed) {
-          e.reject(error); // a closed store grants nothing, whatever its policy
-          continue;
-        }
-        try {
-          e.resolve(this.#fallback(error, e.place.key, e.policy, e.batch, e.mode, e.now));
-        } catch (failure) {
-          e.reject(failure);
-        }
-      }
+      // The call may have run, or run in part (a script that fails keeps what it wrote before),
+      // or may still run (a timeout): give back any slot it booked before anyone is answered, so
+      // that the release is written after the decision and before any later one under the same
+      // grant id (a waiter asks again under its id).
+      this.#freeSlots(entries);
+      this.#answerFailure(entries, error);
       return;
     }
     let at = 0;
     for (const e of entries) at = readDecisions(e, reply, at);
+  }
+
+  /**
+   * freeSlots sends, for each key of a failed decide call, an idempotent release of every slot
+   * its requests asked for (by grant id), on the same client, so that it runs after the decide if
+   * the decide runs at all. Not retried: a retry could come after a later decision under the same
+   * grant id and free that one's slot; a release that fails leaves the slot to its lease.
+   */
+  #freeSlots(entries: readonly Pending[]): void {
+    for (const e of entries) {
+      let ids: string[] | undefined;
+      for (const r of e.batch) if (r.slot) (ids ??= []).push(r.id);
+      if (ids === undefined) continue;
+      const { names, key } = e.place;
+      this.#run
+        .tollgateRelease(names.state, names.slots, this.#channel, key, ...ids)
+        .catch(() => {});
+    }
+  }
+
+  /** Answers `entries` after their call failed: by the `onUnavailable` policy, or the error. */
+  #answerFailure(entries: readonly Pending[], error: unknown): void {
+    for (const e of entries) {
+      // A closed store grants nothing, whatever its policy; a rejection is no outage.
+      if (this.#closed || error instanceof StoreRejectedError) {
+        e.reject(error);
+        continue;
+      }
+      try {
+        e.resolve(this.#fallback(error, e.place.key, e.policy, e.batch, e.mode, e.now));
+      } catch (failure) {
+        e.reject(failure);
+      }
+    }
   }
 
   /** Decisions while Redis is unavailable, by the `onUnavailable` policy. */
@@ -420,12 +595,13 @@ export class RedisStore implements Store {
   ): Promise<void> {
     checkUnits(policy, grant.units, 'settle');
     checkUnits(policy, actual, 'settle');
-    await this.#adjust(key, policy, grant, actual, false, now);
+    await this.#adjust('settle', key, policy, grant, actual, false, now);
   }
 
   async cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
     checkUnits(policy, grant.units, 'cancel');
     await this.#adjust(
+      'cancel',
       key,
       policy,
       grant,
@@ -436,6 +612,7 @@ export class RedisStore implements Store {
   }
 
   async #adjust(
+    op: string,
     key: string,
     policy: Policy,
     grant: StoreGrant,
@@ -464,7 +641,7 @@ export class RedisStore implements Store {
     for (const u of actual) args.push(u);
     for (let i = 0; i < policy.limits.length; i++) args.push(grant.marks?.[i] ?? 0);
     args.push(key);
-    await this.#call('tollgateSettle', key, args, now);
+    await this.#enqueue(key, () => this.#call(op, 'tollgateSettle', key, args, now));
   }
 
   async release(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
@@ -474,25 +651,35 @@ export class RedisStore implements Store {
       this.#insurance.release(key, this.#scale(policy), grant, now);
       return;
     }
-    // A slot whose release is lost stays held in every process (until its lease, if any), so a
-    // failed release is tried again a few times, retryInterval apart, before it is given up.
+    await this.#enqueue(key, () => this.#releaseSlot(key, grant.id, now));
+  }
+
+  /**
+   * releaseSlot frees the slot held under `id`. A slot whose release is lost stays held in every
+   * process (until its lease), so a failed release is tried again a few times, retryInterval
+   * apart (on the store's clock), before it is given up; a rejection by the script is not
+   * retried.
+   */
+  async #releaseSlot(key: string, id: string, now: Ms): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#call('tollgateRelease', key, [grant.id, this.#channel, key], now);
+        // The first attempt is issued now, in the flush's order.
+        await this.#call('release', 'tollgateRelease', key, [this.#channel, key, id], now);
         return;
       } catch (e) {
-        if (attempt >= RELEASE_ATTEMPTS || this.#closed) throw e;
-        await new Promise<void>((r) => setTimeout(r, this.#retryMs).unref());
+        if (attempt >= RELEASE_ATTEMPTS || this.#closed || e instanceof StoreRejectedError) throw e;
+        const clock = this.#clock;
+        await new Promise<void>((r) => {
+          (clock.setHousekeepingTimeout ?? clock.setTimeout).call(clock, r, this.#retryMs);
+        });
       }
     }
   }
 
   async read(key: string, policy: Policy, now: Ms): Promise<KeyReading> {
-    const r = await this.#call<number[]>(
-      'tollgateRead',
-      key,
-      [this.#now(now), ...this.#policyArgs(policy)],
-      now,
+    const args = [this.#now(now), ...this.#policyArgs(policy)];
+    const r = await this.#enqueue(key, () =>
+      this.#call<number[]>('read', 'tollgateRead', key, args, now),
     );
     const limits = policy.limits.map((l, i): LimitReading => ({
       name: l.name,
@@ -508,12 +695,16 @@ export class RedisStore implements Store {
 
   async reset(key: string, now: Ms): Promise<void> {
     this.#insurance.reset(key);
-    await this.#call('tollgateReset', key, [this.#channel, key], now);
+    await this.#enqueue(key, () =>
+      this.#call('reset', 'tollgateReset', key, [this.#channel, key], now),
+    );
   }
 
   async pause(key: string, forMs: Ms, now: Ms): Promise<void> {
     this.#insurance.pause(key, forMs, now);
-    await this.#call('tollgatePause', key, [this.#now(now), forMs], now);
+    await this.#enqueue(key, () =>
+      this.#call('pause', 'tollgatePause', key, [this.#now(now), forMs], now),
+    );
   }
 
   /** sweep drops what the insurance store keeps for keys back at full capacity. */
@@ -540,11 +731,62 @@ export class RedisStore implements Store {
     };
   }
 
+  /**
+   * close stops the store: the calls queued for the next flush are sent now (settles, releases,
+   * resets…), except decisions, which are refused; later calls reject. The client is not closed.
+   */
   async close(): Promise<void> {
+    if (!this.#closed && this.#queue.length > 0) this.#flush(true);
     this.#closed = true;
     for (const sub of this.#subscribers) sub.disconnect();
     this.#subscribers.clear();
   }
+}
+
+/** Whether a call of `key` waits for batch `b`. */
+function waitsFor(b: Batch, key: string): boolean {
+  for (const op of b.after) if (op.key === key) return true;
+  return false;
+}
+
+/** Sends a queued call other than a decision, and answers it with the call's outcome. */
+function sendOp(op: KeyOp): void {
+  op.send().then(op.resolve, op.reject);
+}
+
+/**
+ * The first word of a Redis error reply that means Redis cannot serve now (loading, busy with a
+ * long script, a replica or cluster not ready, out of memory, not authorised): an outage, not a
+ * refusal of the call.
+ */
+const OUTAGE_CODES = new Set([
+  'LOADING',
+  'BUSY',
+  'MASTERDOWN',
+  'READONLY',
+  'CLUSTERDOWN',
+  'TRYAGAIN',
+  'NOREPLICAS',
+  'MISCONF',
+  'OOM',
+  'NOAUTH',
+  'WRONGPASS',
+  'NOPERM',
+  'NOSCRIPT',
+  'MOVED',
+  'ASK',
+]);
+
+/**
+ * isScriptError tells whether `e` is Redis refusing the call itself (an error reply the script
+ * raised, or a bad argument: `ReplyError` in ioredis) rather than Redis being unable to serve.
+ * Compromise: the line is drawn by the reply's code (see {@link OUTAGE_CODES}); a reply with
+ * another code is taken for a refusal.
+ */
+function isScriptError(e: unknown): e is Error {
+  if (!(e instanceof Error) || e.name !== 'ReplyError') return false;
+  const code = /^[A-Z]+/.exec(e.message)?.[0];
+  return code === undefined || !OUTAGE_CODES.has(code);
 }
 
 /** How many times a failed release is tried (see {@link RedisStore.release}). */
@@ -570,8 +812,13 @@ class KeyPlace {
   ) {}
 }
 
+/** The kinds of {@link Queued}. */
+const DECIDE = 0;
+const OTHER = 1;
+
 /** One key's decision waiting for the next script call. */
 interface Pending {
+  readonly kind: typeof DECIDE;
   readonly place: KeyPlace;
   readonly policy: Policy;
   readonly batch: readonly StoreRequest[];
@@ -579,6 +826,27 @@ interface Pending {
   readonly now: Ms;
   resolve(decisions: StoreDecision[]): void;
   reject(error: unknown): void;
+}
+
+/** Any other call on one key waiting for the flush; `send` issues it. */
+interface KeyOp {
+  readonly kind: typeof OTHER;
+  readonly key: string;
+  send(): Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/** What waits for the next flush, in the order it was asked for. */
+type Queued = Pending | KeyOp;
+
+/** A decide call being built by a flush, and the calls that must follow it. */
+interface Batch {
+  readonly entries: Pending[];
+  /** Calls on keys of `entries`, made after their decisions: sent right after the batch. */
+  readonly after: KeyOp[];
+  /** Whether the batch was sent: later calls of its keys go at once. */
+  sent: boolean;
 }
 
 /**

@@ -62,6 +62,19 @@ describe('redis cluster', () => {
     await store.close();
   });
 
+  it('applies each key’s acquire then reset in that order on every master (#10)', async () => {
+    const store = redisStore({ client: clustered, prefix: `rt${++n}:` });
+    const system = createLimiterSystem({ store });
+    const api = system.limiter('api', { limits: [{ limit: 3, interval: '1m' }] });
+    const keys = Array.from({ length: 30 }, (_, i) => `tenant-${i}`);
+    // Each key's decision and reset leave in one flush; the reset must reach its slot's node after.
+    await Promise.all(keys.flatMap((k) => [api.acquire(k), api.reset(k)]));
+    const stats = await Promise.all(keys.map((k) => api.stats(k)));
+    for (const [i, s] of stats.entries()) expect(s.limits[0]!.remaining, keys[i]).toBe(3);
+    await system.close();
+    await store.close();
+  });
+
   it('spreads keys over every master, each key in one slot', async () => {
     const perNode = await Promise.all(
       cluster.nodes.map(async (node) => (await node.client().keys('conf*')).length),

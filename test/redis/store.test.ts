@@ -11,6 +11,8 @@ import {
   createLimiterSystem,
   InvalidArgumentError,
   isTollgateError,
+  StoreRejectedError,
+  VirtualClock,
   type LimiterSystem,
 } from '../../src/index.js';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
@@ -269,6 +271,9 @@ describe('redis store through the runtime', () => {
     });
     const g = await api.acquire('k');
     g.release();
+    // The store sends a key's calls in order at its next flush: once the read is answered, the
+    // release before it was applied (this client's KEYS would otherwise overtake it).
+    await api.stats('k');
     const names = await client.keys(prefix + '*');
     expect(names.length).toBeGreaterThan(0);
     const ttls = await Promise.all(names.map((k) => client.pttl(k)));
@@ -539,6 +544,56 @@ describe('redis store, direct', () => {
   });
 });
 
+describe('redis store: a key’s calls reach Redis in the order they were made (#10)', () => {
+  it('acquire then reset, not awaited in between: the reset forgets the grant, as in memory', async () => {
+    const { sys, close } = system({ prefix: fresh() });
+    const api = sys.limiter('api', { limits: [{ limit: 5, interval: '1m' }] });
+    const granted = api.acquire('k');
+    const reset = api.reset('k');
+    await Promise.all([granted, reset]);
+    // The reset sent before the decision left 4 of 5.
+    expect((await api.stats('k')).limits[0]!.remaining).toBe(5);
+    await close();
+  });
+
+  it('acquire then stats, not awaited in between: the reading sees the grant', async () => {
+    const { sys, close } = system({ prefix: fresh() });
+    const api = sys.limiter('api', { limits: [{ limit: 5, interval: '1m' }] });
+    const granted = api.acquire('k');
+    const stats = api.stats('k');
+    await granted;
+    expect((await stats).limits[0]!.remaining).toBe(4);
+    await close();
+  });
+
+  it('keeps one batch for the decisions of many keys when other keys’ calls come between', async () => {
+    const client = server.client();
+    const admin = server.client();
+    const store = redisStore({ client, prefix: fresh(), time: 'runtime' });
+    const p = compilePolicy({ limits: [{ limit: 5, interval: '1m' }] });
+    const req = (id: string) => ({ id, units: compileCost(p, {}), slot: false, leaseMs: null });
+    await admin.config('RESETSTAT');
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 10; i++) {
+      calls.push(store.decide(`d${i}`, p, [req(`r${i}`)], 'queue', 0));
+      calls.push(store.reset(`other${i}`, 0));
+    }
+    calls.push(store.reset('d0', 0)); // after d0's decision: sent after the batch
+    await Promise.all(calls);
+    const stats = await admin.info('commandstats');
+    const count = (name: string) =>
+      [...stats.matchAll(new RegExp(`cmdstat_${name}:calls=(\\d+)`, 'g'))]
+        .map((m) => Number(m[1]))
+        .reduce((a, b) => a + b, 0);
+    // One decide call for the ten keys, eleven resets: 12 script runs.
+    expect(count('eval') + count('evalsha')).toBe(12);
+    expect((await store.read('d0', p, 0)).limits[0]!.remaining).toBe(5);
+    expect((await store.read('d1', p, 0)).limits[0]!.remaining).toBe(4);
+    await admin.quit();
+    await store.close();
+  });
+});
+
 describe('redis store: reset epochs through the runtime (#10)', () => {
   it('a refund of a grant from before a reset does not give back a later grant', async () => {
     // A 1,000 tokens, reset, B 1,000, A settled to 0: giving A's 1,000 back would admit C, 2,000
@@ -562,6 +617,113 @@ describe('redis store: reset epochs through the runtime (#10)', () => {
     expect((await llm.tryAcquire('k', { cost: { tokens: 1000 } })).ok).toBe(false);
     expect((await llm.stats('k')).limits[0]!.remaining).toBe(0);
     await close();
+  });
+});
+
+describe('redis store: a failed decide call gives back the slots it may have booked (#10)', () => {
+  /**
+   * Holds `client`'s connection in a BLPOP, so that every command sent behind it waits (Redis
+   * runs one connection's commands in order) until `unblock` pushes to the list.
+   */
+  function block(client: Redis, prefix: string): { unblock: () => Promise<unknown> } {
+    const list = `${prefix}block`;
+    void client.blpop(list, 0).catch(() => {});
+    return { unblock: () => server.client().lpush(list, 'go') };
+  }
+
+  for (const onUnavailable of ['fail-closed', 'insurance'] as const) {
+    it(`frees the slot of a decision that timed out and ran later (${onUnavailable})`, async () => {
+      const client = server.client();
+      const prefix = fresh();
+      const clock = new VirtualClock(0);
+      const store = redisStore({
+        client,
+        prefix,
+        time: 'runtime',
+        timeout: 100,
+        onUnavailable,
+        clock,
+      });
+      const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }], concurrency: 1 });
+      const req = { id: 'late', units: compileCost(p, {}), slot: true, leaseMs: null };
+      const { unblock } = block(client, prefix);
+      const decided = store.decide('k', p, [req], 'queue', 0);
+      const outcome = decided.then(
+        (d) => d,
+        (e: unknown) => e,
+      );
+      await clock.increment(100);
+      // The policy answers: an error (fail-closed) or the in-memory stand-in's grant.
+      const answer = await outcome;
+      if (onUnavailable === 'fail-closed') {
+        expect(isTollgateError(answer) && answer.code).toBe('STORE_UNAVAILABLE');
+      } else {
+        expect(answer).toMatchObject([{ ok: true, grant: { id: 'late', origin: 'insurance' } }]);
+      }
+      await unblock();
+      // Same connection, so this runs after the late decision (which took the slot, without a
+      // lease) and after the release the store sent behind it.
+      expect(await client.zcard(keyNames(prefix, 'k').slots)).toBe(0);
+      await store.close();
+    });
+  }
+});
+
+describe('redis store: leases by default (#10)', () => {
+  it('gives slots a 10-minute lease unless leaseTtl says otherwise', () => {
+    const client = server.client();
+    expect(redisStore({ client }).defaultLeaseMs).toBe(600_000);
+    expect(redisStore({ client, leaseTtl: '2m' }).defaultLeaseMs).toBe(120_000);
+    expect(redisStore({ client, leaseTtl: 1 }).defaultLeaseMs).toBe(1);
+    expect(() => redisStore({ client, leaseTtl: 0 })).toThrow(/leaseTtl/);
+    expect(() => redisStore({ client, leaseTtl: 'soon' as '1s' })).toThrow(/leaseTtl/);
+  });
+});
+
+describe('redis store: a script error is not an outage (#10)', () => {
+  it('rejects that call with StoreRejectedError, frees its slots, and asks Redis again at once', async () => {
+    const client = server.client();
+    const prefix = fresh();
+    // fail-open and a long retryInterval: a blackout or a fallback would show at once.
+    const store = redisStore({
+      client,
+      prefix,
+      time: 'runtime',
+      onUnavailable: 'fail-open',
+      retryInterval: '1h',
+    });
+    const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }], concurrency: 2 });
+    const req = (id: string) => ({ id, units: compileCost(p, {}), slot: true, leaseMs: null });
+    // A state string the script cannot read: decide.lua fails on 'bad', after booking 'good'.
+    await client.set(keyNames(prefix, 'bad').state, 'not a state');
+    const good = store.decide('good', p, [req('g1')], 'queue', 1000);
+    const bad = store.decide('bad', p, [req('b1')], 'queue', 1000);
+    for (const d of [good, bad]) {
+      const e = await d.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(e).toBeInstanceOf(StoreRejectedError);
+      expect((e as StoreRejectedError).code).toBe('STORE_REJECTED');
+      expect((e as Error).message).toMatch(/^tollgate: store rejected decide: /);
+      expect((e as Error).cause).toBeInstanceOf(Error);
+    }
+    expect(store.isDegraded(1000)).toBe(false);
+    // The slot the failed call took for 'good' before the script stopped is given back.
+    expect(await client.zcard(keyNames(prefix, 'good').slots)).toBe(0);
+    // A settle on the bad key is rejected too, and marks nothing down either.
+    const record: StoreGrant = { id: 'x', at: 1000, units: [1], slot: false, epoch: 1 };
+    await expect(store.settle('bad', p, record, [0], 1000)).rejects.toMatchObject({
+      code: 'STORE_REJECTED',
+      op: 'settle',
+    });
+    expect(store.isDegraded(1000)).toBe(false);
+    // The next good call goes to Redis: a Redis grant (it carries its state's epoch; fail-open's
+    // do not), and its slot is held there.
+    const [next] = await store.decide('good', p, [req('g2')], 'queue', 1000);
+    expect(next!.ok && next!.grant.epoch).toBeGreaterThan(0);
+    expect(await client.zrange(keyNames(prefix, 'good').slots, 0, -1)).toEqual(['g2']);
+    await store.close();
   });
 });
 
@@ -598,5 +760,61 @@ describe('redis store: units of another length (#10)', () => {
     expect(await client.keys(`${prefix}*`)).toEqual([keyNames(prefix, 'good').state]);
     await admin.quit();
     await store.close();
+  });
+});
+
+describe('redis store: its calls are timed on a clock (#10)', () => {
+  /** A connection held in a BLPOP: every command behind it waits (see above). */
+  const held = (prefix: string) => {
+    const client = server.client();
+    void client.blpop(`${prefix}never`, 0).catch(() => {});
+    return client;
+  };
+  const p = compilePolicy({ limits: [{ limit: 10, interval: '1s' }] });
+  const req = { id: 'r', units: [1], slot: false, leaseMs: null };
+
+  it('times out a call that never answers when the virtual clock passes the timeout', async () => {
+    const prefix = fresh();
+    const client = held(prefix);
+    const clock = new VirtualClock(0);
+    // An hour of real time never passes in this test: only the virtual clock can end the call.
+    const store = redisStore({ client, prefix, time: 'runtime', timeout: '1h', clock });
+    let outcome: unknown = 'pending';
+    void store.decide('k', p, [req], 'queue', 0).then(
+      () => (outcome = 'answered'),
+      (e: unknown) => (outcome = e),
+    );
+    await clock.increment(3_599_999);
+    expect(outcome).toBe('pending');
+    await clock.increment(1);
+    expect(isTollgateError(outcome) && outcome.code).toBe('STORE_UNAVAILABLE');
+    expect(store.isDegraded(0)).toBe(true);
+    client.disconnect();
+    await store.close();
+  });
+
+  it('takes the system’s clock by useClock, unless it was given its own', async () => {
+    const prefix = fresh();
+    const own = new VirtualClock(0);
+    const system = new VirtualClock(0);
+    const adopting = redisStore({ client: held(prefix), prefix, time: 'runtime', timeout: 50 });
+    const keeping = redisStore({
+      client: held(prefix),
+      prefix,
+      time: 'runtime',
+      timeout: 50,
+      clock: own,
+    });
+    adopting.useClock(system);
+    keeping.useClock(system);
+    const ended = { adopting: false, keeping: false };
+    void adopting.read('k', p, 0).catch(() => (ended.adopting = true));
+    void keeping.read('k', p, 0).catch(() => (ended.keeping = true));
+    await system.increment(50);
+    expect(ended).toEqual({ adopting: true, keeping: false });
+    await own.increment(50);
+    expect(ended).toEqual({ adopting: true, keeping: true });
+    await adopting.close();
+    await keeping.close();
   });
 });
