@@ -1,0 +1,250 @@
+/**
+ * What the model test's runs share: the policies (as the runtime takes them and as the reference
+ * model reads them), a clock for asynchronous stores that lets every store answer arrive before
+ * time moves on, and a Store wrapper that counts the store calls in flight and fails on demand.
+ */
+import type { Clock, LimitSpec, PolicySpec, Store, TimerHandle } from '../../src/index.js';
+import type { MLimit, MPolicy } from './reference.js';
+
+/** The keys of the model: two per limiter (keys are independent, two show that they are). */
+export const KEYS = ['a', 'b'] as const;
+export type Key = (typeof KEYS)[number];
+
+export const IDLE_MS = 1000;
+export const LEASE_MS = 2500;
+export const MAX_QUEUE = 4;
+
+function limit(
+  name: string,
+  algorithm: MLimit['algorithm'],
+  dimension: string,
+  n: number,
+  intervalMs: number,
+  burst?: number,
+): MLimit {
+  return { name, algorithm, dimension, limit: n, intervalMs, capacity: burst ?? n };
+}
+
+/**
+ * The policies of the main limiter, switched at random by setLimits. All keep `rps` (a token bucket
+ * of requests) and `tok` (a sliding window of tokens); they differ in rates (a cut and a rise of
+ * `rps`), capacities, order, a fixed window dropped and brought back, a new one, and concurrency.
+ */
+export const MAIN_POLICIES: readonly MPolicy[] = [
+  {
+    limits: [
+      limit('rps', 'token-bucket', 'requests', 2, 1000, 3),
+      limit('tok', 'sliding-window', 'tokens', 10, 2000),
+      limit('rpw', 'fixed-window', 'requests', 4, 1500),
+    ],
+    concurrency: 2,
+  },
+  {
+    limits: [
+      limit('tok', 'sliding-window', 'tokens', 6, 2000),
+      limit('rps', 'token-bucket', 'requests', 1, 1000, 2),
+    ],
+    concurrency: 1,
+  },
+  {
+    limits: [
+      limit('rps', 'token-bucket', 'requests', 3, 1000, 4),
+      limit('tok', 'sliding-window', 'tokens', 12, 2000),
+      limit('rpw', 'fixed-window', 'requests', 3, 1500),
+      limit('tpw', 'fixed-window', 'tokens', 15, 3000),
+    ],
+    concurrency: 3,
+  },
+];
+
+/** The policies of the limiter with a circuit breaker; the second has one limit fewer. */
+export const BRK_POLICIES: readonly MPolicy[] = [
+  {
+    limits: [
+      limit('rps', 'token-bucket', 'requests', 2, 1000, 2),
+      limit('tpw', 'fixed-window', 'tokens', 8, 2000),
+    ],
+    concurrency: 2,
+  },
+  {
+    limits: [limit('tpw', 'fixed-window', 'tokens', 6, 2000)],
+    concurrency: 1,
+  },
+];
+
+export const BREAKER = { failureThreshold: 2, openFor: 800, whenOpen: 'wait' } as const;
+
+/** The runtime's spelling of a model policy. */
+export function spec(p: MPolicy): PolicySpec {
+  return {
+    limits: p.limits.map((l): LimitSpec => ({
+      name: l.name,
+      algorithm: l.algorithm,
+      dimension: l.dimension,
+      limit: l.limit,
+      interval: l.intervalMs,
+      ...(l.algorithm === 'token-bucket' ? { burst: l.capacity } : {}),
+    })),
+    ...(p.concurrency === null ? {} : { concurrency: p.concurrency }),
+  };
+}
+
+/** Lets every queued callback run: one macrotask turn after the microtasks. */
+export function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * ProbeStore wraps a store: it passes every call through (and only the optional methods the
+ * inner store has), counts the asynchronous calls in flight so a run can wait until the store has
+ * answered everything, and throws from the next decision when `failNext` is set (a store that
+ * fails synchronously). It leaves out `watch`: one process hears of its own releases directly.
+ */
+export class ProbeStore implements Store {
+  readonly name: string;
+  readonly sync: boolean;
+  readonly #inner: Store;
+  readonly #inFlight = new Set<Promise<unknown>>();
+  /** Throw from the next decide (or decideOne), once. */
+  failNext = false;
+  /** How many times a decision was failed on demand. */
+  failures = 0;
+  decideOne?: NonNullable<Store['decideOne']>;
+  estimate?: NonNullable<Store['estimate']>;
+  sweep?: NonNullable<Store['sweep']>;
+  forget?: NonNullable<Store['forget']>;
+  pause?: NonNullable<Store['pause']>;
+
+  constructor(inner: Store) {
+    this.#inner = inner;
+    this.name = inner.name;
+    this.sync = inner.sync;
+    if (inner.decideOne !== undefined) {
+      const one = inner.decideOne.bind(inner);
+      this.decideOne = (...args) => {
+        this.#maybeFail();
+        return one(...args);
+      };
+    }
+    if (inner.estimate !== undefined) this.estimate = inner.estimate.bind(inner);
+    if (inner.sweep !== undefined) this.sweep = inner.sweep.bind(inner);
+    if (inner.forget !== undefined) this.forget = inner.forget.bind(inner);
+    if (inner.pause !== undefined) {
+      const pause = inner.pause.bind(inner);
+      this.pause = (...args) => this.#track(pause(...args));
+    }
+  }
+
+  #maybeFail(): void {
+    if (!this.failNext) return;
+    this.failNext = false;
+    this.failures++;
+    throw new Error('model: the store failed on demand');
+  }
+
+  #track<T>(r: T): T {
+    if (r instanceof Promise) {
+      this.#inFlight.add(r);
+      const done = (): void => void this.#inFlight.delete(r);
+      r.then(done, done);
+    }
+    return r;
+  }
+
+  /** Resolves once no store call is in flight and every callback has run. */
+  async idle(): Promise<void> {
+    for (let i = 0; ; i++) {
+      await turn();
+      if (this.#inFlight.size === 0) {
+        await turn();
+        if (this.#inFlight.size === 0) return;
+      }
+      await Promise.allSettled([...this.#inFlight]);
+      if (i > 10_000) throw new Error('model: the store never went idle');
+    }
+  }
+
+  decide(...args: Parameters<Store['decide']>): ReturnType<Store['decide']> {
+    this.#maybeFail();
+    return this.#track(this.#inner.decide(...args));
+  }
+  settle(...args: Parameters<Store['settle']>): ReturnType<Store['settle']> {
+    return this.#track(this.#inner.settle(...args));
+  }
+  cancel(...args: Parameters<Store['cancel']>): ReturnType<Store['cancel']> {
+    return this.#track(this.#inner.cancel(...args));
+  }
+  release(...args: Parameters<Store['release']>): ReturnType<Store['release']> {
+    return this.#track(this.#inner.release(...args));
+  }
+  read(...args: Parameters<Store['read']>): ReturnType<Store['read']> {
+    return this.#track(this.#inner.read(...args));
+  }
+  reset(...args: Parameters<Store['reset']>): ReturnType<Store['reset']> {
+    return this.#track(this.#inner.reset(...args));
+  }
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
+
+interface Timer {
+  readonly id: number;
+  readonly at: number;
+  readonly fn: () => void;
+}
+
+/**
+ * SteppingClock is VirtualClock's semantics (timers run in order of due time, then of arming,
+ * with `now()` at each timer's instant) for an asynchronous store: after each timer it waits
+ * until `settle` resolves (the store answered everything, and the answers were handled) before
+ * the next, so a decision taken at a timer's instant is applied at that instant, as the memory
+ * store's is. With VirtualClock only `setImmediate` separates the timers, and a Redis answer
+ * arrives after time has moved on.
+ */
+export class SteppingClock implements Clock {
+  #now: number;
+  #nextId = 1;
+  readonly #timers = new Map<number, Timer>();
+  constructor(
+    start: number,
+    private readonly settle: () => Promise<void>,
+  ) {
+    this.#now = start;
+  }
+  now(): number {
+    return this.#now;
+  }
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const id = this.#nextId++;
+    this.#timers.set(id, { id, at: this.#now + Math.max(0, ms), fn });
+    return id;
+  }
+  clearTimeout(handle: TimerHandle): void {
+    this.#timers.delete(handle as number);
+  }
+  get pendingTimers(): number {
+    return this.#timers.size;
+  }
+  async increment(ms: number): Promise<void> {
+    const to = this.#now + ms;
+    await this.settle();
+    for (;;) {
+      let next: Timer | undefined;
+      for (const t of this.#timers.values()) {
+        if (
+          t.at <= to &&
+          (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id))
+        )
+          next = t;
+      }
+      if (next === undefined) break;
+      this.#timers.delete(next.id);
+      this.#now = Math.max(this.#now, next.at);
+      next.fn();
+      await this.settle();
+    }
+    this.#now = Math.max(this.#now, to);
+    await this.settle();
+  }
+}
