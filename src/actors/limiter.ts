@@ -83,7 +83,7 @@ export class Limiter implements GrantOwner {
     // holder died is not held forever; the limiter's own leaseTtl wins.
     this.leaseMs =
       options.leaseTtl === undefined
-        ? ((core.store as { defaultLeaseMs?: Ms | null }).defaultLeaseMs ?? null)
+        ? (core.store.defaultLeaseMs ?? null)
         : parseDuration(options.leaseTtl, 'leaseTtl');
     this.breaker = validateBreaker(options.breaker);
   }

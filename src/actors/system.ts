@@ -119,7 +119,7 @@ export class LimiterSystem implements SystemCore {
     this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? memoryStore(options.snapshot?.store);
     // A store that times its own calls (Redis) does so on this system's clock, unless given one.
-    (this.#store as { useClock?(clock: Clock): void }).useClock?.(this.clock);
+    this.#store.useClock?.(this.clock);
     // The root actor anchors the XState system; key actors are its children, and it stops them
     // (XState lets only a parent stop a child). It also hears of a child that failed.
     this.#root = createActor(

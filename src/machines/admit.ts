@@ -9,7 +9,7 @@ import { QueueFullError, LimiterClosedError } from '../errors.js';
 import type { Ms, Units } from '../limiter/types.js';
 import type { StoreDecision } from '../store.js';
 import { sendBatch } from './asyncBatch.js';
-import { compileFor, endWithError, expireWaiters, grantTo, refuseTry } from './grants.js';
+import { compileFor, endWithError, expireWaiters, grantTo, refuseOnce } from './grants.js';
 import { QUEUED, type GrantHandle, type KeyContext, type Scope } from './keyContext.js';
 import { asStoreError, tellStoreError } from './storeOps.js';
 import { blocked, isBlockedHead, shouldAsk } from './wakeSchedule.js';
@@ -77,7 +77,8 @@ export function onAcquire<G extends GrantHandle>(
 ): void {
   if (w.state !== WaiterState.Pending) return; // aborted before the mailbox got to it
   w.arrivedAt = now;
-  if (w.timeoutMs !== Infinity) w.deadline = now + w.timeoutMs;
+  // Timeout 0 is decided once instead (`once`): a deadline of now would expire it unasked.
+  if (w.timeoutMs !== Infinity && w.timeoutMs > 0) w.deadline = now + w.timeoutMs;
   if (ctx.closed) {
     w.fail(new LimiterClosedError());
     return;
@@ -99,8 +100,8 @@ export function onAcquire<G extends GrantHandle>(
       grantTo(ctx, w, d.grant, now, scope);
       return;
     }
-    if (w.tryOnly) {
-      refuseTry(ctx, w, d.retryAfterMs, d.limit, now, scope);
+    if (w.once) {
+      refuseOnce(ctx, w, d.retryAfterMs, d.limit, now, scope);
       return;
     }
     if (!enqueue(ctx, w, now, scope)) return;
@@ -108,10 +109,10 @@ export function onAcquire<G extends GrantHandle>(
     if (w.wantsEta) w.etaMs = estimate(ctx, w, now);
     return;
   }
-  if (w.tryOnly && ahead) {
+  if (w.once && ahead) {
     // The head's wake-up or deadline bounds when the try could pass; 0 when neither is known.
     const until = Math.min(ctx.wakeAt, head.deadline);
-    refuseTry(ctx, w, until === Infinity ? 0 : Math.max(0, until - now), QUEUED, now, scope);
+    refuseOnce(ctx, w, until === Infinity ? 0 : Math.max(0, until - now), QUEUED, now, scope);
     return;
   }
   if (!enqueue(ctx, w, now, scope)) return;

@@ -9,7 +9,7 @@
  */
 import type { Ms } from '../limiter/types.js';
 import type { StoreDecision } from '../store.js';
-import { compileFor, endWithError, grantTo, refuseTry } from './grants.js';
+import { compileFor, endWithError, grantTo, refuseOnce } from './grants.js';
 import { QUEUED, type Batch, type GrantHandle, type KeyContext, type Scope } from './keyContext.js';
 import { asStoreError, fireAndForget, tellStoreError } from './storeOps.js';
 import { blocked, forget } from './wakeSchedule.js';
@@ -53,8 +53,9 @@ export function sendBatch<G extends GrantHandle>(
 
 /**
  * decided applies the store's answer: grants for the waiters it admitted, refusals for tries,
- * and the wake-up of the waiter it refused (decisions stop there: 'queue' mode). Tries queued
- * behind a refused head are answered now, as a try arriving later would be.
+ * and the wake-up of the waiter it refused (decisions stop there: 'queue' mode). Waiters decided
+ * once (tries, timeout 0) queued behind a refused head are answered now, as one arriving later
+ * would be.
  */
 export function decided<G extends GrantHandle>(
   ctx: KeyContext<G>,
@@ -72,7 +73,7 @@ export function decided<G extends GrantHandle>(
     const d = decisions[i]!;
     const w = batch.waiters[i]!;
     if (d.ok) grantTo(ctx, w, d.grant, now, scope, batch.policy);
-    else if (w.tryOnly) refuseTry(ctx, w, d.retryAfterMs, d.limit, now, scope);
+    else if (w.once) refuseOnce(ctx, w, d.retryAfterMs, d.limit, now, scope);
     else if (w.state === WaiterState.Pending && w.queued) {
       blocked(ctx, w, d, now);
       refusedHead = true;
@@ -82,7 +83,7 @@ export function decided<G extends GrantHandle>(
     const until = Math.min(ctx.wakeAt, ctx.queue.head()?.deadline ?? Infinity);
     const wait = until === Infinity ? 0 : Math.max(0, until - now);
     for (const t of [...ctx.queue.tries])
-      if (t !== ctx.wakeHead) refuseTry(ctx, t, wait, QUEUED, now, scope);
+      if (t !== ctx.wakeHead) refuseOnce(ctx, t, wait, QUEUED, now, scope);
   }
   // Waiters sent but not decided keep units of the batch's policy: bring them under the new one.
   if (batch.policy !== ctx.rt.policy)

@@ -45,8 +45,24 @@ export function grantTo<G extends GrantHandle>(
     });
 }
 
+/**
+ * refuseOnce ends a waiter decided once that did not fit: a try with a refusal value, an acquire
+ * with timeout 0 with AcquireTimeoutError. It books nothing.
+ */
+export function refuseOnce<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  retryAfterMs: Ms,
+  limit: string,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  if (w.tryOnly) refuseTry(ctx, w, retryAfterMs, limit, now, scope);
+  else endWithError(ctx, w, new AcquireTimeoutError(w.timeoutMs), now, scope, 'timeout');
+}
+
 /** refuseTry ends the try `w` with a refusal value (it books nothing). */
-export function refuseTry<G extends GrantHandle>(
+function refuseTry<G extends GrantHandle>(
   ctx: KeyContext<G>,
   w: Waiter<G>,
   retryAfterMs: Ms,

@@ -43,7 +43,7 @@ export class KeyQueue<G> {
   #deadDeadlines = 0;
   /** Live waiters in the queue. */
   #size = 0;
-  /** Queued `tryAcquire` waiters (only an async store queues them, while it decides). */
+  /** Queued waiters decided once (tries, timeout 0): only an async store queues them, while it decides. */
   readonly tries = new Set<Waiter<G>>();
 
   /** The number of waiters in the queue. */
@@ -57,7 +57,7 @@ export class KeyQueue<G> {
     level.items.push(w);
     w.queued = true;
     this.#size++;
-    if (w.tryOnly) this.tries.add(w);
+    if (w.once) this.tries.add(w);
     if (w.deadline !== Infinity) heapPush(this.#deadlines, w);
   }
 
@@ -73,7 +73,7 @@ export class KeyQueue<G> {
   #leave(w: Waiter<G>): void {
     w.queued = false;
     this.#size--;
-    if (w.tryOnly) this.tries.delete(w);
+    if (w.once) this.tries.delete(w);
     const i = this.#indexOf(w.priority);
     if (i < 0) return;
     const level = this.#levels[i]!;

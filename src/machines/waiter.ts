@@ -74,6 +74,14 @@ export class Waiter<G = unknown> {
     readonly signal: AbortSignal | undefined,
   ) {}
 
+  /**
+   * Whether the waiter is decided once and never waits: a try, or an acquire with timeout 0
+   * ("unless it fits at once": with an async store, at the store's first answer).
+   */
+  get once(): boolean {
+    return this.tryOnly || this.timeoutMs === 0;
+  }
+
   /** Grant id (built on first use: the memory store's hot path never needs it). */
   get id(): string {
     return (this.#id ??= this.idPrefix + this.seq.toString(36));

@@ -28,15 +28,15 @@ function flakyStore(): { store: Store; fail(on: boolean): void } {
   const store: Store = {
     name: 'flaky',
     sync: true,
-    decide: (...a) => {
+    decide: (key, policy, batch, mode, now) => {
       if (failing) throw new Error('flaky store: decide');
-      return inner.decide(...a);
+      return inner.decide(key, policy, batch, mode, now);
     },
     settle: (...a) => inner.settle(...a),
     cancel: (...a) => inner.cancel(...a),
     release: (...a) => inner.release(...a),
     read: (...a) => inner.read(...a),
-    reset: (...a) => inner.reset(...a),
+    reset: (key) => inner.reset(key),
     close: () => inner.close(),
   };
   return { store, fail: (on) => (failing = on) };

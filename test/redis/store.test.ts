@@ -8,6 +8,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AcquireTimeoutError,
   createLimiterSystem,
   InvalidArgumentError,
   isTollgateError,
@@ -68,6 +69,17 @@ describe('redis store through the runtime', () => {
     expect(at[9]! - at[0]!).toBeGreaterThanOrEqual(160);
     const r = await api.tryAcquire('k');
     expect(r.ok).toBe(false);
+    await close();
+  });
+
+  it("decides an acquire with timeout 0 at the store's first answer: granted if it fits, else timed out (#10)", async () => {
+    const { sys, close } = system({ prefix: fresh() });
+    const api = sys.limiter('api', { limits: [{ limit: 2, interval: '1m' }] });
+    // Before #10 the waiter's deadline (now + 0) expired it before Redis was even asked.
+    await expect(api.acquire('k', { timeout: 0 })).resolves.toBeDefined();
+    await expect(api.acquire('k', { timeout: 0 })).resolves.toBeDefined();
+    await expect(api.acquire('k', { timeout: 0 })).rejects.toBeInstanceOf(AcquireTimeoutError);
+    expect((await api.stats('k')).queued).toBe(0);
     await close();
   });
 

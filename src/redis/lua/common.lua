@@ -65,8 +65,24 @@ local function read_time()
 end
 
 -- now: Redis' own clock in ms, unless the caller passes an instant (tests at fixed instants).
+-- Under the test-only time override (`time: 'runtime'`), instants are the runtime's virtual ms,
+-- which Redis' expiries would count as real ms: a test whose virtual time barely moves would see
+-- its keys vanish while it runs. Expiries then get VIRTUAL_TTL_MS more (see ttl_ms); tests use a
+-- prefix of their own and a server they stop.
+local VIRTUAL_TTL_MS = 3600000
+local virtual_time = false
+
+-- ttl_ms: the expiry to give Redis for `ms` of the decision clock.
+local function ttl_ms(ms)
+  if virtual_time then
+    return ms + VIRTUAL_TTL_MS
+  end
+  return ms
+end
+
 local function clock(override)
   if override ~= '' then
+    virtual_time = true
     return tonumber(override)
   end
   local t = read_time()
@@ -513,7 +529,7 @@ local function save(policy, st, now, ks, kc, slots_added)
       local span = need - now
       expires = now + span + math.max(span, EXPIRY_SLACK_MS)
       local head = struct.pack('<dddd', st.at, expires, pause, epoch_of(st))
-      redis.call('SET', ks, head .. body, 'PX', expires - now)
+      redis.call('SET', ks, head .. body, 'PX', ttl_ms(expires - now))
     else
       redis.call('SET', ks, struct.pack('<dddd', st.at, expires, pause, epoch_of(st)) .. body, 'KEEPTTL')
     end
@@ -527,7 +543,7 @@ local function save(policy, st, now, ks, kc, slots_added)
     if until_ms >= LEASE_NONE then
       redis.call('PERSIST', kc)
     else
-      redis.call('PEXPIRE', kc, math.max(1, until_ms - now + 1))
+      redis.call('PEXPIRE', kc, ttl_ms(math.max(1, until_ms - now + 1)))
     end
   end
 end

@@ -19,6 +19,7 @@
 -- (granted at `at` in the state of epoch `epoch`, with the grant's mark per limit: see mark_one
 -- and common.lua) or 0, retryAfterMs, limit.
 local own_time = ARGV[1] == 'each'
+virtual_time = own_time
 local now = nil
 if not own_time then
   now = clock('')

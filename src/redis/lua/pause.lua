@@ -20,7 +20,7 @@ if current >= until_ms then
 end
 local need = until_ms + 1
 if expires == nil or expires < need then
-  redis.call('SET', KEYS[1], struct.pack('<dddd', at, need, until_ms, epoch) .. rest, 'PX', need - now)
+  redis.call('SET', KEYS[1], struct.pack('<dddd', at, need, until_ms, epoch) .. rest, 'PX', ttl_ms(need - now))
 else
   redis.call('SET', KEYS[1], struct.pack('<dddd', at, expires, until_ms, epoch) .. rest, 'KEEPTTL')
 end
