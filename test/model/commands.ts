@@ -273,14 +273,6 @@ function opArb(omit: ReadonlySet<string>): fc.Arbitrary<Op> {
       weight: 2,
       arbitrary: fc.integer({ min: 0, max: 2 }).map((i): Op => ({ k: 'setLimits', i })),
     },
-    // close now and then, in the middle of a run
-    {
-      kind: 'close',
-      weight: 1,
-      arbitrary: fc
-        .integer({ min: 0, max: 3 })
-        .map((i): Op => (i === 0 ? { k: 'close' } : { k: 'stats', key: 'a' })),
-    },
   ];
   return fc.oneof(...all.filter((a) => !omit.has(a.kind)));
 }
@@ -419,6 +411,15 @@ export function commandArbs(
       kind: 'breaker',
       weight: 8,
       arbitrary: brkOp(omit).map((op) => new Step([op])),
+    },
+    // close in the middle of a run now and then, alone in its step: with Redis, a decision still
+    // in flight at close ends its waiter closed, where the memory store had granted it already.
+    {
+      kind: 'close',
+      weight: 1,
+      arbitrary: fc
+        .integer({ min: 0, max: 2 })
+        .map((i) => new Step(i === 0 ? [{ k: 'close' }] : [{ k: 'stats', key: 'a' }])),
     },
     {
       kind: 'failing',

@@ -98,7 +98,9 @@ export function turn(): Promise<void> {
  * ProbeStore wraps a store: it passes every call through (and only the optional methods the
  * inner store has), counts the asynchronous calls in flight so a run can wait until the store has
  * answered everything, and throws from the next decision when `failNext` is set (a store that
- * fails synchronously). It leaves out `watch`: one process hears of its own releases directly.
+ * fails synchronously). It leaves out `watch` (Redis pub/sub): one process hears of its own
+ * releases directly, and a message arriving after the run moved on would wake a key at an
+ * instant the model cannot know.
  */
 export class ProbeStore implements Store {
   readonly name: string;
@@ -109,6 +111,8 @@ export class ProbeStore implements Store {
   failNext = false;
   /** How many times a decision was failed on demand. */
   failures = 0;
+  readonly defaultLeaseMs?: number | null;
+  useClock?: NonNullable<Store['useClock']>;
   decideOne?: NonNullable<Store['decideOne']>;
   estimate?: NonNullable<Store['estimate']>;
   sweep?: NonNullable<Store['sweep']>;
@@ -126,6 +130,8 @@ export class ProbeStore implements Store {
         return one(...args);
       };
     }
+    if (inner.defaultLeaseMs !== undefined) this.defaultLeaseMs = inner.defaultLeaseMs;
+    if (inner.useClock !== undefined) this.useClock = inner.useClock.bind(inner);
     if (inner.estimate !== undefined) this.estimate = inner.estimate.bind(inner);
     if (inner.sweep !== undefined) this.sweep = inner.sweep.bind(inner);
     if (inner.forget !== undefined) this.forget = inner.forget.bind(inner);
