@@ -412,6 +412,32 @@ async function scenario(s: fc.Scheduler, ops: readonly Op[]): Promise<void> {
   await s.waitAll();
   await Promise.all(all);
   await s.waitAll();
+
+  // Give everything back and let time pass (answers still go through the scheduler).
+  for (let i = 0; i < 6 && !system.isClosed; i++) {
+    for (const c of held) quietly(() => c.grant?.release());
+    await s.waitAll();
+    await clock.increment(10_000);
+    await s.waitAll();
+  }
+  const problems: string[] = [];
+  if (!system.isClosed) {
+    for (const k of KEYS) {
+      const read = limiter.stats(k);
+      await s.waitAll();
+      const st = await read;
+      const full = st.limits.every((l) => l.remaining === l.capacity) && st.inFlight === 0;
+      if (!full || st.queued !== 0)
+        problems.push(`at the end, ${k} is not back to full capacity: ${show(st)}`);
+    }
+  }
+  await system.close();
+  await s.waitAll();
+  await clock.increment(0);
+  await s.waitAll();
+  callers.forEach((c, i) => {
+    if (c.ends !== 1) problems.push(`caller #${i} ended ${c.ends} times (${c.outcome})`);
+  });
   const heldIds = new Set(callers.flatMap((c) => (c.grant === undefined ? [] : [c.grant.id])));
   problems.push(...replay(store.log, heldIds));
   expect(problems, problems.join('\n')).toEqual([]);
