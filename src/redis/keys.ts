@@ -12,7 +12,7 @@ import { InvalidArgumentError } from '../errors.js';
 
 /** The names of one tollgate key's Redis keys. */
 export interface RedisKeyNames {
-  /** The packed state string: the limits' states and the instant a pause ends (see lua/common.lua). */
+  /** The packed state string: the limits' states and the instant a pause ends (see lua/keyState.lua). */
   readonly state: string;
   /** The sorted set of concurrency slots (grant id → lease end). */
   readonly slots: string;
@@ -37,7 +37,7 @@ export function hashTag(key: string): string {
 /** keyNames gives the Redis key names of `key` under `prefix`. */
 export function keyNames(prefix: string, key: string): RedisKeyNames {
   const base = prefix + hashTag(key);
-  // ':v3': the state's layout (lua/common.lua); a build with another layout uses another name.
+  // ':v3': the state's layout (lua/keyState.lua); a build with another layout uses another name.
   return { state: base + ':v3', slots: base + ':c' };
 }
 

@@ -266,7 +266,7 @@ export class RedisStore implements Store {
     }
   }
 
-  /** The policy in the layout the scripts read (see `read_policy` in lua/common.lua). */
+  /** The policy in the layout the scripts read (see `read_policy` in lua/keyState.lua). */
   #policyArgs(policy: Policy): (string | number)[] {
     const args: (string | number)[] = [policy.limits.length];
     for (const l of policy.limits) {

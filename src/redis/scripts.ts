@@ -1,7 +1,8 @@
 /**
  * The Lua scripts of the Redis store, read from `lua/*.lua` next to this file (the build copies
- * them to `dist/redis/lua`). `common.lua` is prepended to the scripts that decide, so each script
- * sent to Redis is self-contained and atomic.
+ * them to `dist/redis/lua`). The shared Lua ({@link COMMON_FILES}: the arithmetic, the clock and
+ * epochs, the key's state) is prepended, in order, to the scripts that use it, so each script sent
+ * to Redis is self-contained and atomic.
  *
  * They are registered on the client with ioredis `defineCommand`: it sends EVALSHA, and when Redis
  * answers NOSCRIPT (after SCRIPT FLUSH or a restart) it sends the script with EVAL, which loads it
@@ -9,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-/** The commands defined on a client, by the name the store calls them with. */
+/** SCRIPTS are the commands defined on a client, by the name the store calls them with. */
 export const SCRIPTS = {
   tollgateDecide: { file: 'decide.lua', common: true },
   tollgateSettle: { file: 'settle.lua', common: true },
@@ -19,7 +20,14 @@ export const SCRIPTS = {
   tollgatePause: { file: 'pause.lua', common: true },
 } as const;
 
-/** The name of one of {@link SCRIPTS}. */
+/**
+ * COMMON_FILES are the Lua files prepended, in this order, to every script of {@link SCRIPTS}
+ * marked `common`. A Lua `local` is seen only by the code after it, so each file comes after the
+ * ones it uses: keyState.lua uses both others.
+ */
+export const COMMON_FILES = ['arithmetic.lua', 'clock.lua', 'keyState.lua'] as const;
+
+/** ScriptName is the name of one of {@link SCRIPTS}. */
 export type ScriptName = keyof typeof SCRIPTS;
 
 function readLua(file: string): string {
@@ -31,7 +39,7 @@ let sources: Record<ScriptName, string> | undefined;
 /** scriptSources gives the full text of every script (read once). */
 export function scriptSources(): Record<ScriptName, string> {
   if (sources !== undefined) return sources;
-  const common = readLua('common.lua');
+  const common = COMMON_FILES.map(readLua).join('\n');
   const out = {} as Record<ScriptName, string>;
   for (const [name, { file, common: withCommon }] of Object.entries(SCRIPTS)) {
     out[name as ScriptName] = (withCommon ? common + '\n' : '') + readLua(file);

@@ -4,7 +4,7 @@
 -- the requests of many keys instead of one per key.
 --
 -- KEYS: per key, in the order of the groups, its state and (only when its requests carry slot
--- fields, see the mode) its slot set; see common.lua.
+-- fields, see the mode) its slot set; see keyState.lua.
 -- ARGV: the time ('' = Redis TIME for every group, 'each' = every group starts with its own
 -- instant: tests at fixed instants); the number of policies, then each policy (see
 -- read_policy); the grant id of every request with slot fields, in order; last, the groups, as
@@ -17,7 +17,7 @@
 -- Returns one flat list (nested tables cost Redis a lookup of 'ok' and 'err' each): per group,
 -- the number of requests decided, then per request either 1, at, epoch, mark1, ..., markN
 -- (granted at `at` in the state of epoch `epoch`, with the grant's mark per limit: see mark_one
--- and common.lua) or 0, retryAfterMs, limit.
+-- in arithmetic.lua, and epochs in clock.lua) or 0, retryAfterMs, limit.
 local own_time = ARGV[1] == 'each'
 virtual_time = own_time
 local now = nil

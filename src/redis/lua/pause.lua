@@ -1,12 +1,12 @@
 -- pause.lua: refuse every request of the key for ARGV[2] ms from now (a provider said 429). The
--- instant the pause ends is kept in the state's header (see common.lua), and the state lives at
+-- instant the pause ends is kept in the state's header (see keyState.lua), and the state lives at
 -- least until then; a shorter pause never cuts a longer one short. ARGV: now override, ms.
 -- Returns the instant the pause ends.
 local now = clock(ARGV[1])
 local until_ms = now + tonumber(ARGV[2])
 local v = redis.call('GET', KEYS[1])
 -- A key without state gets instant 0 (never advanced): a pause does not move a key's time. It
--- is a new incarnation of the key: a new epoch (see common.lua).
+-- is a new incarnation of the key: a new epoch (see clock.lua).
 local at, expires, current, epoch, rest = 0, nil, 0, nil, ''
 if v then
   local pos

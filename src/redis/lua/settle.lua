@@ -2,7 +2,7 @@
 -- each limit gets back the difference when actual is lower (to the entry or window the grant
 -- booked, if still there) and is charged the difference now when higher. With `free` = 1 the
 -- grant's slot is given back too (cancel: actual units all 0). A grant of another epoch than the
--- key's state (see common.lua), or with none, gets no units back; its extra charge books, and its
+-- key's state (see clock.lua), or with none, gets no units back; its extra charge books, and its
 -- slot is freed by id (exact: a reset deleted the slots of before). ARGV: now override, the
 -- policy, grant id, grant instant, grant epoch ('' for none), free (1/0), the channel to announce
 -- freed capacity on, booked units, actual units, the grant's marks (one per limit, 0 for none),
