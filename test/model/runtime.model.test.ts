@@ -2,23 +2,37 @@
  * Model-based test of the whole runtime, through the public API only: fast-check generates random
  * sequences of calls (acquire with priorities, timeouts and aborts; tryAcquire; reserve and its
  * cancel; settle, cancel and release of grants; reset, pause, feedback and setLimits; a store
- * that fails a decision; time steps past timeouts, leases and the idle timeout; close), runs each
- * on a limiter system on virtual time, and compares every outcome with a reference model
- * (sim.ts over reference.ts), after every step:
- * - each waiter ends as predicted, at the predicted instant, exactly once (granted with the
- *   predicted booking on every limit, or refused, timed out, aborted, full, closed, failed);
- * - every key's stats equal the model's: remaining and reset per limit, slots held, waiters
- *   queued: capacity is conserved exactly, a refusal books nothing, no limit admits more than
- *   the model allows, and no key holds more slots than its concurrency;
- * - after close, every promise has settled and no timer is left.
- * The same sequence runs on the memory store and on a real Redis (`time: 'runtime'`), and the two
- * traces must be equal.
+ * that throws from a decision; close; time steps past timeouts, leases, pauses and the idle
+ * timeout), up to three calls in the same synchronous turn, runs each step on a limiter system on
+ * virtual time, and compares with the reference model (sim.ts over reference.ts) after every step:
+ * - each waiter ends as predicted, at the predicted instant, exactly once: granted with the
+ *   predicted booking on every limit (all-or-nothing), refused, timed out, aborted, queue full,
+ *   closed, or failed with a typed error;
+ * - every call's result (settle, cancel, reset, pause, feedback, stats, etaMs of a reservation)
+ *   and every key's stats: remaining and reset per limit, slots held, waiters queued. So capacity
+ *   is conserved exactly, a refusal books nothing, no limit admits more than the model, and no
+ *   key holds more slots than its concurrency;
+ * - a second limiter has a circuit breaker (whenOpen 'wait'); its calls (acquire, tryAcquire,
+ *   run() that fails or succeeds, report, release, settle, cancel, setLimits, reset) are checked
+ *   against the model through the events they emit (breakerModel.ts): each grant admissible and
+ *   compiled under the policy in force, stats exact, the breaker forgotten with its idle key;
+ * - after close, every promise has settled and no timer is left; an event ledger (check.ts)
+ *   counts what every window and bucket admitted, from the events alone (memory store);
+ * - the same sequence runs on the memory store and on a real Redis (`time: 'runtime'`, a fresh
+ *   prefix per run): both must pass, and their traces (every end, every result) must be equal.
+ *
+ * What the model does not decide: the breaker's own timing (followed, not predicted); the exact
+ * amount a token bucket gives back after other refunds (the documented conservative rule is
+ * computed, and checked against what the grant holds); etaMs with Redis. Not covered: a Redis
+ * answer lost after its script ran, fail-open and insurance, Redis Cluster, several processes
+ * (pub/sub wake-ups), snapshot and restore, stats$, limitedFetch. races.model.test.ts covers
+ * interleavings with store answers under fc.scheduler.
  *
  * Replay a failure: MODEL_SEED=<seed> MODEL_PATH=<path> npx vitest run test/model
  * More runs: npm run test:model:long (MODEL_RUNS=100000). MODEL_STORES=memory skips Redis;
  * MODEL_OMIT=failing,reset leaves those calls out (to look past a bug being fixed; also
- * `timeout0` for timeouts of 0, `sameTurn` for one call per step);
- * MODEL_COMMANDS sets the most steps per run.
+ * `timeout0` for timeouts of 0, `sameTurn` for one call per step, `breaker` for the breaker
+ * limiter's steps); MODEL_COMMANDS sets the most steps per run (25).
  */
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
