@@ -3,6 +3,6 @@
  * not need ioredis (an optional peer dependency).
  */
 export { redisStore, RedisStore } from './redisStore.js';
-export type { RedisStoreOptions, UnavailablePolicy } from './redisStore.js';
+export type { RedisStoreOptions, UnavailablePolicy } from './redisStoreOptions.js';
 export { hashTag, keyNames } from './keys.js';
 export type { RedisKeyNames } from './keys.js';

@@ -35,56 +35,18 @@ import {
   type StoreGrant,
   type StoreRequest,
 } from '../store.js';
-import {
-  InvalidArgumentError,
-  StoreRejectedError,
-  StoreUnavailableError,
-  isTollgateError,
-} from '../errors.js';
-import type { Duration, LimitReading, Ms, Policy, Units } from '../limiter/types.js';
-import { parseDuration } from '../limiter/units.js';
+import { StoreRejectedError, StoreUnavailableError, isTollgateError } from '../errors.js';
+import type { LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { checkUnits } from '../limiter/validate.js';
 import { MemoryStore } from '../memory/memoryStore.js';
-import { checkPrefix, freeChannel, keyNames, type RedisKeyNames } from './keys.js';
+import { freeChannel, keyNames, type RedisKeyNames } from './keys.js';
 import { slotOf } from './slot.js';
 import { SCRIPTS, scriptSources, type ScriptName } from './scripts.js';
-
-/** What happens to requests while Redis cannot answer. */
-export type UnavailablePolicy = 'fail-closed' | 'fail-open' | 'insurance';
-
-/** Options of {@link redisStore}. */
-export interface RedisStoreOptions {
-  /** An ioredis client: a `Redis` or a `Cluster`. The store does not close it. */
-  readonly client: Redis | Cluster;
-  /** Prepended to every Redis key and channel; no `{` or `}`. @default 'tollgate:' */
-  readonly prefix?: string;
-  /**
-   * Whose clock decides. `'redis'`: Redis `TIME`, the only right choice across machines.
-   * `'runtime'`: the `now` the runtime passes (its injected clock), for tests at fixed instants.
-   * @default 'redis'
-   */
-  readonly time?: 'redis' | 'runtime';
-  /** A call that takes longer counts as Redis being unavailable. @default '1s' */
-  readonly timeout?: Duration;
-  /** What requests get while Redis is unavailable. @default 'fail-closed' */
-  readonly onUnavailable?: UnavailablePolicy;
-  /** With `'insurance'`: the fraction of every limit the in-memory stand-in allows. @default 0.5 */
-  readonly insuranceFraction?: number;
-  /** After a failure, how long the store answers by its policy before asking Redis again. @default '1s' */
-  readonly retryInterval?: Duration;
-  /**
-   * The lease of a concurrency slot whose limiter sets no `leaseTtl` (the store's
-   * `defaultLeaseMs`): a slot whose holder died, or whose decision's answer was lost, comes back
-   * after this. At least 1 ms. @default '10m'
-   */
-  readonly leaseTtl?: Duration;
-  /**
-   * The clock that times the store's calls (the `timeout`, the retries of a release). Without
-   * one, the store takes its system's clock (see `useClock`), or the system clock.
-   * @default the system's clock
-   */
-  readonly clock?: Clock;
-}
+import {
+  readOptions,
+  type RedisStoreOptions,
+  type UnavailablePolicy,
+} from './redisStoreOptions.js';
 
 /** Where a grant was booked: in Redis, by the fail-open policy, or by the insurance store. */
 type Origin = 'redis' | 'open' | 'insurance';
@@ -129,57 +91,22 @@ export class RedisStore implements Store {
   #others = 0;
   #flushScheduled = false;
 
+  /**
+   * @throws InvalidArgumentError when an option is invalid (see {@link readOptions}).
+   */
   constructor(options: RedisStoreOptions) {
-    if (
-      typeof options !== 'object' ||
-      options === null ||
-      typeof options.client?.defineCommand !== 'function'
-    ) {
-      throw new InvalidArgumentError(
-        'tollgate: redisStore needs { client }: an ioredis Redis or Cluster',
-      );
-    }
-    this.#client = options.client;
-    this.#prefix = checkPrefix(options.prefix ?? 'tollgate:');
+    const settings = readOptions(options);
+    this.#client = settings.client;
+    this.#prefix = settings.prefix;
     this.#channel = freeChannel(this.#prefix);
-    const time = options.time ?? 'redis';
-    if (time !== 'redis' && time !== 'runtime') {
-      throw new InvalidArgumentError(
-        `tollgate: redisStore time must be 'redis' or 'runtime' (got ${String(time)})`,
-      );
-    }
-    this.#runtimeTime = time === 'runtime';
-    this.#timeoutMs = parseDuration(options.timeout ?? '1s', 'timeout');
-    this.#retryMs = parseDuration(options.retryInterval ?? '1s', 'retryInterval');
-    this.defaultLeaseMs = parseDuration(options.leaseTtl ?? '10m', 'leaseTtl');
-    const policy = options.onUnavailable ?? 'fail-closed';
-    if (policy !== 'fail-closed' && policy !== 'fail-open' && policy !== 'insurance') {
-      throw new InvalidArgumentError(
-        `tollgate: onUnavailable must be 'fail-closed', 'fail-open' or 'insurance' (got ${String(policy)})`,
-      );
-    }
-    this.#policy = policy;
-    const fraction = options.insuranceFraction ?? 0.5;
-    if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
-      throw new InvalidArgumentError(
-        `tollgate: insuranceFraction must be in (0, 1] (got ${String(fraction)})`,
-      );
-    }
-    this.#fraction = fraction;
-    const clock = options.clock;
-    if (
-      clock !== undefined &&
-      (typeof clock !== 'object' ||
-        clock === null ||
-        typeof clock.setTimeout !== 'function' ||
-        typeof clock.clearTimeout !== 'function')
-    ) {
-      throw new InvalidArgumentError(
-        'tollgate: redisStore clock must be a Clock { now, setTimeout, clearTimeout }',
-      );
-    }
-    this.#clock = clock ?? systemClock;
-    this.#ownClock = clock !== undefined;
+    this.#runtimeTime = settings.runtimeTime;
+    this.#timeoutMs = settings.timeoutMs;
+    this.#retryMs = settings.retryMs;
+    this.defaultLeaseMs = settings.defaultLeaseMs;
+    this.#policy = settings.policy;
+    this.#fraction = settings.fraction;
+    this.#clock = settings.clock ?? systemClock;
+    this.#ownClock = settings.clock !== undefined;
     const sources = scriptSources();
     const client = this.#client as unknown as Record<string, unknown>;
     for (const name of Object.keys(SCRIPTS) as ScriptName[]) {

@@ -1,0 +1,128 @@
+/**
+ * The options of the Redis store, and their check: what `redisStore(options)` accepts, read once
+ * into the {@link StoreSettings} the store keeps. Bad options throw, before the store touches the
+ * client.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type { Clock } from '../clock.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { Duration, Ms } from '../limiter/types.js';
+import { parseDuration } from '../limiter/units.js';
+import { checkPrefix } from './keys.js';
+
+/** UnavailablePolicy is what happens to requests while Redis cannot answer. */
+export type UnavailablePolicy = 'fail-closed' | 'fail-open' | 'insurance';
+
+/** RedisStoreOptions are the options of {@link redisStore}. */
+export interface RedisStoreOptions {
+  /** An ioredis client: a `Redis` or a `Cluster`. The store does not close it. */
+  readonly client: Redis | Cluster;
+  /** Prepended to every Redis key and channel; no `{` or `}`. @default 'tollgate:' */
+  readonly prefix?: string;
+  /**
+   * Whose clock decides. `'redis'`: Redis `TIME`, the only right choice across machines.
+   * `'runtime'`: the `now` the runtime passes (its injected clock), for tests at fixed instants.
+   * @default 'redis'
+   */
+  readonly time?: 'redis' | 'runtime';
+  /** A call that takes longer counts as Redis being unavailable. @default '1s' */
+  readonly timeout?: Duration;
+  /** What requests get while Redis is unavailable. @default 'fail-closed' */
+  readonly onUnavailable?: UnavailablePolicy;
+  /** With `'insurance'`: the fraction of every limit the in-memory stand-in allows. @default 0.5 */
+  readonly insuranceFraction?: number;
+  /** After a failure, how long the store answers by its policy before asking Redis again. @default '1s' */
+  readonly retryInterval?: Duration;
+  /**
+   * The lease of a concurrency slot whose limiter sets no `leaseTtl` (the store's
+   * `defaultLeaseMs`): a slot whose holder died, or whose decision's answer was lost, comes back
+   * after this. At least 1 ms. @default '10m'
+   */
+  readonly leaseTtl?: Duration;
+  /**
+   * The clock that times the store's calls (the `timeout`, the retries of a release). Without
+   * one, the store takes its system's clock (see `useClock`), or the system clock.
+   * @default the system's clock
+   */
+  readonly clock?: Clock;
+}
+
+/** StoreSettings are {@link RedisStoreOptions} checked, with their defaults applied. */
+export interface StoreSettings {
+  readonly client: Redis | Cluster;
+  readonly prefix: string;
+  /** Whether the runtime's `now` decides (`time: 'runtime'`) rather than Redis `TIME`. */
+  readonly runtimeTime: boolean;
+  readonly timeoutMs: Ms;
+  readonly retryMs: Ms;
+  readonly defaultLeaseMs: Ms;
+  readonly policy: UnavailablePolicy;
+  /** The insurance fraction, in (0, 1]. */
+  readonly fraction: number;
+  /** The `clock` option: undefined when none was given (the store then takes its system's). */
+  readonly clock: Clock | undefined;
+}
+
+/**
+ * readOptions checks `options` and applies the defaults.
+ *
+ * @throws InvalidArgumentError when there is no ioredis client, the prefix holds `{` or `}`,
+ *   `time`, `onUnavailable` or `clock` is none of the allowed values, a duration does not parse,
+ *   or `insuranceFraction` is not in (0, 1].
+ */
+export function readOptions(options: RedisStoreOptions): StoreSettings {
+  if (
+    typeof options !== 'object' ||
+    options === null ||
+    typeof options.client?.defineCommand !== 'function'
+  ) {
+    throw new InvalidArgumentError(
+      'tollgate: redisStore needs { client }: an ioredis Redis or Cluster',
+    );
+  }
+  const prefix = checkPrefix(options.prefix ?? 'tollgate:');
+  const time = options.time ?? 'redis';
+  if (time !== 'redis' && time !== 'runtime') {
+    throw new InvalidArgumentError(
+      `tollgate: redisStore time must be 'redis' or 'runtime' (got ${String(time)})`,
+    );
+  }
+  const timeoutMs = parseDuration(options.timeout ?? '1s', 'timeout');
+  const retryMs = parseDuration(options.retryInterval ?? '1s', 'retryInterval');
+  const defaultLeaseMs = parseDuration(options.leaseTtl ?? '10m', 'leaseTtl');
+  const policy = options.onUnavailable ?? 'fail-closed';
+  if (policy !== 'fail-closed' && policy !== 'fail-open' && policy !== 'insurance') {
+    throw new InvalidArgumentError(
+      `tollgate: onUnavailable must be 'fail-closed', 'fail-open' or 'insurance' (got ${String(policy)})`,
+    );
+  }
+  const fraction = options.insuranceFraction ?? 0.5;
+  if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
+    throw new InvalidArgumentError(
+      `tollgate: insuranceFraction must be in (0, 1] (got ${String(fraction)})`,
+    );
+  }
+  const clock = options.clock;
+  if (
+    clock !== undefined &&
+    (typeof clock !== 'object' ||
+      clock === null ||
+      typeof clock.setTimeout !== 'function' ||
+      typeof clock.clearTimeout !== 'function')
+  ) {
+    throw new InvalidArgumentError(
+      'tollgate: redisStore clock must be a Clock { now, setTimeout, clearTimeout }',
+    );
+  }
+  return {
+    client: options.client,
+    prefix,
+    runtimeTime: time === 'runtime',
+    timeoutMs,
+    retryMs,
+    defaultLeaseMs,
+    policy,
+    fraction,
+    clock,
+  };
+}
