@@ -35,12 +35,13 @@ import {
   type StoreGrant,
   type StoreRequest,
 } from '../store.js';
-import { StoreRejectedError, StoreUnavailableError, isTollgateError } from '../errors.js';
+import { StoreRejectedError, StoreUnavailableError } from '../errors.js';
 import type { LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { checkUnits } from '../limiter/validate.js';
 import { MemoryStore } from '../memory/memoryStore.js';
 import { freeChannel, keyNames, type RedisKeyNames } from './keys.js';
 import { slotOf } from './slot.js';
+import { storeError } from './storeError.js';
 import { SCRIPTS, scriptSources, type ScriptName } from './scripts.js';
 import {
   readOptions,
@@ -164,7 +165,8 @@ export class RedisStore implements Store {
    * issued synchronously, before the first `await`: the flush relies on it for the order of a
    * key's calls. A failure or a timeout marks Redis down for `retryInterval` from when it was
    * noticed, and rejects with a StoreUnavailableError. An error the script itself raised is an
-   * answer, not an outage: it rejects with a StoreRejectedError and marks nothing.
+   * answer, not an outage: it rejects with a StoreRejectedError and marks nothing (see
+   * storeError.ts).
    */
   async #send<T>(op: string, name: ScriptName, args: (string | number)[], now: Ms): Promise<T> {
     if (this.#closed) throw new StoreUnavailableError('the redis store is closed');
@@ -180,14 +182,15 @@ export class RedisStore implements Store {
     try {
       return (await Promise.race([this.#run[name](...args), timeout])) as T;
     } catch (e) {
-      if (!timedOut && isScriptError(e)) throw new StoreRejectedError(op, e.message, e);
-      // `now` is when the call started: a timeout was noticed timeoutMs later.
-      this.#downUntil = Math.max(
-        this.#downUntil,
-        now + (timedOut ? this.#timeoutMs : 0) + this.#retryMs,
-      );
-      if (isTollgateError(e)) throw e;
-      throw new StoreUnavailableError(e instanceof Error ? e.message : String(e), e);
+      const { error, outage } = storeError(op, e, timedOut);
+      if (outage) {
+        // `now` is when the call started: a timeout was noticed timeoutMs later.
+        this.#downUntil = Math.max(
+          this.#downUntil,
+          now + (timedOut ? this.#timeoutMs : 0) + this.#retryMs,
+        );
+      }
+      throw error;
     } finally {
       clock.clearTimeout(timer);
     }
@@ -679,41 +682,6 @@ function waitsFor(b: Batch, key: string): boolean {
 /** Sends a queued call other than a decision, and answers it with the call's outcome. */
 function sendOp(op: KeyOp): void {
   op.send().then(op.resolve, op.reject);
-}
-
-/**
- * The first word of a Redis error reply that means Redis cannot serve now (loading, busy with a
- * long script, a replica or cluster not ready, out of memory, not authorised): an outage, not a
- * refusal of the call.
- */
-const OUTAGE_CODES = new Set([
-  'LOADING',
-  'BUSY',
-  'MASTERDOWN',
-  'READONLY',
-  'CLUSTERDOWN',
-  'TRYAGAIN',
-  'NOREPLICAS',
-  'MISCONF',
-  'OOM',
-  'NOAUTH',
-  'WRONGPASS',
-  'NOPERM',
-  'NOSCRIPT',
-  'MOVED',
-  'ASK',
-]);
-
-/**
- * isScriptError tells whether `e` is Redis refusing the call itself (an error reply the script
- * raised, or a bad argument: `ReplyError` in ioredis) rather than Redis being unable to serve.
- * Compromise: the line is drawn by the reply's code (see {@link OUTAGE_CODES}); a reply with
- * another code is taken for a refusal.
- */
-function isScriptError(e: unknown): e is Error {
-  if (!(e instanceof Error) || e.name !== 'ReplyError') return false;
-  const code = /^[A-Z]+/.exec(e.message)?.[0];
-  return code === undefined || !OUTAGE_CODES.has(code);
 }
 
 /** How many times a failed release is tried (see {@link RedisStore.release}). */
