@@ -25,37 +25,24 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
-import {
-  restate,
-  type BatchMode,
-  type KeyCache,
-  type KeyReading,
-  type Store,
-  type StoreDecision,
-  type StoreGrant,
-  type StoreRequest,
+import type {
+  BatchMode,
+  KeyCache,
+  KeyReading,
+  Store,
+  StoreDecision,
+  StoreGrant,
+  StoreRequest,
 } from '../store.js';
 import { StoreRejectedError, StoreUnavailableError } from '../errors.js';
 import type { LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { checkUnits } from '../limiter/validate.js';
-import { MemoryStore } from '../memory/memoryStore.js';
 import { freeChannel, keyNames, type RedisKeyNames } from './keys.js';
 import { slotOf } from './slot.js';
 import { storeError } from './storeError.js';
+import { Fallback } from './fallback.js';
 import { SCRIPTS, scriptSources, type ScriptName } from './scripts.js';
-import {
-  readOptions,
-  type RedisStoreOptions,
-  type UnavailablePolicy,
-} from './redisStoreOptions.js';
-
-/** Where a grant was booked: in Redis, by the fail-open policy, or by the insurance store. */
-type Origin = 'redis' | 'open' | 'insurance';
-
-/** A grant of the Redis store; `origin` routes its settle, cancel and release. */
-interface RedisGrant extends StoreGrant {
-  readonly origin?: Origin;
-}
+import { readOptions, type RedisStoreOptions } from './redisStoreOptions.js';
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 type ScriptClient = Record<ScriptName, ScriptFn>;
@@ -72,11 +59,9 @@ export class RedisStore implements Store {
   readonly #channel: string;
   readonly #runtimeTime: boolean;
   readonly #timeoutMs: Ms;
-  readonly #policy: UnavailablePolicy;
-  readonly #fraction: number;
   readonly #retryMs: Ms;
-  readonly #insurance = new MemoryStore();
-  readonly #scaled = new WeakMap<Policy, Policy>();
+  /** What answers while Redis cannot (the `onUnavailable` policy). */
+  readonly #fallback: Fallback;
   readonly #subscribers = new Set<Redis | Cluster>();
   /** What times the calls: the `clock` option, else the system's (useClock), else the system clock. */
   #clock: Clock;
@@ -104,8 +89,7 @@ export class RedisStore implements Store {
     this.#timeoutMs = settings.timeoutMs;
     this.#retryMs = settings.retryMs;
     this.defaultLeaseMs = settings.defaultLeaseMs;
-    this.#policy = settings.policy;
-    this.#fraction = settings.fraction;
+    this.#fallback = new Fallback(settings.policy, settings.fraction);
     this.#clock = settings.clock ?? systemClock;
     this.#ownClock = settings.clock !== undefined;
     const sources = scriptSources();
@@ -446,67 +430,11 @@ export class RedisStore implements Store {
         continue;
       }
       try {
-        e.resolve(this.#fallback(error, e.place.key, e.policy, e.batch, e.mode, e.now));
+        e.resolve(this.#fallback.decide(error, e.place.key, e.policy, e.batch, e.mode, e.now));
       } catch (failure) {
         e.reject(failure);
       }
     }
-  }
-
-  /** Decisions while Redis is unavailable, by the `onUnavailable` policy. */
-  #fallback(
-    error: unknown,
-    key: string,
-    policy: Policy,
-    batch: readonly StoreRequest[],
-    mode: BatchMode,
-    now: Ms,
-  ): StoreDecision[] {
-    if (this.#policy === 'fail-closed') throw error;
-    if (this.#policy === 'fail-open') {
-      return batch.map((r) => ({
-        ok: true,
-        grant: {
-          id: r.id,
-          at: now,
-          units: r.units,
-          slot: r.slot,
-          origin: 'open',
-        } satisfies RedisGrant,
-      }));
-    }
-    const scaled = this.#scale(policy);
-    return this.#insurance.decide(key, scaled, batch, mode, now).map((d) =>
-      d.ok
-        ? {
-            ok: true,
-            grant: {
-              ...restate(d.grant, d.grant.units),
-              origin: 'insurance',
-            } satisfies RedisGrant,
-          }
-        : d,
-    );
-  }
-
-  /** The insurance policy: every limit at `insuranceFraction`, at least 1. */
-  #scale(policy: Policy): Policy {
-    let scaled = this.#scaled.get(policy);
-    if (scaled === undefined) {
-      const f = this.#fraction;
-      scaled = {
-        limits: policy.limits.map((l) => ({
-          ...l,
-          limit: Math.max(1, Math.floor(l.limit * f)),
-          capacity: Math.max(1, Math.floor(l.capacity * f)),
-        })),
-        dimensions: policy.dimensions,
-        concurrency:
-          policy.concurrency === null ? null : Math.max(1, Math.floor(policy.concurrency * f)),
-      };
-      this.#scaled.set(policy, scaled);
-    }
-    return scaled;
   }
 
   /**
@@ -550,14 +478,7 @@ export class RedisStore implements Store {
     free: boolean,
     now: Ms,
   ): Promise<void> {
-    const origin = (grant as RedisGrant).origin;
-    if (origin === 'open') return;
-    if (origin === 'insurance') {
-      const scaled = this.#scale(policy);
-      if (free) this.#insurance.cancel(key, scaled, grant, now);
-      else this.#insurance.settle(key, scaled, grant, actual, now);
-      return;
-    }
+    if (this.#fallback.adjust(key, policy, grant, actual, free, now)) return;
     const args = [
       this.#now(now),
       ...this.#policyArgs(policy),
@@ -575,12 +496,7 @@ export class RedisStore implements Store {
   }
 
   async release(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
-    const origin = (grant as RedisGrant).origin;
-    if (!grant.slot || origin === 'open') return;
-    if (origin === 'insurance') {
-      this.#insurance.release(key, this.#scale(policy), grant, now);
-      return;
-    }
+    if (!grant.slot || this.#fallback.release(key, policy, grant, now)) return;
     await this.#enqueue(key, () => this.#releaseSlot(key, grant.id, now));
   }
 
@@ -624,14 +540,14 @@ export class RedisStore implements Store {
   }
 
   async reset(key: string, now: Ms): Promise<void> {
-    this.#insurance.reset(key);
+    this.#fallback.reset(key);
     await this.#enqueue(key, () =>
       this.#call('reset', 'tollgateReset', key, [this.#channel, key], now),
     );
   }
 
   async pause(key: string, forMs: Ms, now: Ms): Promise<void> {
-    this.#insurance.pause(key, forMs, now);
+    this.#fallback.pause(key, forMs, now);
     await this.#enqueue(key, () =>
       this.#call('pause', 'tollgatePause', key, [this.#now(now), forMs], now),
     );
@@ -639,7 +555,7 @@ export class RedisStore implements Store {
 
   /** sweep drops what the insurance store keeps for keys back at full capacity. */
   sweep(now: Ms): void {
-    this.#insurance.sweep(now);
+    this.#fallback.sweep(now);
   }
 
   /**
