@@ -19,8 +19,8 @@
  *
  * Order: every call of the store (decisions, settles, releases, resets, reads, pauses) waits for
  * the same flush, and the flush sends each key's calls in the order the runtime made them (see
- * {@link RedisStore.#flush}), so Redis applies a key's operations in the runtime's order, as the
- * memory store does.
+ * flushQueue.ts), so Redis applies a key's operations in the runtime's order, as the memory store
+ * does.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
@@ -37,8 +37,9 @@ import type {
 import { StoreRejectedError, StoreUnavailableError } from '../errors.js';
 import type { LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { checkUnits } from '../limiter/validate.js';
-import { freeChannel, keyNames, type RedisKeyNames } from './keys.js';
-import { slotOf } from './slot.js';
+import { freeChannel, keyNames } from './keys.js';
+import { FlushQueue, type Pending } from './flushQueue.js';
+import { placeOf } from './keyPlace.js';
 import { storeError } from './storeError.js';
 import { Fallback } from './fallback.js';
 import { SCRIPTS, scriptSources, type ScriptName } from './scripts.js';
@@ -71,11 +72,8 @@ export class RedisStore implements Store {
   #downUntil = -Infinity;
   #closed = false;
   readonly #cluster: boolean;
-  /** Every call asked for since the last flush, in the order asked (see {@link #flush}). */
-  #queue: Queued[] = [];
-  /** How many of {@link #queue} are not decisions (a flush of decisions alone skips their bookkeeping). */
-  #others = 0;
-  #flushScheduled = false;
+  /** Every call waiting for the next flush, which sends each key's calls in order. */
+  readonly #queue = new FlushQueue((entries) => void this.#decideMany(entries));
 
   /**
    * @throws InvalidArgumentError when an option is invalid (see {@link readOptions}).
@@ -198,9 +196,9 @@ export class RedisStore implements Store {
    * decide queues the request for the next script call: the decisions that the keys of one
    * cluster slot (every key, on a single Redis) ask for before the store's flush runs (a
    * microtask queued by the first of them: the code running now, and promise callbacks queued
-   * ahead of the flush) go to Redis in one call of `decide.lua`, up to {@link MAX_KEYS_PER_CALL}
-   * keys each. A key has at most one decide in
-   * flight (its actor waits for the answer), so a call never holds one key twice.
+   * ahead of the flush) go to Redis in one call of `decide.lua`, up to MAX_KEYS_PER_CALL keys each
+   * (see flushQueue.ts). A key has at most one decide in flight (its actor waits for the answer),
+   * so a call never holds one key twice.
    *
    * Rejects with InvalidArgumentError, and sends nothing for the key, when a request's units have
    * not one amount per limit of `policy`.
@@ -220,127 +218,14 @@ export class RedisStore implements Store {
         reject(e);
         return;
       }
-      const place = this.#place(key, cache);
-      this.#queue.push({ kind: DECIDE, place, policy, batch, mode, now, resolve, reject });
-      this.#schedule();
+      const place = placeOf(this, this.#prefix, this.#cluster, key, cache);
+      this.#queue.queueDecision(place, policy, batch, mode, now, resolve, reject);
     });
-  }
-
-  /**
-   * enqueue queues a call on `key` other than a decision for the next flush, and answers with
-   * what `send` (which issues the call when the flush runs it) answers.
-   */
-  #enqueue<T>(key: string, send: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const op: KeyOp = {
-        kind: OTHER,
-        key,
-        send,
-        resolve: resolve as (value: unknown) => void,
-        reject,
-      };
-      this.#queue.push(op);
-      this.#others++;
-      this.#schedule();
-    });
-  }
-
-  #schedule(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    // A microtask, not setImmediate: the callers an answer wakes ask again in its promise
-    // callbacks, and their requests leave as soon as that answer is handled, while Redis runs
-    // the calls sent before. With setImmediate, the answers that arrived together (and their
-    // callers' next requests) merged into one call per turn of the event loop. Measured with
-    // the bench's workload: ~1.1 other calls in flight at each send with setImmediate (~44
-    // grants per call), ~2.4 with a microtask (~24 per call), and about 10% more grants/s.
-    queueMicrotask(() => this.#flush());
-  }
-
-  /**
-   * The key's Redis names and cluster slot, kept in the key actor's cache slot when there is one
-   * (otherwise a few strings and an object per decision, and a CRC16 on a Cluster).
-   */
-  #place(key: string, cache: KeyCache | undefined): KeyPlace {
-    const held = cache?.storeEntry;
-    if (held instanceof KeyPlace && held.store === this && held.key === key) return held;
-    const names = keyNames(this.#prefix, key);
-    const place = new KeyPlace(this, key, names, this.#cluster ? slotOf(names.state) : 0);
-    if (cache !== undefined) cache.storeEntry = place;
-    return place;
-  }
-
-  /**
-   * flush sends everything queued since the last flush, so that each key's calls reach Redis in
-   * the order they were made. One connection (per cluster node, and a key's calls all go to its
-   * slot's node) runs commands in the order they are written, and each call is written when it
-   * is issued, so issuing in the right order is enough:
-   * - decisions go into one `decide.lua` call per cluster slot, up to {@link MAX_KEYS_PER_CALL}
-   *   keys (the batch being built; a full one is sent and another begun);
-   * - any other call on a key that has a decision in the batch being built is sent right after
-   *   that batch; any other call (its key has none there) is sent at once, which is after every
-   *   earlier call of its key.
-   * So a decision is never split from its batch for another key's call. With `closing`, the
-   * decisions are refused (a closed store grants nothing) and the other calls still sent.
-   *
-   * Compromise: after SCRIPT FLUSH, ioredis sends a script again as EVAL when Redis answers
-   * NOSCRIPT, behind whatever was written meanwhile; a key's calls made in that window may run
-   * out of order once. A reset or restart of Redis loses the keys anyway.
-   */
-  #flush(closing = false): void {
-    this.#flushScheduled = false;
-    // A new array per flush: the next flush's queue must not keep what this one handled alive.
-    const queue = this.#queue;
-    const others = this.#others;
-    this.#queue = [];
-    this.#others = 0;
-    // A new Map per flush, not clear(): V8 links a cleared Map's table to its successor (for live
-    // iterators), so once one table was promoted to the old generation (a full GC while requests
-    // were pending is enough), each dead table kept the next one, and every request it held, alive
-    // through minor GCs. Measured with a throwaway driver calling decide directly (the bench's
-    // keys and callers) after a full GC: ~500 MB promoted per 10 s and ~8.6 µs of Node CPU per
-    // grant with clear(); ~140 MB and ~4 µs with a new Map.
-    const open = new Map<number, Batch>();
-    // Which batch each key's decision is in: needed only when other calls are queued too.
-    const batchOf = others > 0 ? new Map<string, Batch>() : undefined;
-    for (const q of queue) {
-      if (q.kind === DECIDE) {
-        if (closing) {
-          q.reject(new StoreUnavailableError('the redis store is closed'));
-          continue;
-        }
-        const group = q.place.group;
-        let b = open.get(group);
-        // A second decision of one key in a batch (never from the runtime, which has one in
-        // flight per key) goes in the next batch when a call of that key waits between them.
-        const split =
-          b !== undefined && batchOf?.get(q.place.key) === b && waitsFor(b, q.place.key);
-        if (b === undefined || b.entries.length === MAX_KEYS_PER_CALL || split) {
-          if (b !== undefined) this.#sendBatch(b);
-          b = { entries: [], after: [], sent: false };
-          open.set(group, b);
-        }
-        b.entries.push(q);
-        batchOf?.set(q.place.key, b);
-      } else {
-        const b = batchOf?.get(q.key);
-        if (b !== undefined && !b.sent) b.after.push(q);
-        else sendOp(q);
-      }
-    }
-    for (const b of open.values()) this.#sendBatch(b);
-  }
-
-  /** Sends a batch of decisions, then the calls that wait for it. */
-  #sendBatch(b: Batch): void {
-    b.sent = true;
-    void this.#decideMany(b.entries);
-    for (const op of b.after) sendOp(op);
   }
 
   /**
    * One `decide.lua` call for `entries` (keys of one slot); each entry is answered on its own.
-   * The call is issued before the first `await` (see {@link #flush}).
+   * The call is issued before the first `await` (see {@link FlushQueue.flush}).
    */
   async #decideMany(entries: readonly Pending[]): Promise<void> {
     const now = entries[0]!.now;
@@ -492,12 +377,12 @@ export class RedisStore implements Store {
     for (const u of actual) args.push(u);
     for (let i = 0; i < policy.limits.length; i++) args.push(grant.marks?.[i] ?? 0);
     args.push(key);
-    await this.#enqueue(key, () => this.#call(op, 'tollgateSettle', key, args, now));
+    await this.#queue.enqueue(key, () => this.#call(op, 'tollgateSettle', key, args, now));
   }
 
   async release(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
     if (!grant.slot || this.#fallback.release(key, policy, grant, now)) return;
-    await this.#enqueue(key, () => this.#releaseSlot(key, grant.id, now));
+    await this.#queue.enqueue(key, () => this.#releaseSlot(key, grant.id, now));
   }
 
   /**
@@ -524,7 +409,7 @@ export class RedisStore implements Store {
 
   async read(key: string, policy: Policy, now: Ms): Promise<KeyReading> {
     const args = [this.#now(now), ...this.#policyArgs(policy)];
-    const r = await this.#enqueue(key, () =>
+    const r = await this.#queue.enqueue(key, () =>
       this.#call<number[]>('read', 'tollgateRead', key, args, now),
     );
     const limits = policy.limits.map((l, i): LimitReading => ({
@@ -541,14 +426,14 @@ export class RedisStore implements Store {
 
   async reset(key: string, now: Ms): Promise<void> {
     this.#fallback.reset(key);
-    await this.#enqueue(key, () =>
+    await this.#queue.enqueue(key, () =>
       this.#call('reset', 'tollgateReset', key, [this.#channel, key], now),
     );
   }
 
   async pause(key: string, forMs: Ms, now: Ms): Promise<void> {
     this.#fallback.pause(key, forMs, now);
-    await this.#enqueue(key, () =>
+    await this.#queue.enqueue(key, () =>
       this.#call('pause', 'tollgatePause', key, [this.#now(now), forMs], now),
     );
   }
@@ -582,22 +467,11 @@ export class RedisStore implements Store {
    * resets…), except decisions, which are refused; later calls reject. The client is not closed.
    */
   async close(): Promise<void> {
-    if (!this.#closed && this.#queue.length > 0) this.#flush(true);
+    if (!this.#closed && this.#queue.length > 0) this.#queue.flush(true);
     this.#closed = true;
     for (const sub of this.#subscribers) sub.disconnect();
     this.#subscribers.clear();
   }
-}
-
-/** Whether a call of `key` waits for batch `b`. */
-function waitsFor(b: Batch, key: string): boolean {
-  for (const op of b.after) if (op.key === key) return true;
-  return false;
-}
-
-/** Sends a queued call other than a decision, and answers it with the call's outcome. */
-function sendOp(op: KeyOp): void {
-  op.send().then(op.resolve, op.reject);
 }
 
 /** How many times a failed release is tried (see {@link RedisStore.release}). */
@@ -608,57 +482,6 @@ const MODE_LETTER: Readonly<Record<BatchMode, readonly [string, string]>> = {
   queue: ['q', 'Q'],
   each: ['e', 'E'],
 };
-
-/** The most keys one `decide.lua` call decides (Redis runs a script to completion, alone). */
-const MAX_KEYS_PER_CALL = 64;
-
-/** Where a key lives in Redis, for {@link RedisStore} (kept in the key's {@link KeyCache}). */
-class KeyPlace {
-  constructor(
-    readonly store: RedisStore,
-    readonly key: string,
-    readonly names: RedisKeyNames,
-    /** The cluster slot of its names (0 on a single Redis: one group). */
-    readonly group: number,
-  ) {}
-}
-
-/** The kinds of {@link Queued}. */
-const DECIDE = 0;
-const OTHER = 1;
-
-/** One key's decision waiting for the next script call. */
-interface Pending {
-  readonly kind: typeof DECIDE;
-  readonly place: KeyPlace;
-  readonly policy: Policy;
-  readonly batch: readonly StoreRequest[];
-  readonly mode: BatchMode;
-  readonly now: Ms;
-  resolve(decisions: StoreDecision[]): void;
-  reject(error: unknown): void;
-}
-
-/** Any other call on one key waiting for the flush; `send` issues it. */
-interface KeyOp {
-  readonly kind: typeof OTHER;
-  readonly key: string;
-  send(): Promise<unknown>;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-}
-
-/** What waits for the next flush, in the order it was asked for. */
-type Queued = Pending | KeyOp;
-
-/** A decide call being built by a flush, and the calls that must follow it. */
-interface Batch {
-  readonly entries: Pending[];
-  /** Calls on keys of `entries`, made after their decisions: sent right after the batch. */
-  readonly after: KeyOp[];
-  /** Whether the batch was sent: later calls of its keys go at once. */
-  sent: boolean;
-}
 
 /**
  * readDecisions answers `e` from the flat reply of `decide.lua` (see its header), starting at
