@@ -42,11 +42,10 @@ import { FlushQueue, type Pending } from './flushQueue.js';
 import { placeOf } from './keyPlace.js';
 import { storeError } from './storeError.js';
 import { Fallback } from './fallback.js';
-import { SCRIPTS, scriptSources, type ScriptName } from './scripts.js';
+import { defineScripts, type ScriptClient, type ScriptName } from './scripts.js';
+import { decideArgs, readDecisions } from './decideCall.js';
+import { policyArgs } from './policyArgs.js';
 import { readOptions, type RedisStoreOptions } from './redisStoreOptions.js';
-
-type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
-type ScriptClient = Record<ScriptName, ScriptFn>;
 
 /** RedisStore is the Redis {@link Store}; create one with {@link redisStore}. */
 export class RedisStore implements Store {
@@ -90,16 +89,7 @@ export class RedisStore implements Store {
     this.#fallback = new Fallback(settings.policy, settings.fraction);
     this.#clock = settings.clock ?? systemClock;
     this.#ownClock = settings.clock !== undefined;
-    const sources = scriptSources();
-    const client = this.#client as unknown as Record<string, unknown>;
-    for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
-      if (typeof client[name] !== 'function') {
-        // decide takes two keys per tollgate key it decides, so its key count is per call.
-        const keys = name === 'tollgateDecide' ? {} : { numberOfKeys: 2 };
-        this.#client.defineCommand(name, { ...keys, lua: sources[name] });
-      }
-    }
-    this.#run = this.#client as unknown as ScriptClient;
+    this.#run = defineScripts(this.#client);
     this.#cluster = (this.#client as { isCluster?: boolean }).isCluster === true;
   }
 
@@ -178,20 +168,6 @@ export class RedisStore implements Store {
     }
   }
 
-  /** The policy in the layout the scripts read (see `read_policy` in lua/keyState.lua). */
-  #policyArgs(policy: Policy): (string | number)[] {
-    const args: (string | number)[] = [policy.limits.length];
-    for (const l of policy.limits) {
-      args.push(
-        l.name,
-        l.algorithm === 'token-bucket' ? 't' : l.algorithm === 'fixed-window' ? 'f' : 's',
-      );
-      args.push(l.limit, l.intervalMs, l.capacity);
-    }
-    args.push(policy.concurrency ?? -1);
-    return args;
-  }
-
   /**
    * decide queues the request for the next script call: the decisions that the keys of one
    * cluster slot (every key, on a single Redis) ask for before the store's flush runs (a
@@ -237,41 +213,7 @@ export class RedisStore implements Store {
       this.#answerFailure(entries, error);
       return;
     }
-    const keys: string[] = [];
-    const ownTime = this.#runtimeTime;
-    const policies: Policy[] = [];
-    const ids: string[] = [];
-    // The groups go in one argument (see decide.lua): a few hundred short arguments cost ioredis
-    // and Redis more than their text does in one.
-    let groups = '';
-    for (const e of entries) {
-      // Slot fields (id, slot, lease) go only with a policy that counts slots, or a request
-      // holding one from an earlier policy: most calls carry just the amounts.
-      const slotted = e.policy.concurrency !== null || e.batch.some((r) => r.slot);
-      keys.push(e.place.names.state);
-      if (slotted) keys.push(e.place.names.slots);
-      let p = policies.indexOf(e.policy);
-      if (p < 0) p = policies.push(e.policy) - 1;
-      if (ownTime) groups += `${e.now},`;
-      groups += `${MODE_LETTER[e.mode][slotted ? 1 : 0]},${p + 1},${e.batch.length}`;
-      for (const r of e.batch) {
-        for (const u of r.units) groups += `,${u}`;
-        if (slotted) {
-          ids.push(r.id);
-          groups += r.slot ? ',1,' : ',0,';
-          groups += r.leaseMs ?? -1;
-        }
-      }
-      groups += ',';
-    }
-    const args: (string | number)[] = [
-      keys.length,
-      ...keys,
-      ownTime ? 'each' : '',
-      policies.length,
-    ];
-    for (const p of policies) args.push(...this.#policyArgs(p));
-    args.push(...ids, groups);
+    const args = decideArgs(entries, this.#runtimeTime);
     let reply: (number | string)[];
     try {
       reply = await this.#send<(number | string)[]>('decide', 'tollgateDecide', args, now);
@@ -366,7 +308,7 @@ export class RedisStore implements Store {
     if (this.#fallback.adjust(key, policy, grant, actual, free, now)) return;
     const args = [
       this.#now(now),
-      ...this.#policyArgs(policy),
+      ...policyArgs(policy),
       grant.id,
       grant.at,
       grant.epoch ?? '',
@@ -408,7 +350,7 @@ export class RedisStore implements Store {
   }
 
   async read(key: string, policy: Policy, now: Ms): Promise<KeyReading> {
-    const args = [this.#now(now), ...this.#policyArgs(policy)];
+    const args = [this.#now(now), ...policyArgs(policy)];
     const r = await this.#queue.enqueue(key, () =>
       this.#call<number[]>('read', 'tollgateRead', key, args, now),
     );
@@ -476,52 +418,6 @@ export class RedisStore implements Store {
 
 /** How many times a failed release is tried (see {@link RedisStore.release}). */
 const RELEASE_ATTEMPTS = 3;
-
-/** decide.lua's mode letter of a batch mode, without and with slot fields (see its header). */
-const MODE_LETTER: Readonly<Record<BatchMode, readonly [string, string]>> = {
-  queue: ['q', 'Q'],
-  each: ['e', 'E'],
-};
-
-/**
- * readDecisions answers `e` from the flat reply of `decide.lua` (see its header), starting at
- * index `at`, and returns the index after this key's part.
- */
-function readDecisions(e: Pending, reply: readonly (number | string)[], at: number): number {
-  const n = e.policy.limits.length;
-  // Marks are kept only for a policy with a token bucket, as the core does (GrantRecord.marks).
-  const marked = e.policy.limits.some((l) => l.algorithm === 'token-bucket');
-  const count = reply[at++] as number;
-  const out: StoreDecision[] = [];
-  for (let i = 0; i < count; i++) {
-    const req = e.batch[i]!;
-    if (reply[at] === 1) {
-      const grantAt = reply[at + 1] as number;
-      const epoch = reply[at + 2] as number;
-      const grant: StoreGrant = marked
-        ? {
-            id: req.id,
-            at: grantAt,
-            units: req.units,
-            slot: req.slot,
-            marks: reply.slice(at + 3, at + 3 + n) as number[],
-            epoch,
-          }
-        : { id: req.id, at: grantAt, units: req.units, slot: req.slot, epoch };
-      out.push({ ok: true, grant });
-      at += 3 + n;
-    } else {
-      out.push({
-        ok: false,
-        retryAfterMs: reply[at + 1] as number,
-        limit: reply[at + 2] as string,
-      });
-      at += 3;
-    }
-  }
-  e.resolve(out);
-  return at;
-}
 
 /**
  * redisStore creates a {@link RedisStore} for `createLimiterSystem({ store })`.

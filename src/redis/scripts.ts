@@ -1,14 +1,16 @@
 /**
  * The Lua scripts of the Redis store, read from `lua/*.lua` next to this file (the build copies
- * them to `dist/redis/lua`). The shared Lua ({@link COMMON_FILES}: the arithmetic, the clock and
- * epochs, the key's state) is prepended, in order, to the scripts that use it, so each script sent
- * to Redis is self-contained and atomic.
+ * them to `dist/redis/lua`), and their registration on a client ({@link defineScripts}). The
+ * shared Lua ({@link COMMON_FILES}: the arithmetic, the clock and epochs, the key's state) is
+ * prepended, in order, to the scripts that use it, so each script sent to Redis is self-contained
+ * and atomic.
  *
  * They are registered on the client with ioredis `defineCommand`: it sends EVALSHA, and when Redis
  * answers NOSCRIPT (after SCRIPT FLUSH or a restart) it sends the script with EVAL, which loads it
  * again. No recovery code of ours is needed, and a test flushes scripts to prove it.
  */
 import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
 
 /** SCRIPTS are the commands defined on a client, by the name the store calls them with. */
 export const SCRIPTS = {
@@ -30,6 +32,11 @@ export const COMMON_FILES = ['arithmetic.lua', 'clock.lua', 'keyState.lua'] as c
 /** ScriptName is the name of one of {@link SCRIPTS}. */
 export type ScriptName = keyof typeof SCRIPTS;
 
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+/** ScriptClient is a client on which {@link defineScripts} defined the scripts, by name. */
+export type ScriptClient = Record<ScriptName, ScriptFn>;
+
 function readLua(file: string): string {
   return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 }
@@ -45,4 +52,22 @@ export function scriptSources(): Record<ScriptName, string> {
     out[name as ScriptName] = (withCommon ? common + '\n' : '') + readLua(file);
   }
   return (sources = out);
+}
+
+/**
+ * defineScripts defines every script of {@link SCRIPTS} on `client` that it does not have yet
+ * (another store on the same client may have defined them), and returns the client as a
+ * {@link ScriptClient}.
+ */
+export function defineScripts(client: Redis | Cluster): ScriptClient {
+  const lua = scriptSources();
+  const defined = client as unknown as Record<string, unknown>;
+  for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+    if (typeof defined[name] !== 'function') {
+      // decide takes two keys per tollgate key it decides, so its key count is per call.
+      const keys = name === 'tollgateDecide' ? {} : { numberOfKeys: 2 };
+      client.defineCommand(name, { ...keys, lua: lua[name] });
+    }
+  }
+  return client as unknown as ScriptClient;
 }
