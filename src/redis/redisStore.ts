@@ -24,7 +24,6 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
-import { systemClock } from '../clock.js';
 import type {
   BatchMode,
   KeyCache,
@@ -40,9 +39,9 @@ import { checkUnits } from '../limiter/validate.js';
 import { freeChannel, keyNames } from './keys.js';
 import { FlushQueue, type Pending } from './flushQueue.js';
 import { placeOf } from './keyPlace.js';
-import { storeError } from './storeError.js';
 import { Fallback } from './fallback.js';
-import { defineScripts, type ScriptClient, type ScriptName } from './scripts.js';
+import type { ScriptName } from './scripts.js';
+import { ScriptRunner } from './scriptRunner.js';
 import { decideArgs, readDecisions } from './decideCall.js';
 import { policyArgs } from './policyArgs.js';
 import { readOptions, type RedisStoreOptions } from './redisStoreOptions.js';
@@ -54,22 +53,14 @@ export class RedisStore implements Store {
   /** The lease of a slot whose limiter sets none (`leaseTtl`); the runtime applies it. */
   readonly defaultLeaseMs: Ms;
   readonly #client: Redis | Cluster;
-  readonly #run: ScriptClient;
+  /** Sends the scripts: the timeout, whether Redis is down, whether the store is closed. */
+  readonly #runner: ScriptRunner;
   readonly #prefix: string;
   readonly #channel: string;
   readonly #runtimeTime: boolean;
-  readonly #timeoutMs: Ms;
-  readonly #retryMs: Ms;
   /** What answers while Redis cannot (the `onUnavailable` policy). */
   readonly #fallback: Fallback;
   readonly #subscribers = new Set<Redis | Cluster>();
-  /** What times the calls: the `clock` option, else the system's (useClock), else the system clock. */
-  #clock: Clock;
-  /** Whether the `clock` option was given: then the system's clock does not replace it. */
-  readonly #ownClock: boolean;
-  /** The instant (runtime clock) before which Redis is not asked again after a failure. */
-  #downUntil = -Infinity;
-  #closed = false;
   readonly #cluster: boolean;
   /** Every call waiting for the next flush, which sends each key's calls in order. */
   readonly #queue = new FlushQueue((entries) => void this.#decideMany(entries));
@@ -83,13 +74,9 @@ export class RedisStore implements Store {
     this.#prefix = settings.prefix;
     this.#channel = freeChannel(this.#prefix);
     this.#runtimeTime = settings.runtimeTime;
-    this.#timeoutMs = settings.timeoutMs;
-    this.#retryMs = settings.retryMs;
     this.defaultLeaseMs = settings.defaultLeaseMs;
     this.#fallback = new Fallback(settings.policy, settings.fraction);
-    this.#clock = settings.clock ?? systemClock;
-    this.#ownClock = settings.clock !== undefined;
-    this.#run = defineScripts(this.#client);
+    this.#runner = new ScriptRunner(settings);
     this.#cluster = (this.#client as { isCluster?: boolean }).isCluster === true;
   }
 
@@ -98,9 +85,12 @@ export class RedisStore implements Store {
     return this.#prefix;
   }
 
-  /** Whether the store is answering by its `onUnavailable` policy at `now` (after a failure). */
+  /**
+   * isDegraded tells whether the store answers by its `onUnavailable` policy at `now` (after a
+   * failure).
+   */
   isDegraded(now: Ms): boolean {
-    return now < this.#downUntil;
+    return this.#runner.isDown(now);
   }
 
   /**
@@ -108,7 +98,7 @@ export class RedisStore implements Store {
    * own (`clock` option), which it keeps.
    */
   useClock(clock: Clock): void {
-    if (!this.#ownClock) this.#clock = clock;
+    this.#runner.useClock(clock);
   }
 
   #now(now: Ms): string {
@@ -116,10 +106,10 @@ export class RedisStore implements Store {
   }
 
   /**
-   * call runs one script on one key with the store's timeout (see #send). Only decisions are
-   * short-circuited while Redis is marked down: settles, releases and cancels are always tried,
-   * since skipping them would leak what the grants hold. It issues the command before it
-   * returns (see {@link #send}).
+   * call runs one script on one key with the store's timeout (see {@link ScriptRunner.send}).
+   * Only decisions are short-circuited while Redis is marked down: settles, releases and cancels
+   * are always tried, since skipping them would leak what the grants hold. It issues the command
+   * before it returns.
    */
   #call<T>(
     op: string,
@@ -129,43 +119,7 @@ export class RedisStore implements Store {
     now: Ms,
   ): Promise<T> {
     const names = keyNames(this.#prefix, key);
-    return this.#send<T>(op, name, [names.state, names.slots, ...args], now);
-  }
-
-  /**
-   * send runs one script (its keys first in `args`) under the store's timeout. The command is
-   * issued synchronously, before the first `await`: the flush relies on it for the order of a
-   * key's calls. A failure or a timeout marks Redis down for `retryInterval` from when it was
-   * noticed, and rejects with a StoreUnavailableError. An error the script itself raised is an
-   * answer, not an outage: it rejects with a StoreRejectedError and marks nothing (see
-   * storeError.ts).
-   */
-  async #send<T>(op: string, name: ScriptName, args: (string | number)[], now: Ms): Promise<T> {
-    if (this.#closed) throw new StoreUnavailableError('the redis store is closed');
-    const clock = this.#clock;
-    let timedOut = false;
-    let timer: unknown;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = clock.setTimeout(() => {
-        timedOut = true;
-        reject(new StoreUnavailableError(`redis did not answer within ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
-    });
-    try {
-      return (await Promise.race([this.#run[name](...args), timeout])) as T;
-    } catch (e) {
-      const { error, outage } = storeError(op, e, timedOut);
-      if (outage) {
-        // `now` is when the call started: a timeout was noticed timeoutMs later.
-        this.#downUntil = Math.max(
-          this.#downUntil,
-          now + (timedOut ? this.#timeoutMs : 0) + this.#retryMs,
-        );
-      }
-      throw error;
-    } finally {
-      clock.clearTimeout(timer);
-    }
+    return this.#runner.send<T>(op, name, [names.state, names.slots, ...args], now);
   }
 
   /**
@@ -205,9 +159,10 @@ export class RedisStore implements Store {
    */
   async #decideMany(entries: readonly Pending[]): Promise<void> {
     const now = entries[0]!.now;
-    if (this.#closed || now < this.#downUntil) {
+    const closed = this.#runner.closed;
+    if (closed || this.#runner.isDown(now)) {
       // Not sent: the policy answers (a closed store grants nothing, whatever its policy).
-      const error = this.#closed
+      const error = closed
         ? new StoreUnavailableError('the redis store is closed')
         : new StoreUnavailableError('redis failed recently; retrying after retryInterval');
       this.#answerFailure(entries, error);
@@ -216,7 +171,7 @@ export class RedisStore implements Store {
     const args = decideArgs(entries, this.#runtimeTime);
     let reply: (number | string)[];
     try {
-      reply = await this.#send<(number | string)[]>('decide', 'tollgateDecide', args, now);
+      reply = await this.#runner.send<(number | string)[]>('decide', 'tollgateDecide', args, now);
     } catch (error) {
       // The call may have run, or run in part (a script that fails keeps what it wrote before),
       // or may still run (a timeout): give back any slot it booked before anyone is answered, so
@@ -242,7 +197,7 @@ export class RedisStore implements Store {
       for (const r of e.batch) if (r.slot) (ids ??= []).push(r.id);
       if (ids === undefined) continue;
       const { names, key } = e.place;
-      this.#run
+      this.#runner.scripts
         .tollgateRelease(names.state, names.slots, this.#channel, key, ...ids)
         .catch(() => {});
     }
@@ -252,7 +207,7 @@ export class RedisStore implements Store {
   #answerFailure(entries: readonly Pending[], error: unknown): void {
     for (const e of entries) {
       // A closed store grants nothing, whatever its policy; a rejection is no outage.
-      if (this.#closed || error instanceof StoreRejectedError) {
+      if (this.#runner.closed || error instanceof StoreRejectedError) {
         e.reject(error);
         continue;
       }
@@ -340,11 +295,10 @@ export class RedisStore implements Store {
         await this.#call('release', 'tollgateRelease', key, [this.#channel, key, id], now);
         return;
       } catch (e) {
-        if (attempt >= RELEASE_ATTEMPTS || this.#closed || e instanceof StoreRejectedError) throw e;
-        const clock = this.#clock;
-        await new Promise<void>((r) => {
-          (clock.setHousekeepingTimeout ?? clock.setTimeout).call(clock, r, this.#retryMs);
-        });
+        if (attempt >= RELEASE_ATTEMPTS || this.#runner.closed || e instanceof StoreRejectedError) {
+          throw e;
+        }
+        await this.#runner.waitRetryInterval();
       }
     }
   }
@@ -409,8 +363,8 @@ export class RedisStore implements Store {
    * resets…), except decisions, which are refused; later calls reject. The client is not closed.
    */
   async close(): Promise<void> {
-    if (!this.#closed && this.#queue.length > 0) this.#queue.flush(true);
-    this.#closed = true;
+    if (!this.#runner.closed && this.#queue.length > 0) this.#queue.flush(true);
+    this.#runner.close();
     for (const sub of this.#subscribers) sub.disconnect();
     this.#subscribers.clear();
   }
