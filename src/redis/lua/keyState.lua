@@ -11,9 +11,9 @@
 --                   a header of four doubles: the latest instant the key was advanced to (time
 --                   never goes back), the instant the string expires (renewed, with slack, only
 --                   when too soon), the instant a pause ends (0: none), the state's epoch (see
---                   clock.lua); then one record per limit: its algorithm, its name and its state (see
---                   pack_record). The name ':v3' marks this layout (':v2' had no epoch): a build
---                   with another layout reads none of it.
+--                   clock.lua); then one record per limit: its algorithm, its name and its
+--                   state (see pack_record). The name ':v3' marks this layout (':v2' had no
+--                   epoch): a build with another layout reads none of it.
 --   kc (KEYS[2])  zset:  concurrency slots held: member = grant id, score = instant the lease ends
 --                   (LEASE_NONE for a slot without a lease TTL)
 -- One string read and written whole is the cheapest layout measured here: a hash costs more per
