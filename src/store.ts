@@ -59,9 +59,31 @@ export function restate(g: StoreGrant, units: Units, slot: boolean = g.slot): St
  * reframe restates a record booked under the policy `from` in the terms of `to` (after
  * `setLimits`): `units` compiled for `to`, and its marks carried over by limit name (see
  * `remapMarks`), so a refund never reads the mark of another limit.
+ *
+ * On a limit of `to` that the grant did not book on (a new name, or one whose algorithm or window
+ * interval changed, so its state started anew), the record says `min(units, actual)`: a settle
+ * to `actual` then gives nothing back there (the grant holds nothing in it) and charges only
+ * what `actual` exceeds the estimate by. Found by the model-based test: a settle gave back
+ * capacity on a limit added after the grant.
  */
-export function reframe(g: StoreGrant, from: Policy, to: Policy, units: Units): StoreGrant {
-  return record(g, units, g.slot, remapMarks(from, to, g.marks));
+export function reframe(
+  g: StoreGrant,
+  from: Policy,
+  to: Policy,
+  units: Units,
+  actual: Units,
+): StoreGrant {
+  const booked = units.map((u, i) => {
+    const limit = to.limits[i]!;
+    const kept = from.limits.some(
+      (l) =>
+        l.name === limit.name &&
+        l.algorithm === limit.algorithm &&
+        (l.algorithm === 'token-bucket' || l.intervalMs === limit.intervalMs),
+    );
+    return kept ? u : Math.min(u, actual[i] ?? 0);
+  });
+  return record(g, booked, g.slot, remapMarks(from, to, g.marks));
 }
 
 function record(

@@ -97,7 +97,7 @@ export class Grant implements GrantHandle {
       throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was already settled`);
     const policy = this.#owner.policy;
     const units = compileCost(policy, mergeActual(this.#cost, actual), 'settle', false);
-    this.#reframe(policy);
+    this.#reframe(policy, units);
     this.#settled = true;
     return this.#send((done) => ({ type: 'settle', grant: this, actual: units, done }));
   }
@@ -152,7 +152,11 @@ export class Grant implements GrantHandle {
       );
     this.#cancelled = true;
     if (this.permit !== null && !this.permit.isEnded) this.permit.cancel();
-    this.#reframe(this.#owner.policy);
+    const policy = this.#owner.policy;
+    this.#reframe(
+      policy,
+      policy.limits.map(() => 0),
+    );
     return this.#send((done) => ({ type: 'cancel', grant: this, done }));
   }
 
@@ -160,7 +164,7 @@ export class Grant implements GrantHandle {
    * When the limits changed since the grant, restate what it booked in the new policy's terms
    * (its units, and its marks by limit name), so the store never reads another limit's numbers.
    */
-  #reframe(policy: Policy): void {
+  #reframe(policy: Policy, actual: Units): void {
     if (policy === this.#policy) return;
     let units: Units;
     try {
@@ -168,7 +172,7 @@ export class Grant implements GrantHandle {
     } catch {
       units = policy.limits.map(() => 0); // the new limits no longer count its cost: nothing to give back
     }
-    this.record = reframe(this.record, this.#policy, policy, units);
+    this.record = reframe(this.record, this.#policy, policy, units, actual);
   }
 
   /** `using grant = await limiter.acquire(…)` releases the slot at the end of the block. */

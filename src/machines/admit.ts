@@ -56,7 +56,8 @@ function decideNow<G extends GrantHandle>(
   now: Ms,
   scope: Scope<G>,
 ): StoreDecision | null {
-  const { store, policy } = ctx.rt;
+  const { store } = ctx.rt;
+  const { policy } = ctx;
   try {
     return store.decideOne !== undefined
       ? store.decideOne(ctx.storeKey, policy, w, now, ctx)
@@ -76,9 +77,7 @@ export function onAcquire<G extends GrantHandle>(
   scope: Scope<G>,
 ): void {
   if (w.state !== WaiterState.Pending) return; // aborted before the mailbox got to it
-  w.arrivedAt = now;
-  // Timeout 0 is decided once instead (`once`): a deadline of now would expire it unasked.
-  if (w.timeoutMs !== Infinity && w.timeoutMs > 0) w.deadline = now + w.timeoutMs;
+  arrive(w, now);
   if (ctx.closed) {
     w.fail(new LimiterClosedError());
     return;
@@ -122,6 +121,18 @@ export function onAcquire<G extends GrantHandle>(
   }
 }
 
+/**
+ * arrive stamps the waiter's arrival and deadline, once (a waiter held while a batch was in
+ * flight arrived when it was held). Timeout 0 is decided once instead (`once`): a deadline of
+ * `now` would expire it unasked.
+ */
+export function arrive<G extends GrantHandle>(w: Waiter<G>, now: Ms): void {
+  if (w.arrived) return;
+  w.arrived = true;
+  w.arrivedAt = now;
+  if (w.timeoutMs !== Infinity && w.timeoutMs > 0) w.deadline = now + w.timeoutMs;
+}
+
 function enqueue<G extends GrantHandle>(
   ctx: KeyContext<G>,
   w: Waiter<G>,
@@ -144,7 +155,8 @@ function enqueue<G extends GrantHandle>(
  * place in the queue): only reservations ask.
  */
 function estimate<G extends GrantHandle>(ctx: KeyContext<G>, w: Waiter<G>, now: Ms): Ms | null {
-  const { store, policy } = ctx.rt;
+  const { store } = ctx.rt;
+  const { policy } = ctx;
   if (store.estimate === undefined) {
     return ctx.queue.head() === w && ctx.wakeAt !== Infinity ? ctx.wakeAt - now : null;
   }

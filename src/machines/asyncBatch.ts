@@ -24,7 +24,8 @@ export function sendBatch<G extends GrantHandle>(
   now: Ms,
   scope: Scope<G>,
 ): void {
-  const { store, policy } = ctx.rt;
+  const { store } = ctx.rt;
+  const { policy } = ctx;
   const waiters: Waiter<G>[] = [];
   for (const w of ctx.queue.take(MAX_BATCH)) if (compileFor(ctx, w, now, scope)) waiters.push(w);
   if (waiters.length === 0) return;
@@ -86,7 +87,7 @@ export function decided<G extends GrantHandle>(
       if (t !== ctx.wakeHead) refuseOnce(ctx, t, wait, QUEUED, now, scope);
   }
   // Waiters sent but not decided keep units of the batch's policy: bring them under the new one.
-  if (batch.policy !== ctx.rt.policy)
+  if (batch.policy !== ctx.policy)
     for (const w of batch.waiters) if (w.queued) compileFor(ctx, w, now, scope);
 }
 

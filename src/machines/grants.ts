@@ -23,7 +23,7 @@ export function grantTo<G extends GrantHandle>(
   record: StoreGrant,
   now: Ms,
   scope: Scope<G>,
-  policy: Policy = ctx.rt.policy,
+  policy: Policy = ctx.policy,
 ): void {
   ctx.queue.remove(w);
   const grant = ctx.rt.makeGrant(ctx.key, ctx.storeKey, record, w.cost, policy);
@@ -113,7 +113,7 @@ export function compileFor<G extends GrantHandle>(
   now: Ms,
   scope: Scope<G>,
 ): boolean {
-  const { policy } = ctx.rt;
+  const { policy } = ctx;
   if (w.policy === policy) return w.state === WaiterState.Pending;
   try {
     w.units = compileCost(policy, w.cost);
@@ -128,7 +128,7 @@ export function compileFor<G extends GrantHandle>(
 /** addLease records that `grant`'s slot is given back at `until` unless released before. */
 function addLease<G extends GrantHandle>(ctx: KeyContext<G>, grant: G, until: Ms): void {
   (ctx.leases ??= new Map()).set(grant, until);
-  if (!(until >= ctx.leaseNext)) ctx.leaseNext = until; // (NaN stays NaN: computed at rearm)
+  if (until < ctx.leaseNext) ctx.leaseNext = until; // (NaN stays NaN: computed at rearm)
 }
 
 /** dropLease forgets `grant`'s lease, if any. */
@@ -166,7 +166,8 @@ export function freeSlot<G extends GrantHandle>(
   if (grant.slotFreed || !grant.record.slot) return;
   grant.slotFreed = true;
   capacityFreed(ctx);
-  const { store, policy } = ctx.rt;
+  const { store } = ctx.rt;
+  const { policy } = ctx;
   const record = grant.record;
   fireAndForget(ctx, scope, now, () => store.release(ctx.storeKey, policy, record, now));
   if (ctx.rt.observed.value)

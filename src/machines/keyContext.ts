@@ -88,7 +88,8 @@ export interface Batch<G extends GrantHandle = GrantHandle> {
  *
  * Invariants, kept by the parts of the key logic and checked by test/model:
  * - every waiter in `queue` is pending; a waiter leaves the queue before it ends;
- * - at most one batch is in flight, and its waiters are queued or ended;
+ * - at most one batch is in flight, and its waiters are queued or ended; while it is, every
+ *   event that decides, books or reads is held, and handled in arrival order after its answer;
  * - `wakeHead` is null or a waiter the store refused at its last answer, `wakeAt` the instant the
  *   store said it fits (wakeSchedule.ts is the only writer of both);
  * - `timer` is armed for `timerAt`, the earliest of the head's wake-up, a waiter's deadline and
@@ -103,6 +104,19 @@ export interface KeyContext<G extends GrantHandle = GrantHandle> extends KeyCach
   readonly queue: KeyQueue<G>;
   /** The call to an async store whose answer has not come back, or null. */
   inFlight: Batch<G> | null;
+  /**
+   * Events held while a batch is in flight (an async store), in arrival order from `heldFrom`:
+   * they are handled once its answer is, so that each decides against the state the events
+   * before it left, as with a synchronous store (keyLogic.ts, `mustWait`).
+   */
+  held: KeyEvent<G>[];
+  heldFrom: number;
+  /**
+   * The policy as this key's mailbox has taken it: the runtime's, as of the last `policy` event
+   * handled. Everything the key decides, books or reads uses it, so a limit change is ordered
+   * with the key's other events.
+   */
+  policy: Policy;
   /** Grants holding a slot under a lease, with the instant the lease ends. Allocated on the first lease. */
   leases: Map<G, Ms> | null;
   /** The earliest lease end in `leases` (Infinity: none); NaN when it must be computed again. */

@@ -25,7 +25,7 @@
  */
 import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
 import type { Ms } from '../limiter/types.js';
-import { onAcquire, serve } from './admit.js';
+import { arrive, onAcquire, serve } from './admit.js';
 import { decided, failed } from './asyncBatch.js';
 import { endWithError, expireLeases, freeSlot } from './grants.js';
 import {
@@ -59,6 +59,9 @@ export const keyLogic: KeyLogic = {
         storeKey: input.storeKey,
         queue: new KeyQueue(),
         inFlight: null,
+        held: [],
+        heldFrom: 0,
+        policy: input.rt.policy,
         leases: null,
         leaseNext: Infinity,
         timer: null,
@@ -78,11 +81,15 @@ export const keyLogic: KeyLogic = {
     try {
       now = ctx.rt.clock.now(); // one clock read per message
       ctx.lastActive = now;
-      handle(ctx, event, now, scope);
-      serve(ctx, now, scope);
-    } catch (e) {
-      recover(ctx, event, e, now, scope);
+    } catch {
+      // A clock that cannot tell the time: the key goes on at the last instant it knew.
     }
+    if (ctx.inFlight !== null && mustWait(event)) {
+      hold(ctx, event, now);
+      return snapshot; // nothing else changed: the timer stays as it is
+    }
+    step(ctx, event, now, scope);
+    drain(ctx, now, scope);
     // A clock that cannot arm a timer leaves the key unable to keep its deadlines: the actor
     // fails, and the system ends its waiters (LimiterSystem's #removeFailed).
     rearm(ctx, now, scope);
@@ -99,6 +106,86 @@ export const keyLogic: KeyLogic = {
     };
   },
 };
+
+/** step handles one event and serves the queue (steps 2 and 3 of the file comment). */
+function step<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  event: KeyEvent<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  try {
+    handle(ctx, event, now, scope);
+    serve(ctx, now, scope);
+  } catch (e) {
+    recover(ctx, event, e, now, scope);
+  }
+}
+
+/**
+ * mustWait tells whether `event` waits for the answer of the batch in flight: every event that
+ * decides, books or reads the key does, and an abort (the waiter it ends may be one of them), so
+ * that it meets the state the events before it left, as it would with a synchronous store.
+ * (Without this, `acquire(); acquire(); reset()` on Redis decided the second acquire after the
+ * reset, which the memory store decides before it.) Timers, wake-ups, answers and close are
+ * handled at once: a deadline or a lease ends on time even while the store is slow.
+ */
+function mustWait<G extends GrantHandle>(event: KeyEvent<G>): boolean {
+  switch (event.type) {
+    case 'acquire':
+    case 'abort':
+    case 'settle':
+    case 'cancel':
+    case 'release':
+    case 'read':
+    case 'reset':
+    case 'pause':
+    case 'charge':
+    case 'policy':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** hold keeps `event` for the batch's answer; a waiter has arrived now (its deadline runs). */
+function hold<G extends GrantHandle>(ctx: KeyContext<G>, event: KeyEvent<G>, now: Ms): void {
+  if (event.type === 'acquire') arrive(event, now);
+  ctx.held.push(event);
+}
+
+/**
+ * drain handles the held events in arrival order once no batch is in flight, until one sends a
+ * batch again. A run of held acquires of one priority is decided as one batch, in arrival order:
+ * the answer a synchronous store gives when it decides them one after the other ('queue' mode
+ * stops where the first one waits, and the rest queue behind it).
+ */
+function drain<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G>): void {
+  const { held } = ctx;
+  while (ctx.inFlight === null && ctx.heldFrom < held.length && !ctx.closed) {
+    const first = held[ctx.heldFrom++]!;
+    if (first.type !== 'acquire') {
+      step(ctx, first, now, scope);
+      continue;
+    }
+    const run = [first];
+    for (let next = held[ctx.heldFrom]; next?.type === 'acquire'; next = held[ctx.heldFrom]) {
+      if (next.priority !== first.priority) break;
+      run.push(next);
+      ctx.heldFrom++;
+    }
+    try {
+      for (const w of run) onAcquire(ctx, w, now, scope);
+      serve(ctx, now, scope);
+    } catch (e) {
+      for (const w of run) recover(ctx, w, e, now, scope);
+    }
+  }
+  if (ctx.heldFrom === held.length && held.length > 0) {
+    ctx.held = [];
+    ctx.heldFrom = 0;
+  }
+}
 
 /** handle applies one event (step 2 of the file comment). */
 function handle<G extends GrantHandle>(
@@ -224,6 +311,7 @@ export function isKeyIdle<G extends GrantHandle>(ctx: KeyContext<G>): boolean {
   return (
     ctx.queue.size === 0 &&
     ctx.inFlight === null &&
+    ctx.held.length === 0 &&
     (ctx.leases === null || ctx.leases.size === 0) &&
     ctx.timer === null
   );

@@ -19,7 +19,8 @@ export function onSettle<G extends GrantHandle>(
   now: Ms,
   scope: Scope<G>,
 ): void {
-  const { store, policy } = ctx.rt;
+  const { store } = ctx.rt;
+  const { policy } = ctx;
   capacityFreed(ctx); // a refund may let the head in
   const before = grant.record;
   if (
@@ -50,7 +51,8 @@ export function onCancel<G extends GrantHandle>(
   // A slot given back already (released, lease ended) is not given back twice.
   const record = grant.slotFreed ? restate(grant.record, grant.record.units, false) : grant.record;
   grant.slotFreed = true;
-  const { store, policy } = ctx.rt;
+  const { store } = ctx.rt;
+  const { policy } = ctx;
   storeCall(ctx, scope, now, done, () => store.cancel(ctx.storeKey, policy, record, now));
   if (ctx.rt.observed.value)
     scope.emit({ type: 'cancelled', key: ctx.key, id: grant.record.id, at: now });
@@ -67,7 +69,8 @@ export function onCharge<G extends GrantHandle>(
   now: Ms,
   scope: Scope<G>,
 ): void {
-  const { store, policy } = ctx.rt;
+  const { store } = ctx.rt;
+  const { policy } = ctx;
   if (units.length !== policy.limits.length) {
     done.resolve(); // computed under a policy replaced since: nothing to book
     return;
@@ -83,7 +86,7 @@ export function onRead<G extends GrantHandle>(
 ): void {
   const queued = ctx.queue.size;
   try {
-    const r = ctx.rt.store.read(ctx.storeKey, ctx.rt.policy, now);
+    const r = ctx.rt.store.read(ctx.storeKey, ctx.policy, now);
     if (r instanceof Promise)
       r.then(
         (x) => event.reply({ ...x, queued }),
@@ -105,23 +108,53 @@ export function onPolicy<G extends GrantHandle>(
   now: Ms,
   scope: Scope<G>,
 ): void {
+  ctx.policy = ctx.rt.policy;
   for (const w of [...ctx.queue]) if (!w.deciding) compileFor(ctx, w, now, scope);
   askAgainNow(ctx, now);
 }
 
+/** onClose ends every waiter and every held event of the key with LimiterClosedError. */
 export function onClose<G extends GrantHandle>(ctx: KeyContext<G>): void {
   ctx.closed = true;
   // Most keys have nobody waiting at close: build the error (and its stack) only for those that do.
   const waiting = ctx.queue.clear();
   const deciding = ctx.inFlight?.waiters ?? [];
   ctx.inFlight = null;
-  if (waiting.length > 0 || deciding.length > 0) {
+  if (waiting.length > 0 || deciding.length > 0 || ctx.held.length > ctx.heldFrom) {
     const error = new LimiterClosedError();
     for (const w of waiting) w.fail(error);
     for (const w of deciding) w.fail(error);
+    endHeld(ctx, error);
   }
   ctx.leases = null;
   ctx.leaseNext = Infinity;
+}
+
+/**
+ * endHeld ends the events held for a batch's answer that will not come: waiters fail, callers
+ * awaiting an operation get `error`; a release has nobody to tell.
+ */
+function endHeld<G extends GrantHandle>(ctx: KeyContext<G>, error: Error): void {
+  const held = ctx.held.slice(ctx.heldFrom);
+  ctx.held = [];
+  ctx.heldFrom = 0;
+  for (const e of held) {
+    switch (e.type) {
+      case 'acquire':
+        e.fail(error);
+        break;
+      case 'settle':
+      case 'cancel':
+      case 'reset':
+      case 'pause':
+      case 'charge':
+        e.done.reject(error);
+        break;
+      case 'read':
+        e.fail(error);
+        break;
+    }
+  }
 }
 
 /**
@@ -133,6 +166,7 @@ export function endAll<G extends GrantHandle>(ctx: KeyContext<G>, error: Error):
   const deciding = ctx.inFlight?.waiters ?? [];
   ctx.closed = true;
   ctx.inFlight = null;
+  endHeld(ctx, error);
   if (ctx.timer !== null) ctx.rt.clock.clearTimeout(ctx.timer);
   ctx.timer = null;
   ctx.timerAt = Infinity;

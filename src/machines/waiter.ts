@@ -35,8 +35,10 @@ export class Waiter<G = unknown> {
   deciding = false;
   /** Absolute instant the waiter times out; `Infinity` when it never does. Set by the mailbox. */
   deadline: Ms = Infinity;
-  /** The instant the mailbox received the waiter. */
+  /** The instant the mailbox received the waiter (set once: `arrived`). */
   arrivedAt: Ms = 0;
+  /** Whether the mailbox received the waiter (its arrival and deadline are set). */
+  arrived = false;
   /** A reservation: the mailbox estimates `etaMs` when it queues the waiter. */
   wantsEta = false;
   /** Estimated ms from queueing to grant; null when unknown. */

@@ -131,8 +131,8 @@ async function scenario(s: fc.Scheduler, ops: Op[], withSetLimits: boolean): Pro
   // A waiter's end is stamped when its event fires (synchronously, in mailbox order), not when
   // its promise callback runs a microtask later.
   const byId = new Map<string, Tracked>();
-  // The waiter being called: its 'queued' event (and a 'timeout' of timeout 0 right after) fire
-  // inside the acquire() call, so it is known by id before acquire returns.
+  // The waiter being called: its 'queued' event, or the 'timeout' of a timeout 0 that does not
+  // fit, fires inside the acquire() call, so it is known by id before acquire returns.
   let arriving: Tracked | undefined;
   system.events.on('queued', (e) => {
     if (arriving !== undefined) byId.set(e.id, arriving);
@@ -143,6 +143,9 @@ async function scenario(s: fc.Scheduler, ops: Op[], withSetLimits: boolean): Pro
   };
   system.events.on('timeout', (e) => {
     counts.timeout++;
+    // A timeout of 0 that does not fit is decided once and never queued (#10): its 'timeout'
+    // fires inside the acquire() call, with no 'queued' before it.
+    if (arriving !== undefined && !byId.has(e.id)) byId.set(e.id, arriving);
     ended(e.id);
   });
   system.events.on('aborted', (e) => {

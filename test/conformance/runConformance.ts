@@ -22,7 +22,7 @@ import {
   type StoreRequest,
 } from '../../src/store.js';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
-import type { CostSpec, Policy } from '../../src/limiter/types.js';
+import type { CostSpec, Policy, Units } from '../../src/limiter/types.js';
 import { cases, type ConformanceCase, type Outcome, type Step } from './cases.js';
 
 /** What a store suite gives the table: a store and a way to set the store's clock. */
@@ -142,10 +142,16 @@ async function runCase(
       return g;
     };
     /** The grant's record in the current policy's terms (what the runtime does after setLimits). */
-    const current = (g: Held): StoreGrant =>
+    const current = (g: Held, actual?: Units): StoreGrant =>
       g.policy === policy
         ? g.record
-        : reframe(g.record, g.policy, policy, compileCost(policy, g.cost, 'settle', false));
+        : reframe(
+            g.record,
+            g.policy,
+            policy,
+            compileCost(policy, g.cost, 'settle', false),
+            actual ?? policy.limits.map(() => 0),
+          );
 
     if ('acquire' in step) {
       const req = request(step.acquire, step.slot);
@@ -174,8 +180,8 @@ async function runCase(
       );
     } else if ('settle' in step) {
       const g = held(step.settle);
-      const record = current(g);
       const actual = compileCost(policy, step.actual, 'settle', false);
+      const record = current(g, actual);
       await store.settle(g.key, policy, record, actual, now);
       g.record = restate(record, actual);
       g.cost = step.actual;

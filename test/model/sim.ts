@@ -7,7 +7,8 @@
  * - a call fits when every limit has room, a concurrency slot is free and the key is not paused;
  *   a waiter is granted at the first instant it fits while it is the head of its key's queue;
  * - a deadline reached at the instant the head would fit wins (the waiter times out);
- * - a timeout of 0 gives up unless it fits at once;
+ * - a timeout of 0 gives up unless it fits at once: it is decided once and never queues (a full
+ *   queue does not matter to it);
  * - tryAcquire is refused with 'queue' while a waiter of equal or higher priority is queued;
  * - a limit change recompiles the waiters (those that can never fit are rejected) and decides the
  *   queue at once; the state of a key is rebased at its next decision or settle;
@@ -322,12 +323,21 @@ export class Sim {
         this.#grant(k, w, t);
         return undefined;
       }
+      // A timeout of 0 is decided once: it never queues (a full queue does not matter to it).
+      if (timeout === 0) {
+        this.#end(w.hid, 'ACQUIRE_TIMEOUT', t);
+        return undefined;
+      }
       if (!this.#enqueue(k, w, t)) return undefined;
       k.wakeAt = wakeFor(d, t);
       if (w.deadline <= t) {
         this.#remove(k, w);
         this.#end(w.hid, 'ACQUIRE_TIMEOUT', t);
       }
+      return undefined;
+    }
+    if (timeout === 0) {
+      this.#end(w.hid, 'ACQUIRE_TIMEOUT', t); // someone waits ahead
       return undefined;
     }
     if (this.#enqueue(k, w, t)) this.#pump(k, t);

@@ -183,7 +183,7 @@ async function play(s: Schedule, memory: Side, redis: Side): Promise<void> {
     trace[trace.length - 1] += ' (no grant to pick: nothing done)';
   };
   /** The record of store `i` in the current policy's terms (what Grant does after setLimits). */
-  const current = (g: Held, i: 0 | 1): StoreGrant => {
+  const current = (g: Held, i: 0 | 1, actual?: Units): StoreGrant => {
     const record = g.records[i];
     if (g.policy === policy) return record;
     let units: Units;
@@ -192,7 +192,7 @@ async function play(s: Schedule, memory: Side, redis: Side): Promise<void> {
     } catch {
       units = policy.limits.map(() => 0);
     }
-    return reframe(record, g.policy, policy, units);
+    return reframe(record, g.policy, policy, units, actual ?? policy.limits.map(() => 0));
   };
 
   for (const [index, step] of s.steps.entries()) {
@@ -239,7 +239,7 @@ async function play(s: Schedule, memory: Side, redis: Side): Promise<void> {
           'settle',
           false,
         );
-        const records = [current(g, 0), current(g, 1)] as const;
+        const records = [current(g, 0, actual), current(g, 1, actual)] as const;
         await memory.store.settle(KEY, policy, records[0], actual, now);
         await redis.store.settle(KEY, policy, records[1], actual, now);
         g.records = [restate(records[0], actual), restate(records[1], actual)];
