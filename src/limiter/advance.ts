@@ -91,6 +91,23 @@ export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyS
 }
 
 /**
+ * restarts tells whether rebasing a state from `from` to `to` drops or starts anew the state of
+ * a limit that booked something: a limit of `from` that `to` has not (by name and algorithm), or
+ * a window whose interval changed. Grants booked before such a rebase may hold units in a state
+ * that is gone, so the stores give them nothing back after it (a new epoch, see `StoreGrant`).
+ * Without it, a limit dropped by one change and brought back by the next took refunds of
+ * grants made before the drop into its new, empty state.
+ */
+export function restarts(from: Policy, to: Policy): boolean {
+  return from.limits.some((old) => {
+    const kept = to.limits.find((l) => l.name === old.name && l.algorithm === old.algorithm);
+    return (
+      kept === undefined || (old.algorithm !== 'token-bucket' && kept.intervalMs !== old.intervalMs)
+    );
+  });
+}
+
+/**
  * remapMarks carries a grant's marks (see `GrantRecord.marks`) from the policy `from` it was booked
  * under to `to`, by limit name, as {@link rebase} carries the state: a token bucket of the same
  * name and interval keeps the mark, any other limit gets 0 (nothing to give back there).

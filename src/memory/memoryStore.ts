@@ -22,7 +22,7 @@ import {
   type StoreRequest,
 } from '../store.js';
 import { InvalidArgumentError } from '../errors.js';
-import { advance, initialState, isIdle, rebase } from '../limiter/advance.js';
+import { advance, initialState, isIdle, rebase, restarts } from '../limiter/advance.js';
 import { decide } from '../limiter/decide.js';
 import {
   adopt,
@@ -46,11 +46,17 @@ import { checkUnits } from '../limiter/validate.js';
 interface Entry extends OwnedKeyState {
   policy: Policy;
   /**
-   * The entry's number in its store, new for every entry (see {@link StoreGrant.epoch}). An entry
-   * leaves the map only when it holds nothing (back at full capacity, no slot held) or by reset,
-   * so a grant of another epoch holds nothing in this one.
+   * The entry's number in its store (see {@link StoreGrant.epoch}): new for every entry, and again
+   * when a limit change drops or restarts a limit's state (see `restarts`). An entry leaves the
+   * map only when it holds nothing (back at full capacity, no slot held) or by reset, so a grant
+   * of another epoch holds no units in this one.
    */
-  readonly epoch: number;
+  epoch: number;
+  /**
+   * The epoch the entry was made with. The slots it counts are those of grants of epochs
+   * `firstEpoch` to `epoch` (a limit change does not touch slots; a reset makes a new entry).
+   */
+  readonly firstEpoch: number;
   /**
    * Whether the entry is in the map: false until it is kept (a key's first request may be
    * refused), and again once it left (reset, swept, forgotten, replaced by a restore). A key
@@ -64,6 +70,7 @@ function newEntry(policy: Policy, state: KeyState, epoch: number): Entry {
   return {
     policy,
     epoch,
+    firstEpoch: epoch,
     at: state.at,
     inFlight: state.inFlight,
     limits: ownLimits(policy, state),
@@ -144,7 +151,7 @@ export class MemoryStore implements Store {
     if (e === undefined) return newEntry(policy, initialState(policy, now), ++this.#epoch);
     // A decision, grant or refusal, takes the key under `policy` (the Redis store's decide.lua
     // writes a rebased state back even when it refuses).
-    if (e.policy !== policy) reown(e, policy, rebase(e.policy, policy, e, now));
+    if (e.policy !== policy) this.#rebase(e, policy, rebase(e.policy, policy, e, now));
     return e;
   }
 
@@ -171,16 +178,27 @@ export class MemoryStore implements Store {
     const e = this.#entries.get(key);
     if (e === undefined) this.#keep(key, newEntry(policy, state, ++this.#epoch));
     else if (e.policy === policy) adopt(policy, e, state);
-    else reown(e, policy, state);
+    else this.#rebase(e, policy, state);
+  }
+
+  /**
+   * Takes `e` under `policy` with `state` (its state rebased there). A change that drops or
+   * restarts a limit's state starts a new epoch: grants made before give nothing back.
+   */
+  #rebase(e: Entry, policy: Policy, state: KeyState): void {
+    if (restarts(e.policy, policy)) e.epoch = ++this.#epoch;
+    reown(e, policy, state);
   }
 
   /**
    * Whether `grant` was booked in the key's entry as it is now: false after the key was reset or
    * dropped since (the grant holds nothing here any more), and for a record without an epoch.
    */
-  #holds(key: string, grant: StoreGrant): boolean {
+  #holds(key: string, policy: Policy, grant: StoreGrant): boolean {
     const e = this.#entries.get(key);
-    return e !== undefined && grant.epoch === e.epoch;
+    if (e === undefined || grant.epoch !== e.epoch) return false;
+    // Settled under a policy whose rebase will drop or restart a limit (a new epoch).
+    return e.policy === policy || !restarts(e.policy, policy);
   }
 
   /** Removes the key's entry, if any, and tells a key actor that may still hold it. */
@@ -254,7 +272,7 @@ export class MemoryStore implements Store {
     checkUnits(policy, grant.units, 'settle');
     checkUnits(policy, actual, 'settle');
     let units = actual;
-    if (!this.#holds(key, grant)) {
+    if (!this.#holds(key, policy, grant)) {
       // Only the extra charge: each limit settles at the larger of booked and actual.
       if (actual.every((u, i) => u <= grant.units[i]!)) return;
       units = actual.map((u, i) => Math.max(u, grant.units[i]!));
@@ -262,10 +280,16 @@ export class MemoryStore implements Store {
     this.#put(key, policy, settle(policy, this.#view(key, policy, now), grant, units, now).state);
   }
 
-  /** cancel gives back the grant's units and slot; nothing for a grant of another epoch. */
+  /**
+   * cancel gives back the grant's units and slot; no units for a grant of another epoch (and no
+   * slot either after a reset: the entry made after it does not count that slot).
+   */
   cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): void {
     checkUnits(policy, grant.units, 'cancel');
-    if (!this.#holds(key, grant)) return;
+    if (!this.#holds(key, policy, grant)) {
+      this.release(key, policy, grant, now); // no units back; its slot, if this entry counts it
+      return;
+    }
     const s = refund(policy, this.#view(key, policy, now), grant, now);
     this.#put(key, policy, release(s, grant));
   }
@@ -277,7 +301,8 @@ export class MemoryStore implements Store {
   release(key: string, _policy: Policy, grant: StoreGrant, _now: Ms): void {
     if (!grant.slot) return;
     const e = this.#entries.get(key);
-    if (e === undefined || grant.epoch !== e.epoch) return;
+    if (e === undefined || grant.epoch === undefined) return;
+    if (grant.epoch < e.firstEpoch || grant.epoch > e.epoch) return;
     // Slots do not depend on the policy: a key still under an older one stays under it until its
     // next decision (as in the Redis store, whose release touches only the slot set).
     releaseInPlace(e, grant);

@@ -1106,6 +1106,37 @@ export const cases: ConformanceCase[] = [
     ],
   },
   {
+    // #10: rpw (fixed window, 4 per 1.5 s) is dropped by one change and brought back by the next.
+    // A takes 2 at 0. Under the policy without rpw, a decision at 0 rebases the key: rpw's state
+    // is dropped, so the key takes a new epoch (advance.ts restarts). rpw comes back empty; B takes
+    // 1. A settled to 0 gives nothing back (its 2 were in the dropped state): rpw remaining 3.
+    // Before, A's refund went into rpw's new state: remaining 4, one more than the window allows.
+    name: 'setPolicy: a grant made before a limit was dropped gives nothing back to it when it returns',
+    policy: {
+      limits: [
+        { name: 'rps', limit: 10, interval: '1s' },
+        { name: 'rpw', limit: 4, interval: 1500, algorithm: 'fixed-window' },
+      ],
+    },
+    steps: [
+      { at: 0, acquire: { requests: 2 }, expect: OK, as: 'A' },
+      { at: 0, setPolicy: { limits: [{ name: 'rps', limit: 10, interval: '1s' }] } },
+      { at: 0, acquire: {}, expect: OK },
+      {
+        at: 0,
+        setPolicy: {
+          limits: [
+            { name: 'rps', limit: 10, interval: '1s' },
+            { name: 'rpw', limit: 4, interval: 1500, algorithm: 'fixed-window' },
+          ],
+        },
+      },
+      { at: 0, acquire: {}, expect: OK },
+      { at: 0, settle: 'A', actual: { requests: 0 } },
+      { at: 0, read: { remaining: { rpw: 3 } } },
+    ],
+  },
+  {
     // rps 2/s, full (a unit waits 500). Raised to 4/s: used 2000 of 4000, remaining 2, resetMs
     // ⌈2000/4⌉ = 500. Two more fit; then one waits ⌈1000/4⌉ = 250.
     name: 'setPolicy: raising a limit opens the new room at once',

@@ -147,6 +147,10 @@ local function load(policy, now, ks)
   -- changed: the stored state was saved under another policy (a record dropped, added, or with
   -- other parameters), so even a refusal writes the rebased state back (see decide.lua).
   local changed = false
+  -- restarted: a stored limit's state is dropped, or a window's is started anew (another
+  -- interval): grants booked before hold units in a state that is gone, so the key takes a new
+  -- epoch (advance.ts restarts; the memory store does the same).
+  local restarted = false
   if v then
     local pos
     from, expires, pause, epoch, pos = struct.unpack('<dddd', v)
@@ -162,6 +166,7 @@ local function load(policy, now, ks)
       else
         pos = read_numbers(alg, v, pos, nil)
         changed = true
+        restarted = true
       end
     end
   end
@@ -201,12 +206,16 @@ local function load(policy, now, ks)
         end
       elseif interval ~= l.interval then
         fresh = true
+        restarted = true
       end
       s.interval, s.limit = l.interval, l.limit
     end
     if fresh then
       init(l, s, t)
     end
+  end
+  if restarted then
+    epoch = nil -- a new one at the next save (epoch_of)
   end
   st.at, st.expires, st.pause, st.changed, st.epoch = t, expires, pause, changed, epoch
   return st
