@@ -230,7 +230,10 @@ export class MemoryStore implements Store {
     if (refused !== undefined) return refused; // the state is untouched (a new entry is not kept)
     this.#keep(key, e);
     if (cache !== undefined) cache.storeEntry = e;
-    return new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e), e.epoch);
+    const grant = new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e), e.epoch);
+    this.#clearEndedPause(key, now);
+    if (!req.slot && req.units.every((u) => u === 0)) this.#forgetIfBlank(key, now);
+    return grant;
   }
 
   decide(
@@ -259,7 +262,22 @@ export class MemoryStore implements Store {
         if (mode === 'queue') break;
       }
     }
+    if (out.some((d) => d.ok)) this.#clearEndedPause(key, now);
+    if (e.live) this.#forgetIfBlank(key, now);
     return out;
+  }
+
+  /**
+   * Drops the key's entry once it holds nothing: every limit back at full capacity, no slot held,
+   * no pause on. The Redis store deletes the state at the same points (after a decision that
+   * booked, a settle or a cancel), so both forget the key's latest instant alike, and book at
+   * the same instant when the clock then steps back.
+   */
+  #forgetIfBlank(key: string, now: Ms): void {
+    const e = this.#entries.get(key);
+    if (e === undefined || e.inFlight > 0) return;
+    if (this.#paused.size > 0 && this.#pausedFor(key, now) > 0) return;
+    if (isIdle(e.policy, e, now)) this.#drop(key, e);
   }
 
   /**
@@ -271,13 +289,15 @@ export class MemoryStore implements Store {
   settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): void {
     checkUnits(policy, grant.units, 'settle');
     checkUnits(policy, actual, 'settle');
-    let units = actual;
-    if (!this.#holds(key, policy, grant)) {
-      // Only the extra charge: each limit settles at the larger of booked and actual.
-      if (actual.every((u, i) => u <= grant.units[i]!)) return;
-      units = actual.map((u, i) => Math.max(u, grant.units[i]!));
-    }
+    // A grant of another epoch gets only the extra charge: each limit settles at the larger of
+    // booked and actual. Either way the key is advanced to now and taken under `policy`, as the
+    // Redis store's settle writes its state back.
+    const units = this.#holds(key, policy, grant)
+      ? actual
+      : actual.map((u, i) => Math.max(u, grant.units[i]!));
     this.#put(key, policy, settle(policy, this.#view(key, policy, now), grant, units, now).state);
+    this.#clearEndedPause(key, now);
+    this.#forgetIfBlank(key, now);
   }
 
   /**
@@ -286,12 +306,17 @@ export class MemoryStore implements Store {
    */
   cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): void {
     checkUnits(policy, grant.units, 'cancel');
-    if (!this.#holds(key, policy, grant)) {
-      this.release(key, policy, grant, now); // no units back; its slot, if this entry counts it
-      return;
+    if (this.#holds(key, policy, grant)) {
+      const s = refund(policy, this.#view(key, policy, now), grant, now);
+      this.#put(key, policy, release(s, grant));
+    } else {
+      // No units back; the key is advanced to now (as Redis writes it back); its slot, if this
+      // entry counts it.
+      this.#put(key, policy, advance(policy, this.#view(key, policy, now), now));
+      this.release(key, policy, grant, now);
     }
-    const s = refund(policy, this.#view(key, policy, now), grant, now);
-    this.#put(key, policy, release(s, grant));
+    this.#clearEndedPause(key, now);
+    this.#forgetIfBlank(key, now);
   }
 
   /**
@@ -328,13 +353,21 @@ export class MemoryStore implements Store {
     if ((this.#paused.get(key) ?? -Infinity) < until) this.#paused.set(key, until);
   }
 
-  /** Ms the key stays paused after `now`; 0 when it is not paused (an ended pause is dropped). */
+  /** Ms the key stays paused after `now`; 0 when it is not paused. Changes nothing. */
   #pausedFor(key: string, now: Ms): Ms {
     const until = this.#paused.get(key);
-    if (until === undefined) return 0;
-    if (until > now) return until - now;
-    this.#paused.delete(key);
-    return 0;
+    return until === undefined || until <= now ? 0 : until - now;
+  }
+
+  /**
+   * Forgets the key's pause once it has ended at `now`, where the Redis store writes the key back
+   * (a decision that booked, a settle, a cancel) and clears an ended pause with it. Only there:
+   * when the clock steps back, a pause not yet cleared holds again in both stores alike.
+   */
+  #clearEndedPause(key: string, now: Ms): void {
+    if (this.#paused.size === 0) return;
+    const until = this.#paused.get(key);
+    if (until !== undefined && until <= now) this.#paused.delete(key);
   }
 
   /** sweep drops every key that is back at full capacity with no slot held. */

@@ -32,8 +32,8 @@ export function decideArgs(entries: readonly Pending[], runtimeTime: boolean): (
     // Slot fields (id, slot, lease) go only with a policy that counts slots, or a request
     // holding one from an earlier policy: most calls carry just the amounts.
     const slotted = e.policy.concurrency !== null || e.batch.some((r) => r.slot);
-    keys.push(e.place.names.state);
-    if (slotted) keys.push(e.place.names.slots);
+    // Both keys always: save() looks at the slot set before it forgets a key (see keyState.lua).
+    keys.push(e.place.names.state, e.place.names.slots);
     let p = policies.indexOf(e.policy);
     if (p < 0) p = policies.push(e.policy) - 1;
     if (ownTime) groups += `${e.now},`;

@@ -3,8 +3,9 @@
 -- (src/limiter/decide.ts). Deciding many keys per run is what lets the store send one call for
 -- the requests of many keys instead of one per key.
 --
--- KEYS: per key, in the order of the groups, its state and (only when its requests carry slot
--- fields, see the mode) its slot set; see keyState.lua.
+-- KEYS: per key, in the order of the groups, its state and its slot set (see keyState.lua; the
+-- slot set also when the requests carry no slot fields: save() looks at it before it forgets a
+-- key).
 -- ARGV: the time ('' = Redis TIME for every group, 'each' = every group starts with its own
 -- instant: tests at fixed instants); the number of policies, then each policy (see
 -- read_policy); the grant id of every request with slot fields, in order; last, the groups, as
@@ -63,12 +64,8 @@ while mode ~= nil do
   local n = policy.n
   local limits = policy.limits
   local conc = policy.concurrency
-  local ks, kc = KEYS[kidx], nil
-  kidx = kidx + 1
-  if slotted then
-    kc = KEYS[kidx]
-    kidx = kidx + 1
-  end
+  local ks, kc = KEYS[kidx], KEYS[kidx + 1]
+  kidx = kidx + 2
   local count = tonumber(tok())
   local answered = o + 1 -- where this group's count goes
   local decided = 0

@@ -244,7 +244,11 @@ local function save(policy, st, now, ks, kc, slots_added)
   if pause <= now then
     pause = 0
   end
-  if ttl <= 0 and pause == 0 then
+  -- A key back at full capacity, unpaused and holding no slot is forgotten (its latest instant
+  -- with it), as the memory store drops such an entry; one holding a slot keeps its state until
+  -- it expires, as the memory store keeps its entry (the stores then agree even when the clock
+  -- steps back: both book at the same instant).
+  if ttl <= 0 and pause == 0 and (kc == nil or redis.call('ZCOUNT', kc, '(' .. now, '+inf') == 0) then
     redis.call('DEL', ks)
   else
     local body
