@@ -17,7 +17,9 @@
  * A limit instance is one life of a limit's state: reset(key) starts new ones, and a limit
  * change keeps an instance only for a limit of the same name and algorithm (and interval).
  * A grant gives back only to the instances it booked on: a grant from before a reset, or from
- * before its limit was replaced, gives back nothing.
+ * before its limit was replaced, gives back nothing. A rebase that drops a limit's state or
+ * starts a window's anew is a new epoch of the key (see `rebase`): every kept instance is
+ * renumbered, so a grant from before gives back nothing on any limit.
  */
 
 /** A limit as the model reads it: every field explicit. */
@@ -110,6 +112,12 @@ export abstract class Instance {
   /** Takes a limit of the same name and algorithm at `t` (after advance to `t`). */
   abstract retune(next: MLimit, t: number): void;
   abstract clone(): Instance;
+  /** The same state as a new life (another id): grants booked on this one give nothing back to it. */
+  renumbered(): Instance {
+    const c = this.clone();
+    Object.defineProperty(c, 'id', { value: nextInstance++ });
+    return c;
+  }
 }
 
 /** Token bucket (see the file comment). */
@@ -511,8 +519,27 @@ export class KeyLimits {
  * rebase carries `instances` (under `from`) to `to` at `t`: a limit of the same name and
  * algorithm keeps its instance (windows: also the same interval), retuned; any other starts
  * fresh.
+ *
+ * When the change drops a limit of `from` (no limit of `to` has its name and algorithm) or starts
+ * a window anew (another interval), the key takes a new epoch: the kept instances keep their
+ * state but are renumbered, so grants booked before give nothing back on any limit (an extra
+ * charge still books). This is the runtime's documented rule since #10's commit "A limit change
+ * that drops or restarts a limit's state starts a new epoch of the key, in both stores"
+ * (src/limiter/advance.ts `restarts`, keyState.lua `restarted`, and the conformance row "a grant
+ * made before a limit was dropped gives nothing back to it when it returns"). With one instance
+ * per limit alone, a limit dropped by one change and brought back by the next (P0 -> P1 -> P0)
+ * would take back a refund of an older grant into its new state; the epoch errs on the safe side
+ * for every limit. It is checked at each rebase of the key's state, which happens at its first
+ * decision, settle or cancel under the new policy (both stores write the state back then), not at
+ * setLimits itself: a key that saw none of them under P1 goes from P0 to P0 and keeps everything.
  */
 function rebase(from: MPolicy, instances: Instance[], to: MPolicy, t: number): Instance[] {
+  const restarted = from.limits.some((o) => {
+    const kept = to.limits.find((l) => l.name === o.name && l.algorithm === o.algorithm);
+    return (
+      kept === undefined || (o.algorithm !== 'token-bucket' && kept.intervalMs !== o.intervalMs)
+    );
+  });
   return to.limits.map((l) => {
     const i = from.limits.findIndex((o) => o.name === l.name && o.algorithm === l.algorithm);
     const inst = i < 0 ? undefined : instances[i];
@@ -521,6 +548,6 @@ function rebase(from: MPolicy, instances: Instance[], to: MPolicy, t: number): I
       return fresh(l, t);
     }
     inst.retune(l, t);
-    return inst;
+    return restarted ? inst.renumbered() : inst;
   });
 }

@@ -11,7 +11,8 @@
  *   queue does not matter to it);
  * - tryAcquire is refused with 'queue' while a waiter of equal or higher priority is queued;
  * - a limit change recompiles the waiters (those that can never fit are rejected) and decides the
- *   queue at once; the state of a key is rebased at its next decision or settle;
+ *   queue at once; the state of a key is rebased at its next decision, settle or cancel (a new
+ *   epoch when a limit's state is dropped or restarted: see reference.ts `rebase`);
  * - reset forgets the key (full capacity, no slots, no pause); a grant from before it gives back
  *   nothing and frees no slot of the new state;
  * - close rejects every waiter with LIMITER_CLOSED and refuses later calls.
