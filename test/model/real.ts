@@ -145,6 +145,15 @@ const EVENTS = [
 export class Real {
   readonly handles: Handle[] = [];
   readonly events: Recorded[] = [];
+  /**
+   * Every setLimits made, in order: `after` is how many events were recorded before it (the
+   * events it causes, waiters decided at once, come after). The ledger (check.ts) reads it.
+   */
+  readonly limitChanges: {
+    readonly after: number;
+    readonly limiter: 'main' | 'brk';
+    readonly policy: MPolicy;
+  }[] = [];
   /** The breaker limiter's settles, by grant id: the actual cost given. */
   readonly brkSettles = new Map<string, Cost>();
   /** The policies in force (indexes), as the test set them. */
@@ -437,10 +446,13 @@ export class Real {
           sync(() => {
             const was = this.mainPolicy;
             this.mainPolicy = op.i;
+            const policy = MAIN_POLICIES[op.i]!;
+            this.limitChanges.push({ after: this.events.length, limiter: 'main', policy });
             try {
-              this.main.setLimits(spec(MAIN_POLICIES[op.i]!));
+              this.main.setLimits(spec(policy));
             } catch (e) {
               this.mainPolicy = was;
+              this.limitChanges.pop();
               throw e;
             }
           });
@@ -517,10 +529,13 @@ export class Real {
           sync(() => {
             const was = this.brkPolicy;
             this.brkPolicy = op.i;
+            const policy = BRK_POLICIES[op.i]!;
+            this.limitChanges.push({ after: this.events.length, limiter: 'brk', policy });
             try {
-              this.brk.setLimits(spec(BRK_POLICIES[op.i]!));
+              this.brk.setLimits(spec(policy));
             } catch (e) {
               this.brkPolicy = was;
+              this.limitChanges.pop();
               throw e;
             }
           });
