@@ -66,7 +66,10 @@ export class MemoryStore implements Store {
     if (e === undefined) return newEntry(policy, initialState(policy, now), ++this.#epoch);
     // A decision, grant or refusal, takes the key under `policy` (the Redis store's decide.lua
     // writes a rebased state back even when it refuses).
-    if (e.policy !== policy) this.#rebase(e, policy, rebase(e.policy, policy, e, now));
+    if (e.policy !== policy) {
+      this.#rebase(e, policy, rebase(e.policy, policy, e, now));
+      this.#clearEndedPause(key, now); // Redis writes a rebased key back, refused or not
+    }
     return e;
   }
 
