@@ -28,6 +28,12 @@ export class BrkModel {
   #seen = 0;
   /** Waiters in each key's queue (by the events): a limit change decides them at once. */
   readonly #queued = new Map<string, Set<string>>();
+  /**
+   * Per key, the waiter queued by the step being followed (a brk step makes one call). With an
+   * async store a try is queued while the store decides it (a 'queued' event), and its refusal
+   * carries no id: the refusal takes it out of the queue again.
+   */
+  readonly #queuedNow = new Map<string, string>();
 
   #queue(key: string): Set<string> {
     let q = this.#queued.get(key);
@@ -57,6 +63,7 @@ export class BrkModel {
   follow(real: Real, out: string[]): Set<string> {
     const evicted = new Set<string>();
     const events = real.events;
+    this.#queuedNow.clear();
     for (; this.#seen < events.length; this.#seen++) {
       const ev = events[this.#seen]!;
       if (ev.e.limiter !== 'brk') continue;
@@ -78,10 +85,15 @@ export class BrkModel {
         // Decided on arrival (alone in the queue), or behind a head decided since the last change.
         if (q.size === 0) this.#key(key, t).take(this.policy, t);
         q.add(id);
+        this.#queuedNow.set(key, id);
         return;
-      case 'refused':
+      case 'refused': {
+        const tried = this.#queuedNow.get(key);
+        if (tried !== undefined) q.delete(tried);
+        this.#queuedNow.delete(key);
         if (e.limit !== 'queue') this.#key(key, t).take(this.policy, t);
         return;
+      }
       case 'timeout':
       case 'aborted':
         q.delete(id);
