@@ -80,10 +80,11 @@ export function decided<G extends GrantHandle>(
       refusedHead = true;
     }
   }
-  if (refusedHead && ctx.queue.tries.size > 0) {
+  const { tries } = ctx.queue;
+  if (refusedHead && tries !== null && tries.size > 0) {
     const until = Math.min(ctx.wakeAt, ctx.queue.head()?.deadline ?? Infinity);
     const wait = until === Infinity ? 0 : Math.max(0, until - now);
-    for (const t of [...ctx.queue.tries])
+    for (const t of [...tries])
       if (t !== ctx.wakeHead) refuseOnce(ctx, t, wait, QUEUED, now, scope);
   }
   // Waiters sent but not decided keep units of the batch's policy: bring them under the new one.

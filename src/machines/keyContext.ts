@@ -109,7 +109,7 @@ export interface KeyContext<G extends GrantHandle = GrantHandle> extends KeyCach
    * they are handled once its answer is, so that each decides against the state the events
    * before it left, as with a synchronous store (keyLogic.ts, `mustWait`).
    */
-  held: KeyEvent<G>[];
+  held: KeyEvent<G>[] | null;
   heldFrom: number;
   /**
    * The policy as this key's mailbox has taken it: the runtime's, as of the last `policy` event

@@ -59,7 +59,7 @@ export const keyLogic: KeyLogic = {
         storeKey: input.storeKey,
         queue: new KeyQueue(),
         inFlight: null,
-        held: [],
+        held: null,
         heldFrom: 0,
         policy: input.rt.policy,
         leases: null,
@@ -151,7 +151,7 @@ function mustWait<G extends GrantHandle>(event: KeyEvent<G>): boolean {
 /** hold keeps `event` for the batch's answer; a waiter has arrived now (its deadline runs). */
 function hold<G extends GrantHandle>(ctx: KeyContext<G>, event: KeyEvent<G>, now: Ms): void {
   if (event.type === 'acquire') arrive(event, now);
-  ctx.held.push(event);
+  (ctx.held ??= []).push(event);
 }
 
 /**
@@ -162,6 +162,7 @@ function hold<G extends GrantHandle>(ctx: KeyContext<G>, event: KeyEvent<G>, now
  */
 function drain<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G>): void {
   const { held } = ctx;
+  if (held === null) return;
   while (ctx.inFlight === null && ctx.heldFrom < held.length && !ctx.closed) {
     const first = held[ctx.heldFrom++]!;
     if (first.type !== 'acquire') {
@@ -181,8 +182,8 @@ function drain<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<
       for (const w of run) recover(ctx, w, e, now, scope);
     }
   }
-  if (ctx.heldFrom === held.length && held.length > 0) {
-    ctx.held = [];
+  if (ctx.heldFrom === held.length) {
+    ctx.held = null;
     ctx.heldFrom = 0;
   }
 }
@@ -311,7 +312,7 @@ export function isKeyIdle<G extends GrantHandle>(ctx: KeyContext<G>): boolean {
   return (
     ctx.queue.size === 0 &&
     ctx.inFlight === null &&
-    ctx.held.length === 0 &&
+    ctx.held === null &&
     (ctx.leases === null || ctx.leases.size === 0) &&
     ctx.timer === null
   );

@@ -120,7 +120,7 @@ export function onClose<G extends GrantHandle>(ctx: KeyContext<G>): void {
   const waiting = ctx.queue.clear();
   const deciding = ctx.inFlight?.waiters ?? [];
   ctx.inFlight = null;
-  if (waiting.length > 0 || deciding.length > 0 || ctx.held.length > ctx.heldFrom) {
+  if (waiting.length > 0 || deciding.length > 0 || ctx.held !== null) {
     const error = new LimiterClosedError();
     for (const w of waiting) w.fail(error);
     for (const w of deciding) w.fail(error);
@@ -135,8 +135,8 @@ export function onClose<G extends GrantHandle>(ctx: KeyContext<G>): void {
  * awaiting an operation get `error`; a release has nobody to tell.
  */
 function endHeld<G extends GrantHandle>(ctx: KeyContext<G>, error: Error): void {
-  const held = ctx.held.slice(ctx.heldFrom);
-  ctx.held = [];
+  const held = ctx.held?.slice(ctx.heldFrom) ?? [];
+  ctx.held = null;
   ctx.heldFrom = 0;
   for (const e of held) {
     switch (e.type) {

@@ -43,8 +43,11 @@ export class KeyQueue<G> {
   #deadDeadlines = 0;
   /** Live waiters in the queue. */
   #size = 0;
-  /** Queued waiters decided once (tries, timeout 0): only an async store queues them, while it decides. */
-  readonly tries = new Set<Waiter<G>>();
+  /**
+   * Queued waiters decided once (tries, timeout 0): only an async store queues them, while it
+   * decides. Null until the first: most keys never have one (a key actor is made per key).
+   */
+  tries: Set<Waiter<G>> | null = null;
 
   /** The number of waiters in the queue. */
   get size(): number {
@@ -57,7 +60,7 @@ export class KeyQueue<G> {
     level.items.push(w);
     w.queued = true;
     this.#size++;
-    if (w.once) this.tries.add(w);
+    if (w.once) (this.tries ??= new Set()).add(w);
     if (w.deadline !== Infinity) heapPush(this.#deadlines, w);
   }
 
@@ -73,7 +76,7 @@ export class KeyQueue<G> {
   #leave(w: Waiter<G>): void {
     w.queued = false;
     this.#size--;
-    if (w.once) this.tries.delete(w);
+    if (w.once) this.tries?.delete(w);
     const i = this.#indexOf(w.priority);
     if (i < 0) return;
     const level = this.#levels[i]!;
@@ -157,7 +160,7 @@ export class KeyQueue<G> {
     this.#deadlines = [];
     this.#deadDeadlines = 0;
     this.#size = 0;
-    this.tries.clear();
+    this.tries = null;
     return all;
   }
 
