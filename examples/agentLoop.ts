@@ -12,13 +12,15 @@ import { createLimiterSystem } from '../src/index.js';
 import { limitedFetch } from '../src/llm/fetch.js';
 import { startFakeProvider } from '../test/llm/fakeProvider.js';
 
-const server = await startFakeProvider({ requests: { limit: 5, windowMs: 900 }, replyWords: 8 });
+// Its window is half the limiter's: a call granted on time can still reach it late on a busy
+// machine (the test suite runs this example under load), and it must not count as over.
+const server = await startFakeProvider({ requests: { limit: 5, windowMs: 500 }, replyWords: 8 });
 
 const system = createLimiterSystem();
 const openai = system.limiter('openai', {
   algorithm: 'sliding-window', // the provider counts requests in a sliding window too
   limits: [
-    { limit: 5, interval: '1s' }, // a little stricter than the server's 5 per 0.9 s: room for jitter
+    { limit: 5, interval: '1s' }, // stricter than the server's 5 per 0.5 s: room for jitter
     { limit: 30_000, interval: '1m', dimension: 'tokens' }, // tokens per minute
   ],
   concurrency: 4,
