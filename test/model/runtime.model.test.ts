@@ -17,7 +17,8 @@
  *   against the model through the events they emit (breakerModel.ts): each grant admissible and
  *   compiled under the policy in force, stats exact, the breaker forgotten with its idle key;
  * - after close, every promise has settled and no timer is left; an event ledger (check.ts)
- *   counts what every window and bucket admitted, from the events alone (memory store);
+ *   counts what every window and bucket admitted, from the events alone, per life of each
+ *   limit's state (a reset or a limit dropped by setLimits starts a new one) (memory store);
  * - the same sequence runs on the memory store and on a real Redis (`time: 'runtime'`, a fresh
  *   prefix per run): both must pass, and their traces (every end, every result) must be equal.
  *
