@@ -36,7 +36,7 @@ import {
   type KeyLogic,
   type Scope,
 } from './keyContext.js';
-import { onCancel, onCharge, onClose, onPolicy, onRead, onSettle } from './keyOps.js';
+import { failCaller, onCancel, onCharge, onClose, onPolicy, onRead, onSettle } from './keyOps.js';
 import { KeyQueue } from './keyQueue.js';
 import { asInternalError, storeCall, tellStoreError } from './storeOps.js';
 import { capacityFreed, rearm, timerFired } from './wakeSchedule.js';
@@ -279,25 +279,10 @@ function recover<G extends GrantHandle>(
   const error = asInternalError(`the ${event.type} of key ${JSON.stringify(ctx.key)}`, e);
   tellStoreError(ctx, scope, now, error);
   try {
-    switch (event.type) {
-      case 'acquire':
-        endWithError(ctx, event, error, now, scope);
-        break;
-      case 'settle':
-      case 'cancel':
-      case 'reset':
-      case 'pause':
-      case 'charge':
-        event.done.reject(error);
-        break;
-      case 'read':
-        event.fail(error);
-        break;
-      case 'decided':
-      case 'failed':
-        failed(ctx, event.batch, error, now, scope);
-        break;
-    }
+    if (event.type === 'acquire') endWithError(ctx, event, error, now, scope);
+    else if (event.type === 'decided' || event.type === 'failed')
+      failed(ctx, event.batch, error, now, scope);
+    else failCaller(event, error);
     serve(ctx, now, scope);
   } catch (again) {
     // Serving failed too: the head is what fails; end it so the key is not stuck behind it.

@@ -138,22 +138,27 @@ function endHeld<G extends GrantHandle>(ctx: KeyContext<G>, error: Error): void 
   const held = ctx.held?.slice(ctx.heldFrom) ?? [];
   ctx.held = null;
   ctx.heldFrom = 0;
-  for (const e of held) {
-    switch (e.type) {
-      case 'acquire':
-        e.fail(error);
-        break;
-      case 'settle':
-      case 'cancel':
-      case 'reset':
-      case 'pause':
-      case 'charge':
-        e.done.reject(error);
-        break;
-      case 'read':
-        e.fail(error);
-        break;
-    }
+  for (const e of held) if (!failCaller(e, error) && e.type === 'acquire') e.fail(error);
+}
+
+/**
+ * failCaller ends the caller awaiting `event` (an operation with `done`, or a read) with `error`;
+ * returns false for an event without such a caller (an acquire is the caller's own waiter).
+ */
+export function failCaller<G extends GrantHandle>(event: KeyEvent<G>, error: Error): boolean {
+  switch (event.type) {
+    case 'settle':
+    case 'cancel':
+    case 'reset':
+    case 'pause':
+    case 'charge':
+      event.done.reject(error);
+      return true;
+    case 'read':
+      event.fail(error);
+      return true;
+    default:
+      return false;
   }
 }
 
