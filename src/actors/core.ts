@@ -8,12 +8,15 @@ import type { BreakerOptions } from '../breaker/policy.js';
 import type { Clock } from '../clock.js';
 import type { KeyActorRef } from '../machines/keyContext.js';
 import type { TollgateEmitter } from '../observe/events.js';
+import type { Policy } from '../limiter/types.js';
 import type { Store } from '../store.js';
 import type { Grant } from './grant.js';
 
 /** KeyIndex is a limiter as its system sees it: a name and the live key actors by key. */
 export interface KeyIndex {
   readonly name: string;
+  /** The policy in force (setLimits replaces it, then tells the live keys). */
+  readonly policy: Policy;
   /** Live key actors by the caller's key string; the system adds and removes them. */
   readonly actors: Map<string, KeyActorRef<Grant>>;
 }

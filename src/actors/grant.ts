@@ -143,6 +143,18 @@ export class Grant implements GrantHandle {
    *
    * @throws GrantStateError if the grant was settled or already cancelled.
    */
+  /** @internal GrantHandle: the key cancels a reservation's grant that came after its cancel(). */
+  cancelling(policy: Policy): boolean {
+    if (this.#settled || this.#cancelled) return false;
+    this.#cancelled = true;
+    if (this.permit !== null && !this.permit.isEnded) this.permit.cancel();
+    this.#reframe(
+      policy,
+      policy.limits.map(() => 0),
+    );
+    return true;
+  }
+
   cancel(): Promise<void> {
     if (this.#settled)
       throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was settled`);

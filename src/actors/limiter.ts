@@ -177,8 +177,12 @@ export class Limiter implements GrantOwner {
         return w.state === WaiterState.Granted ? 0 : w.etaMs;
       },
       cancel: async () => {
-        if (w.state === WaiterState.Pending) this.send(key, storeKey, { type: 'abort', waiter: w });
-        else if (w.state === WaiterState.Granted) await w.grant!.cancel();
+        if (w.state === WaiterState.Pending) {
+          // Decided meanwhile (the store was deciding it): the key gives the grant back in place.
+          await new Promise<void>((resolve, reject) =>
+            this.send(key, storeKey, { type: 'abort', waiter: w, done: { resolve, reject } }),
+          );
+        } else if (w.state === WaiterState.Granted) await w.grant!.cancel();
       },
     };
   }

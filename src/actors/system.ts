@@ -240,7 +240,8 @@ export class LimiterSystem implements SystemCore {
 
   /** @internal `limiter` has a new policy: its keys take it through their mailboxes. */
   policyChanged(limiter: KeyIndex): void {
-    for (const actor of limiter.actors.values()) actor.send({ type: 'policy' });
+    const { policy } = limiter;
+    for (const actor of limiter.actors.values()) actor.send({ type: 'policy', policy });
   }
 
   /** @internal the breaker `name`, created on first use with the breaker policy of `options`. */

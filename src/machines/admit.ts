@@ -114,7 +114,9 @@ export function onAcquire<G extends GrantHandle>(
     refuseOnce(ctx, w, until === Infinity ? 0 : Math.max(0, until - now), QUEUED, now, scope);
     return;
   }
-  if (!enqueue(ctx, w, now, scope)) return;
+  // With an async store a waiter nobody is ahead of is queued to be decided: a full queue does not
+  // refuse it before the store did (a synchronous store decides it first), nor a once-waiter.
+  if (!enqueue(ctx, w, now, scope, !ahead)) return;
   if (w.wantsEta) {
     serve(ctx, now, scope); // decide first: a reservation that fits at once has no wait
     if (w.state === WaiterState.Pending) w.etaMs = estimate(ctx, w, now);
@@ -138,11 +140,15 @@ function enqueue<G extends GrantHandle>(
   w: Waiter<G>,
   now: Ms,
   scope: Scope<G>,
+  toDecide = false,
 ): boolean {
   const { queue } = ctx;
   if (queue.size >= ctx.rt.maxQueue) {
-    w.fail(new QueueFullError(ctx.rt.maxQueue));
-    return false;
+    if (!toDecide) {
+      w.fail(new QueueFullError(ctx.rt.maxQueue));
+      return false;
+    }
+    w.overflow = !w.once; // a refusal ends it with QueueFullError (asyncBatch.decided)
   }
   queue.insert(w);
   if (ctx.rt.observed.value)

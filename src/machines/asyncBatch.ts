@@ -7,6 +7,7 @@
  * stay as sent (`deciding`) even if the limits change meanwhile: the answer is applied under the
  * policy the batch was sent with.
  */
+import { QueueFullError } from '../errors.js';
 import type { Ms } from '../limiter/types.js';
 import type { StoreDecision } from '../store.js';
 import { compileFor, endWithError, grantTo, refuseOnce } from './grants.js';
@@ -69,15 +70,19 @@ export function decided<G extends GrantHandle>(
   for (const w of batch.waiters) w.deciding = false;
   forget(ctx);
   let refusedHead = false;
+  let refusedPriority = -Infinity;
   const n = Math.min(decisions.length, batch.waiters.length);
   for (let i = 0; i < n; i++) {
     const d = decisions[i]!;
     const w = batch.waiters[i]!;
     if (d.ok) grantTo(ctx, w, d.grant, now, scope, batch.policy);
     else if (w.once) refuseOnce(ctx, w, d.retryAfterMs, d.limit, now, scope);
+    else if (w.overflow && w.queued)
+      endWithError(ctx, w, new QueueFullError(ctx.rt.maxQueue), now, scope);
     else if (w.state === WaiterState.Pending && w.queued) {
       blocked(ctx, w, d, now);
       refusedHead = true;
+      refusedPriority = w.priority;
     }
   }
   const { tries } = ctx.queue;
@@ -85,7 +90,9 @@ export function decided<G extends GrantHandle>(
     const until = Math.min(ctx.wakeAt, ctx.queue.head()?.deadline ?? Infinity);
     const wait = until === Infinity ? 0 : Math.max(0, until - now);
     for (const t of [...tries])
-      if (t !== ctx.wakeHead) refuseOnce(ctx, t, wait, QUEUED, now, scope);
+      // Only those the refused head outranks or ties: one of higher priority is decided next.
+      if (t !== ctx.wakeHead && t.priority <= refusedPriority)
+        refuseOnce(ctx, t, wait, QUEUED, now, scope);
   }
   // Waiters sent but not decided keep units of the batch's policy: bring them under the new one.
   if (batch.policy !== ctx.policy)

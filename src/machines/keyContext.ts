@@ -41,6 +41,12 @@ export interface GrantHandle {
   slotFreed: boolean;
   /** Called when the grant's lease ended before a release (the call was abandoned). */
   leaseExpired?(): void;
+  /**
+   * Marks the grant cancelled and restates its record under `policy`, as its own `cancel()`
+   * does before it sends; false (and nothing changes) when it was settled or cancelled already.
+   * The key cancels a reservation's grant with it (see the `abort` event).
+   */
+  cancelling?(policy: Policy): boolean;
 }
 
 /**
@@ -149,7 +155,11 @@ export type KeyEvent<G extends GrantHandle = GrantHandle> =
   | Waiter<G>
   | { type: 'tick' }
   | { type: 'wake' }
-  | { type: 'abort'; waiter: Waiter<G> }
+  /**
+   * The waiter's signal aborted, or its reservation was cancelled (`done`: then a grant that came
+   * meanwhile is cancelled too, at this place in the mailbox, and `done` ends with that cancel).
+   */
+  | { type: 'abort'; waiter: Waiter<G>; done?: Done }
   | { type: 'settle'; grant: G; actual: Units; done: Done }
   | { type: 'cancel'; grant: G; done: Done }
   | { type: 'release'; grant: G }
@@ -157,7 +167,8 @@ export type KeyEvent<G extends GrantHandle = GrantHandle> =
   | { type: 'reset'; done: Done }
   | { type: 'pause'; forMs: Ms; done: Done }
   | { type: 'charge'; units: Units; done: Done }
-  | { type: 'policy' }
+  /** A limit change: `policy` is the one `setLimits` put in force when it sent this event. */
+  | { type: 'policy'; policy: Policy }
   | { type: 'decided'; batch: Batch<G>; decisions: StoreDecision[] }
   | { type: 'failed'; batch: Batch<G>; error: unknown }
   | { type: 'close' };

@@ -40,6 +40,7 @@ import { failCaller, onCancel, onCharge, onClose, onPolicy, onRead, onSettle } f
 import { KeyQueue } from './keyQueue.js';
 import { asInternalError, storeCall, tellStoreError } from './storeOps.js';
 import { capacityFreed, rearm, timerFired } from './wakeSchedule.js';
+import { WaiterState } from './waiter.js';
 
 export { QUEUED };
 
@@ -206,16 +207,20 @@ function handle<G extends GrantHandle>(
     case 'wake': // capacity freed elsewhere (another process): ask the store again
       capacityFreed(ctx);
       return;
-    case 'abort':
-      endWithError(
-        ctx,
-        event.waiter,
-        new AcquireAbortedError(event.waiter.signal?.reason),
-        now,
-        scope,
-        'aborted',
-      );
+    case 'abort': {
+      const w = event.waiter;
+      // A reservation cancelled while its decision was out: the grant that came is given back
+      // here, in mailbox order, as if the cancel had found it granted (see Limiter.reserve).
+      if (event.done !== undefined && w.state === WaiterState.Granted) {
+        const grant = w.grant!;
+        if (grant.cancelling?.(ctx.policy) === true) onCancel(ctx, grant, event.done, now, scope);
+        else event.done.resolve();
+        return;
+      }
+      endWithError(ctx, w, new AcquireAbortedError(w.signal?.reason), now, scope, 'aborted');
+      event.done?.resolve();
       return;
+    }
     case 'settle':
       onSettle(ctx, event.grant, event.actual, event.done, now, scope);
       return;
@@ -251,7 +256,7 @@ function handle<G extends GrantHandle>(
       onCharge(ctx, event.units, event.done, now, scope);
       return;
     case 'policy':
-      onPolicy(ctx, now, scope);
+      onPolicy(ctx, event.policy, now, scope);
       return;
     case 'decided':
       decided(ctx, event.batch, event.decisions, now, scope);

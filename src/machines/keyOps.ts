@@ -4,7 +4,7 @@
  * that failed. Store calls go through storeOps.ts, so a store that fails fails only the caller.
  */
 import { LimiterClosedError } from '../errors.js';
-import type { Ms, Units } from '../limiter/types.js';
+import type { Ms, Policy, Units } from '../limiter/types.js';
 import { restate, type StoreGrant } from '../store.js';
 import { compileFor, dropLease } from './grants.js';
 import type { Done, GrantHandle, KeyContext, KeyEvent, Scope } from './keyContext.js';
@@ -99,16 +99,18 @@ export function onRead<G extends GrantHandle>(
 }
 
 /**
- * A new policy: queued waiters are compiled under it (one whose cost no longer fits any capacity
+ * A new policy (the one `setLimits` put in force when it sent the event, so two changes in a
+ * row are each taken in turn): queued waiters are compiled under it (one whose cost no longer fits any capacity
  * ends with CostExceedsCapacityError), and the head is asked about again. Waiters an async store
  * is deciding keep their units until its answer (asyncBatch.decided compiles them then).
  */
 export function onPolicy<G extends GrantHandle>(
   ctx: KeyContext<G>,
+  policy: Policy,
   now: Ms,
   scope: Scope<G>,
 ): void {
-  ctx.policy = ctx.rt.policy;
+  ctx.policy = policy;
   for (const w of [...ctx.queue]) if (!w.deciding) compileFor(ctx, w, now, scope);
   askAgainNow(ctx, now);
 }
@@ -157,6 +159,10 @@ export function failCaller<G extends GrantHandle>(event: KeyEvent<G>, error: Err
     case 'read':
       event.fail(error);
       return true;
+    case 'abort':
+      // A reservation's cancel: its waiter ends (closed, failed) holding nothing; the cancel is done.
+      event.done?.resolve();
+      return false;
     default:
       return false;
   }

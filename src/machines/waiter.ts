@@ -33,6 +33,11 @@ export class Waiter<G = unknown> {
   queued = false;
   /** Whether an async store is deciding the waiter now: its units must not change meanwhile. */
   deciding = false;
+  /**
+   * Queued past `maxQueue` to be decided first (an async store decides a waiter in the queue): a
+   * refusal then ends it with QueueFullError, as a synchronous store refuses it before queueing.
+   */
+  overflow = false;
   /** Absolute instant the waiter times out; `Infinity` when it never does. Set by the mailbox. */
   deadline: Ms = Infinity;
   /** The instant the mailbox received the waiter (set once: `arrived`). */
