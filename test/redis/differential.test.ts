@@ -25,13 +25,14 @@
  *
  * One allowance, for the test's own clock rather than the stores: Redis expires a key's state in
  * real time (at least 100 ms after the virtual instant it is needed until, see save() in
- * common.lua), while this test moves virtual time. A run that took longer than that in real time
+ * keyState.lua; under the test-only time override an expiry gets an hour more, see clock.lua),
+ * while this test moves virtual time. A run that took longer than that in real time
  * (a stalled machine) could lose a key early, so a mismatch in such a run, and only then, is
  * checked by running the schedule again; the second run's answer stands.
  *
  * Checked to fail, on a scratch copy of the repository (src/ here untouched): with
  * `math.ceil(over / l.limit)` changed to `math.ceil(over / l.limit) + 1` in the token-bucket
- * branch of wait_one (src/redis/lua/common.lua), the first property fails at its first run and
+ * branch of wait_one (src/redis/lua/arithmetic.lua; common.lua then), the first property fails at its first run and
  * shrinks to a lone token bucket and one batch of two requests, the second refused with
  * retryAfterMs one more than the memory store's. A subtler one, `ends >= s.used` changed to
  * `ends > s.used` in refund_one (a whole grant at the back of the queue then bumps the refund
