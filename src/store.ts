@@ -1,7 +1,7 @@
 /**
- * The Store interface: what a key actor asks to decide, settle and read. It lives with its
- * consumer (the actors); `memory/memoryStore.ts` and `redis/redisStore.ts` implement it, and
- * `test/conformance/` runs one table of cases against both.
+ * The Store interface: what a key actor asks to decide, settle and read. A leaf of its own,
+ * below the runtime that calls it and the stores that implement it (`memory/memoryStore.ts`,
+ * `redis/redisStore.ts`); `test/conformance/` runs one table of cases against both.
  *
  * A store is called only from a key's actor, one message at a time per key, so a store never sees
  * two calls for the same key interleaved by tollgate itself. (Across processes, Redis scripts are
@@ -142,7 +142,7 @@ export interface KeyReading {
  * Store is where a key's limit state lives and is decided. Keys are opaque strings: a store must
  * accept any string and never let two distinct keys share state.
  *
- * `now` is the runtime clock's reading, taken once per mailbox drain. The memory store decides at
+ * `now` is the runtime clock's reading, taken once per mailbox message. The memory store decides at
  * `now`; the Redis store ignores it and reads Redis `TIME`.
  */
 export interface Store {

@@ -35,7 +35,8 @@ export class Grant implements GrantHandle {
   slotFreed = false;
   readonly #owner: GrantOwner;
   readonly #storeKey: string;
-  readonly #policy: Policy;
+  /** The policy `record` is in the terms of (restated by #reframe after a limit change). */
+  #policy: Policy;
   readonly #cost: CostSpec | undefined;
   #settled = false;
   #cancelled = false;
@@ -137,12 +138,6 @@ export class Grant implements GrantHandle {
     }
   }
 
-  /**
-   * cancel gives back everything the grant booked and its slot, as if it was never granted (for a
-   * call that was not made).
-   *
-   * @throws GrantStateError if the grant was settled or already cancelled.
-   */
   /** @internal GrantHandle: the key cancels a reservation's grant that came after its cancel(). */
   cancelling(policy: Policy): boolean {
     if (this.#settled || this.#cancelled) return false;
@@ -155,6 +150,12 @@ export class Grant implements GrantHandle {
     return true;
   }
 
+  /**
+   * cancel gives back everything the grant booked and its slot, as if it was never granted (for a
+   * call that was not made).
+   *
+   * @throws GrantStateError if the grant was settled or already cancelled.
+   */
   cancel(): Promise<void> {
     if (this.#settled)
       throw new GrantStateError(`tollgate: cancel of grant ${this.id}, which was settled`);
@@ -185,6 +186,7 @@ export class Grant implements GrantHandle {
       units = policy.limits.map(() => 0); // the new limits no longer count its cost: nothing to give back
     }
     this.record = reframe(this.record, this.#policy, policy, units, actual);
+    this.#policy = policy;
   }
 
   /** `using grant = await limiter.acquire(…)` releases the slot at the end of the block. */

@@ -92,7 +92,7 @@ export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyS
 
 /**
  * restarts tells whether rebasing a state from `from` to `to` drops or starts anew the state of
- * a limit that booked something: a limit of `from` that `to` has not (by name and algorithm), or
+ * some limit (whether or not it holds anything: a cheap, safe test): a limit of `from` that `to` has not (by name and algorithm), or
  * a window whose interval changed. Grants booked before such a rebase may hold units in a state
  * that is gone, so the stores give them nothing back after it (a new epoch, see `StoreGrant`).
  * Without it, a limit dropped by one change and brought back by the next took refunds of

@@ -13,7 +13,7 @@ import type { StoreDecision } from '../store.js';
 import { compileFor, endWithError, grantTo, refuseOnce } from './grants.js';
 import { QUEUED, type Batch, type GrantHandle, type KeyContext, type Scope } from './keyContext.js';
 import { asStoreError, fireAndForget, tellStoreError } from './storeOps.js';
-import { blocked, forget } from './wakeSchedule.js';
+import { askAgainNow, blocked, capacityFreed, forget } from './wakeSchedule.js';
 import { WaiterState, type Waiter } from './waiter.js';
 
 /** The most waiters of one key sent to an async store in one call (one Redis script run). */
@@ -38,6 +38,7 @@ export function sendBatch<G extends GrantHandle>(
     answer = Promise.resolve(store.decide(ctx.storeKey, policy, waiters, 'queue', now, ctx));
   } catch (e) {
     failed(ctx, batch, e, now, scope); // the store threw at once: the batch fails as if rejected
+    askAgainNow(ctx, now); // and the rest of the queue is asked about at the next tick
     return;
   }
   const self = scope.self;
@@ -72,10 +73,11 @@ export function decided<G extends GrantHandle>(
   let refusedHead = false;
   let refusedPriority = -Infinity;
   const n = Math.min(decisions.length, batch.waiters.length);
+  let gaveBack = false;
   for (let i = 0; i < n; i++) {
     const d = decisions[i]!;
     const w = batch.waiters[i]!;
-    if (d.ok) grantTo(ctx, w, d.grant, now, scope, batch.policy);
+    if (d.ok) gaveBack = !grantTo(ctx, w, d.grant, now, scope, batch.policy) || gaveBack;
     else if (w.once) refuseOnce(ctx, w, d.retryAfterMs, d.limit, now, scope);
     else if (w.overflow && w.queued)
       endWithError(ctx, w, new QueueFullError(ctx.rt.maxQueue), now, scope);
@@ -85,6 +87,14 @@ export function decided<G extends GrantHandle>(
       refusedPriority = w.priority;
     }
   }
+  // A grant given back (its waiter ended meanwhile) freed what the refusal counted: ask again.
+  if (gaveBack) capacityFreed(ctx);
+  // Waiters queued past maxQueue to be decided first, left undecided behind the refused head, are
+  // refused now, as a synchronous store refuses them before they queue.
+  if (refusedHead)
+    for (const w of batch.waiters)
+      if (w.overflow && w.queued && w !== ctx.wakeHead)
+        endWithError(ctx, w, new QueueFullError(ctx.rt.maxQueue), now, scope);
   const { tries } = ctx.queue;
   if (refusedHead && tries !== null && tries.size > 0) {
     const until = Math.min(ctx.wakeAt, ctx.queue.head()?.deadline ?? Infinity);

@@ -15,7 +15,8 @@ import { WaiterState, type Waiter } from './waiter.js';
 
 /**
  * grantTo ends `w` with a grant of `record`, booked under `policy`. A waiter that ended while the
- * store decided (timeout, abort, close) holds nothing: what the store booked is given back.
+ * store decided (timeout, abort, close) holds nothing: what the store booked is given back, and
+ * grantTo returns false.
  */
 export function grantTo<G extends GrantHandle>(
   ctx: KeyContext<G>,
@@ -24,14 +25,14 @@ export function grantTo<G extends GrantHandle>(
   now: Ms,
   scope: Scope<G>,
   policy: Policy = ctx.policy,
-): void {
+): boolean {
   ctx.queue.remove(w);
   const grant = ctx.rt.makeGrant(ctx.key, ctx.storeKey, record, w.cost, policy);
   if (!w.succeed(grant)) {
     grant.slotFreed = true;
     const { store } = ctx.rt;
     fireAndForget(ctx, scope, now, () => store.cancel(ctx.storeKey, policy, record, now));
-    return;
+    return false;
   }
   if (record.slot && ctx.rt.leaseMs !== null) addLease(ctx, grant, now + ctx.rt.leaseMs);
   if (ctx.rt.observed.value)
@@ -43,6 +44,7 @@ export function grantTo<G extends GrantHandle>(
       waitedMs: now - w.arrivedAt,
       at: now,
     });
+  return true;
 }
 
 /**
@@ -100,6 +102,24 @@ export function expireWaiters<G extends GrantHandle>(
   if (expired === null) return;
   for (const w of expired)
     endWithError(ctx, w, new AcquireTimeoutError(w.timeoutMs), now, scope, 'timeout');
+}
+
+/**
+ * expireHeld ends the held acquires (see keyLogic.ts `hold`) whose deadline is at or before
+ * `now`: a waiter that arrived while a batch was out times out on time, not at the answer.
+ */
+export function expireHeld<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  const { held } = ctx;
+  if (held === null) return;
+  for (let i = ctx.heldFrom; i < held.length; i++) {
+    const e = held[i]!;
+    if (e.type === 'acquire' && e.state === WaiterState.Pending && e.deadline <= now)
+      endWithError(ctx, e, new AcquireTimeoutError(e.timeoutMs), now, scope, 'timeout');
+  }
 }
 
 /**

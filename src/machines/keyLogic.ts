@@ -27,7 +27,7 @@ import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
 import type { Ms } from '../limiter/types.js';
 import { arrive, onAcquire, serve } from './admit.js';
 import { decided, failed } from './asyncBatch.js';
-import { endWithError, expireLeases, freeSlot } from './grants.js';
+import { endWithError, expireHeld, expireLeases, freeSlot } from './grants.js';
 import {
   QUEUED,
   type GrantHandle,
@@ -87,7 +87,9 @@ export const keyLogic: KeyLogic = {
     }
     if (ctx.inFlight !== null && mustWait(event)) {
       hold(ctx, event, now);
-      return snapshot; // nothing else changed: the timer stays as it is
+      // A held waiter's deadline runs from now: the timer covers it (grants.ts expireHeld).
+      if (event.type === 'acquire' && event.deadline !== Infinity) rearm(ctx, now, scope);
+      return snapshot;
     }
     step(ctx, event, now, scope);
     drain(ctx, now, scope);
@@ -186,6 +188,9 @@ function drain<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<
   if (ctx.heldFrom === held.length) {
     ctx.held = null;
     ctx.heldFrom = 0;
+  } else if (ctx.heldFrom > 64 && ctx.heldFrom * 2 > held.length) {
+    ctx.held = held.slice(ctx.heldFrom); // what was handled is not kept alive
+    ctx.heldFrom = 0;
   }
 }
 
@@ -203,6 +208,7 @@ function handle<G extends GrantHandle>(
     case 'tick':
       timerFired(ctx);
       expireLeases(ctx, now, scope);
+      expireHeld(ctx, now, scope);
       return;
     case 'wake': // capacity freed elsewhere (another process): ask the store again
       capacityFreed(ctx);

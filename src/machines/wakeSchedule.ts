@@ -4,14 +4,14 @@
  * A head the store refused is asked again at the instant the store said it fits (`wakeAt`), or
  * as soon as capacity may have freed (a release, refund, reset, limit change, or another process's
  * news through `wake`). This module is the only writer of `wakeAt`, `wakeHead`, `timer` and
- * `timerAt`: the handlers say what happened ({@link blocked}, {@link capacityFreed}), and the key
+ * `timerAt` (but for a key that closes or fails, whose timer is cleared for good): the handlers say what happened ({@link blocked}, {@link capacityFreed}), and the key
  * logic re-arms the timer once, at the end of every event ({@link rearm}).
  */
 import { CONCURRENCY } from '../limiter/decide.js';
 import type { Ms } from '../limiter/types.js';
 import type { StoreDecision } from '../store.js';
 import type { GrantHandle, KeyContext, Scope } from './keyContext.js';
-import type { Waiter } from './waiter.js';
+import { WaiterState, type Waiter } from './waiter.js';
 
 /** blocked records that the store refused `w` (the head) with `d`: it is asked again at wakeAt. */
 export function blocked<G extends GrantHandle>(
@@ -79,6 +79,14 @@ export function rearm<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope:
   let at = queue.size > 0 && ctx.inFlight === null ? ctx.wakeAt : Infinity;
   const deadline = queue.nextDeadline();
   if (deadline < at) at = deadline;
+  if (ctx.held !== null) {
+    // Waiters held for a batch's answer keep their deadlines too (grants.ts expireHeld).
+    for (let i = ctx.heldFrom; i < ctx.held.length; i++) {
+      const e = ctx.held[i]!;
+      if (e.type === 'acquire' && e.state === WaiterState.Pending && e.deadline < at)
+        at = e.deadline;
+    }
+  }
   if (ctx.leases !== null) {
     if (Number.isNaN(ctx.leaseNext)) {
       ctx.leaseNext = Infinity;
@@ -96,7 +104,8 @@ export function rearm<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope:
   const self = scope.self;
   const fire = (): void => self.send({ type: 'tick' });
   // Waiters keep the process alive; a timer only for leases is housekeeping.
-  const housekeeping = queue.size === 0 && clock.setHousekeepingTimeout !== undefined;
+  const housekeeping =
+    queue.size === 0 && ctx.held === null && clock.setHousekeepingTimeout !== undefined;
   ctx.timer = housekeeping
     ? clock.setHousekeepingTimeout!(fire, Math.max(0, at - now))
     : clock.setTimeout(fire, Math.max(0, at - now));

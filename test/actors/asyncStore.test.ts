@@ -148,4 +148,44 @@ describe('an async store', () => {
       ['tpm', 700],
     ]);
   });
+
+  it('times a waiter out at its deadline while it waits behind a batch that is out (#10 review)', async () => {
+    setup();
+    const l = system!.limiter('api', { limits: [{ limit: 10, interval: '1s' }] });
+    const first = l.acquire('k'); // sent: the store holds its answer
+    await flush();
+    let ended: unknown = 'pending';
+    l.acquire('k', { timeout: 100 }).then(
+      () => (ended = 'granted'),
+      (e: Error) => (ended = e.name),
+    ); // held behind the batch out
+    await clock.increment(100);
+    expect(ended).toBe('AcquireTimeoutError'); // before: only once the store answered
+    expect(store.waiting).toBe(1);
+    store.answer();
+    await expect(first).resolves.toBeDefined();
+  });
+
+  it('refuses with QueueFullError a waiter held behind a batch once the head it queues behind is refused and the queue is full (#10)', async () => {
+    setup();
+    const l = system!.limiter('api', {
+      limits: [{ limit: 1, interval: '10s' }],
+      maxQueue: 1,
+    });
+    store.auto = true;
+    await l.acquire('k'); // the limit is used up
+    store.auto = false;
+    const busy = l.acquire('other'); // nothing: a decide of another key keeps the store busy
+    void busy;
+    const a = l.acquire('k', { timeout: 60_000 }).catch((e: Error) => e.name);
+    await flush();
+    const b = l.acquire('k', { timeout: 60_000 }).catch((e: Error) => e.name); // held
+    store.answer(); // a refused: the head, the queue is full, and b queues behind it
+    await flush();
+    expect(await b).toBe('QueueFullError');
+    expect((await l.stats('k')).queued).toBe(1);
+    store.auto = true;
+    store.answer();
+    void a;
+  });
 });
