@@ -23,7 +23,7 @@
  * is returned; observers that keep snapshots must copy what they need. The context is never
  * shared outside this actor.
  */
-import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
+import { AcquireAbortedError, GrantStateError, InvalidArgumentError } from '../errors.js';
 import type { Ms } from '../limiter/types.js';
 import { arrive, onAcquire, serve } from './admit.js';
 import { decided, failed } from './asyncBatch.js';
@@ -220,7 +220,13 @@ function handle<G extends GrantHandle>(
       if (event.done !== undefined && w.state === WaiterState.Granted) {
         const grant = w.grant!;
         if (grant.cancelling?.(ctx.policy) === true) onCancel(ctx, grant, event.done, now, scope);
-        else event.done.resolve();
+        else
+          // Cancelled or settled already (a second cancel of the reservation): as Grant.cancel.
+          event.done.reject(
+            new GrantStateError(
+              `tollgate: cancel of grant ${grant.record.id}, which was settled or cancelled`,
+            ),
+          );
         return;
       }
       endWithError(ctx, w, new AcquireAbortedError(w.signal?.reason), now, scope, 'aborted');
