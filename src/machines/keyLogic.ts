@@ -29,7 +29,6 @@ import { arrive, onAcquire, serve } from './admit.js';
 import { decided, failed } from './asyncBatch.js';
 import { endWithError, expireHeld, expireLeases, freeSlot } from './grants.js';
 import {
-  QUEUED,
   type GrantHandle,
   type KeyContext,
   type KeyEvent,
@@ -41,8 +40,6 @@ import { KeyQueue } from './keyQueue.js';
 import { asInternalError, storeCall, tellStoreError } from './storeOps.js';
 import { capacityFreed, rearm, timerFired } from './wakeSchedule.js';
 import { WaiterState } from './waiter.js';
-
-export { QUEUED };
 
 /** keyLogic is the logic of every key actor (see the file comment). */
 export const keyLogic: KeyLogic = {
