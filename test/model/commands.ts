@@ -12,7 +12,7 @@ import { compareOp, compareWaiters, sameReading, show } from './check.js';
 import type { Op, Real } from './real.js';
 import type { Sim } from './sim.js';
 import type { BrkModel } from './breakerModel.js';
-import { BRK_POLICIES, KEYS } from './setup.js';
+import { BRK_POLICIES, KEYS, RETRY_MS } from './setup.js';
 
 /** What a run keeps beside the runtime: the simulator, and a trace to compare stores with. */
 export interface ModelState {
@@ -153,11 +153,16 @@ export class Step implements fc.AsyncCommand<ModelState, Real> {
   }
 }
 
-/** A decision of `key` that the store fails by throwing (a plain call when others wait there). */
+/**
+ * A decision of `key` that fails (a plain call when others wait there): the store throws before
+ * deciding, or (`lost`) decides and its answer is lost, as a Redis reply after a dropped
+ * connection; Redis is then marked down for RETRY_MS, which the step lets pass.
+ */
 export class Failing implements fc.AsyncCommand<ModelState, Real> {
   constructor(
     readonly key: string,
     readonly tryOnly: boolean,
+    readonly lost: boolean,
   ) {}
   check(): boolean {
     return true;
@@ -166,16 +171,17 @@ export class Failing implements fc.AsyncCommand<ModelState, Real> {
     // Only a lone request is decided alone; with waiters queued, it is a plain call.
     const ops: Op[] =
       m.sim.queueLength(this.key) === 0
-        ? [{ k: 'failing', key: this.key, try: this.tryOnly }]
+        ? [{ k: 'failing', key: this.key, try: this.tryOnly, lost: this.lost }]
         : [
             this.tryOnly
               ? { k: 'try', key: this.key, priority: 0 }
               : { k: 'acquire', key: this.key, priority: 0, signal: false },
           ];
     await step(m, r, ops, this.toString());
+    if (this.lost) await step(m, r, [{ k: 'advance', ms: RETRY_MS }], `advance ${RETRY_MS}`);
   }
   toString(): string {
-    return `failing(${this.key}, ${this.tryOnly ? 'try' : 'acquire'})`;
+    return `failing(${this.key}, ${this.tryOnly ? 'try' : 'acquire'}${this.lost ? ', lost' : ''})`;
   }
 }
 
@@ -424,7 +430,9 @@ export function commandArbs(
     {
       kind: 'failing',
       weight: 1,
-      arbitrary: fc.record({ key, t: fc.boolean() }).map(({ key: k, t }) => new Failing(k, t)),
+      arbitrary: fc
+        .record({ key, t: fc.boolean(), lost: fc.boolean() })
+        .map(({ key: k, t, lost }) => new Failing(k, t, lost)),
     },
   ];
   return [fc.oneof(...steps.filter((x) => !omit.has(x.kind)))];

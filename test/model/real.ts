@@ -28,7 +28,9 @@ import {
   MAIN_POLICIES,
   MAX_QUEUE,
   ProbeStore,
+  RETRY_MS,
   SteppingClock,
+  lossyClient,
   spec,
 } from './setup.js';
 
@@ -44,7 +46,7 @@ export type Op =
     }
   | { readonly k: 'try'; readonly key: string; readonly cost?: Cost; readonly priority: number }
   | { readonly k: 'reserve'; readonly key: string; readonly cost?: Cost; readonly priority: number }
-  | { readonly k: 'failing'; readonly key: string; readonly try: boolean }
+  | { readonly k: 'failing'; readonly key: string; readonly try: boolean; readonly lost: boolean }
   | { readonly k: 'settle'; readonly pick: number; readonly actual: Cost }
   | { readonly k: 'cancel'; readonly pick: number }
   | { readonly k: 'release'; readonly pick: number }
@@ -170,12 +172,20 @@ export class Real {
   readonly #open = new Set<Promise<unknown>>();
 
   constructor(readonly options: RealOptions) {
+    // The Redis store marks Redis down for retryInterval after a lost answer: 1 ms, which a
+    // 'failing' step that loses an answer lets pass (commands.ts, Failing).
+    const lossy = options.kind === 'redis' ? lossyClient(options.client!) : undefined;
     let store =
-      options.kind === 'redis'
-        ? redisStore({ client: options.client!, prefix: options.prefix!, time: 'runtime' })
-        : undefined;
+      lossy === undefined
+        ? undefined
+        : redisStore({
+            client: lossy.client,
+            prefix: options.prefix!,
+            time: 'runtime',
+            retryInterval: RETRY_MS,
+          });
     if (options.kind === 'redis' || options.probe) {
-      this.probe = new ProbeStore(store ?? memoryStore());
+      this.probe = new ProbeStore(store ?? memoryStore(), lossy?.loss);
       store = undefined;
     }
     const probe = this.probe;
@@ -381,11 +391,13 @@ export class Real {
         }
         case 'failing': {
           const h = this.#newHandle('failing', op.key, undefined);
-          this.probe!.failNext = true;
+          if (op.lost) this.probe!.loseNext = true;
+          else this.probe!.failNext = true;
           if (op.try) this.#watchTry(h, this.main.tryAcquire(op.key));
           else this.#watchGrant(h, this.main.acquire(op.key));
           this.probe!.failNext = false;
-          sims.push({ k: 'failing', hid: h.hid, key: op.key, try: op.try });
+          this.probe!.loseNext = false;
+          sims.push({ k: 'failing', hid: h.hid, key: op.key, try: op.try, lost: op.lost });
           break;
         }
         case 'settle':

@@ -2,7 +2,8 @@
  * Model-based test of the whole runtime, through the public API only: fast-check generates random
  * sequences of calls (acquire with priorities, timeouts and aborts; tryAcquire; reserve and its
  * cancel; settle, cancel and release of grants; reset, pause, feedback and setLimits; a store
- * that throws from a decision; close; time steps past timeouts, leases, pauses and the idle
+ * that throws from a decision, or decides and loses its answer (on Redis: the script ran and the
+ * reply was lost, as after a dropped connection); close; time steps past timeouts, leases, pauses and the idle
  * timeout), up to three calls in the same synchronous turn, runs each step on a limiter system on
  * virtual time, and compares with the reference model (sim.ts over reference.ts) after every step:
  * - each waiter ends as predicted, at the predicted instant, exactly once: granted with the
@@ -25,7 +26,7 @@
  * What the model does not decide: the breaker's own timing (followed, not predicted); the exact
  * amount a token bucket gives back after other refunds (the documented conservative rule is
  * computed, and checked against what the grant holds); etaMs with Redis. Not covered: a Redis
- * answer lost after its script ran, fail-open and insurance, Redis Cluster, several processes
+ * timeout (a lost answer is covered; a timeout takes the same path), fail-open and insurance, Redis Cluster, several processes
  * (pub/sub wake-ups), snapshot and restore, stats$, limitedFetch. races.model.test.ts covers
  * interleavings with store answers under fc.scheduler.
  *

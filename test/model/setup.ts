@@ -3,7 +3,16 @@
  * model reads them), a clock for asynchronous stores that lets every store answer arrive before
  * time moves on, and a Store wrapper that counts the store calls in flight and fails on demand.
  */
-import type { Clock, LimitSpec, PolicySpec, Store, TimerHandle } from '../../src/index.js';
+import type { Redis } from 'ioredis';
+import {
+  StoreUnavailableError,
+  type Clock,
+  type LimitSpec,
+  type PolicySpec,
+  type Store,
+  type StoreDecision,
+  type TimerHandle,
+} from '../../src/index.js';
 import type { MLimit, MPolicy } from './reference.js';
 
 /** The keys of the model: two per limiter (keys are independent, two show that they are). */
@@ -13,6 +22,8 @@ export type Key = (typeof KEYS)[number];
 export const IDLE_MS = 1000;
 export const LEASE_MS = 2500;
 export const MAX_QUEUE = 4;
+/** The Redis store's retryInterval in the model: how long a lost answer marks Redis down. */
+export const RETRY_MS = 1;
 
 function limit(
   name: string,
@@ -94,11 +105,50 @@ export function turn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** The switch of a {@link lossyClient}: loses the answer of the next decide script. */
+export interface AnswerLoss {
+  arm(): void;
+  disarm(): void;
+}
+
+/**
+ * lossyClient wraps a Redis client so that, once armed, the next decide script runs on Redis and
+ * its answer is lost on the way back: the call rejects as a dropped connection would, after the
+ * script booked. The Redis store must then give back the slots it may have booked (bug 2 of the
+ * key-actor issue). Everything else passes through to `client`.
+ */
+export function lossyClient(client: Redis): { client: Redis; loss: AnswerLoss } {
+  let armed = false;
+  const proxy = new Proxy(client, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      if (prop === 'tollgateDecide' && armed) {
+        armed = false;
+        return async (...args: unknown[]) => {
+          await fn.apply(target, args);
+          throw new Error('model: connection lost after the decide script ran');
+        };
+      }
+      return fn.bind(target);
+    },
+  });
+  const loss: AnswerLoss = {
+    arm: () => void (armed = true),
+    disarm: () => void (armed = false),
+  };
+  return { client: proxy, loss };
+}
+
 /**
  * ProbeStore wraps a store: it passes every call through (and only the optional methods the
  * inner store has), counts the asynchronous calls in flight so a run can wait until the store has
- * answered everything, and throws from the next decision when `failNext` is set (a store that
- * fails synchronously). It leaves out `watch` (Redis pub/sub): one process hears of its own
+ * answered everything, throws from the next decision when `failNext` is set (a store that fails
+ * synchronously), and loses the answer of the next decision when `loseNext` is set: through the
+ * client (a {@link lossyClient}) when it has one, so the store's own recovery runs, else by
+ * deciding, giving back the slots booked and throwing StoreUnavailableError (what a store that
+ * lost an answer must leave behind). It leaves out `watch` (Redis pub/sub): one process hears of its own
  * releases directly, and a message arriving after the run moved on would wake a key at an
  * instant the model cannot know.
  */
@@ -109,8 +159,11 @@ export class ProbeStore implements Store {
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Throw from the next decide (or decideOne), once. */
   failNext = false;
+  /** Lose the answer of the next decide, once. */
+  loseNext = false;
   /** How many times a decision was failed on demand. */
   failures = 0;
+  readonly #loss: AnswerLoss | undefined;
   readonly defaultLeaseMs?: number | null;
   useClock?: NonNullable<Store['useClock']>;
   decideOne?: NonNullable<Store['decideOne']>;
@@ -119,15 +172,18 @@ export class ProbeStore implements Store {
   forget?: NonNullable<Store['forget']>;
   pause?: NonNullable<Store['pause']>;
 
-  constructor(inner: Store) {
+  constructor(inner: Store, loss?: AnswerLoss) {
     this.#inner = inner;
+    this.#loss = loss;
     this.name = inner.name;
     this.sync = inner.sync;
     if (inner.decideOne !== undefined) {
       const one = inner.decideOne.bind(inner);
       this.decideOne = (...args) => {
         this.#maybeFail();
-        return one(...args);
+        const d = one(...args);
+        if (this.#mustLose()) this.#lose(args[0], args[1], [d], args[3]);
+        return d;
       };
     }
     if (inner.defaultLeaseMs !== undefined) this.defaultLeaseMs = inner.defaultLeaseMs;
@@ -146,6 +202,25 @@ export class ProbeStore implements Store {
     this.failNext = false;
     this.failures++;
     throw new Error('model: the store failed on demand');
+  }
+
+  #mustLose(): boolean {
+    if (!this.loseNext) return false;
+    this.loseNext = false;
+    this.failures++;
+    return true;
+  }
+
+  /** After a synchronous store decided: give back the slots booked, and lose the answer. */
+  #lose(
+    key: string,
+    policy: Parameters<Store['release']>[1],
+    ds: StoreDecision[],
+    now: number,
+  ): never {
+    for (const d of ds)
+      if (d.ok && d.grant.slot) void this.#inner.release(key, policy, d.grant, now);
+    throw new StoreUnavailableError('model: the answer of a decision was lost');
   }
 
   #track<T>(r: T): T {
@@ -172,7 +247,20 @@ export class ProbeStore implements Store {
 
   decide(...args: Parameters<Store['decide']>): ReturnType<Store['decide']> {
     this.#maybeFail();
-    return this.#track(this.#inner.decide(...args));
+    if (!this.#mustLose()) return this.#track(this.#inner.decide(...args));
+    const loss = this.#loss;
+    if (loss === undefined) {
+      const ds = this.#inner.decide(...args);
+      if (ds instanceof Promise) throw new Error('model: loseNext needs a lossy client here');
+      this.#lose(args[0], args[1], ds, args[4]);
+    }
+    // The client loses the answer of the next decide it sends; disarmed if none was sent.
+    loss!.arm();
+    const p = this.#inner.decide(...args);
+    const disarm = (): void => loss!.disarm();
+    if (p instanceof Promise) p.then(disarm, disarm);
+    else disarm();
+    return this.#track(p);
   }
   settle(...args: Parameters<Store['settle']>): ReturnType<Store['settle']> {
     return this.#track(this.#inner.settle(...args));

@@ -55,7 +55,14 @@ export type SimOp =
       readonly cost: Cost | undefined;
       readonly priority: number;
     }
-  | { readonly k: 'failing'; readonly hid: number; readonly key: string; readonly try: boolean }
+  | {
+      readonly k: 'failing';
+      readonly hid: number;
+      readonly key: string;
+      readonly try: boolean;
+      /** The store decided, then its answer was lost (else it threw before deciding). */
+      readonly lost: boolean;
+    }
   | { readonly k: 'settle'; readonly target: number; readonly actual: Cost }
   | { readonly k: 'cancel'; readonly target: number }
   | { readonly k: 'release'; readonly target: number }
@@ -191,6 +198,7 @@ export class Sim {
           this.#end(op.hid, 'LIMITER_CLOSED', t);
           return {};
         }
+        if (op.lost) this.#lost(op.key, t);
         this.outcomes.set(op.hid, { s: 'failed', codes: STORE_FAILURE, at: t });
         return {};
       }
@@ -372,6 +380,31 @@ export class Sim {
     const d = k.limits.decide(this.policy, u, this.#slot(), t);
     if (d.ok) this.#grant(k, w, t);
     else this.outcomes.set(w.hid, { s: 'refused', limit: d.limit, retryAfterMs: d.retryAfterMs });
+  }
+
+  /**
+   * A lone request of `key` (default cost) that the store decided and whose answer was lost: its
+   * units stay booked if it fit (failures over-count, never under-count), and its slot comes back
+   * at once (the Redis store releases by grant id after a failed decide).
+   */
+  #lost(key: string, t: number): void {
+    const k = this.#key(key);
+    const u = units(this.policy, undefined);
+    const slot = this.#slot();
+    if (!k.limits.decide(this.policy, u, slot, t).ok) return;
+    const g: MGrant = {
+      hid: -1,
+      gen: k.limits.gen,
+      at: t,
+      cost: undefined,
+      booked: new Map(),
+      slotHeld: slot,
+      leaseEnd: t + LEASE_MS,
+      settled: false,
+      cancelled: false,
+    };
+    k.limits.book(this.policy, g, u, slot, t);
+    if (slot) k.limits.release(g);
   }
 
   #slot(): boolean {
