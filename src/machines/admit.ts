@@ -83,7 +83,7 @@ export function onAcquire<G extends GrantHandle>(
     return;
   }
   // Compiled before a limit change (e.g. while it waited behind a breaker): compile it again.
-  if (!compileFor(ctx, w, now, scope)) return;
+  if (w.policy !== ctx.policy && !compileFor(ctx, w, now, scope)) return;
   const { queue } = ctx;
   const head = queue.head();
   const { store } = ctx.rt;

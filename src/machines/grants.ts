@@ -26,7 +26,7 @@ export function grantTo<G extends GrantHandle>(
   scope: Scope<G>,
   policy: Policy = ctx.policy,
 ): boolean {
-  ctx.queue.remove(w);
+  if (w.queued) ctx.queue.remove(w);
   const grant = ctx.rt.makeGrant(ctx.key, ctx.storeKey, record, w.cost, policy);
   if (!w.succeed(grant)) {
     grant.slotFreed = true;

@@ -39,7 +39,7 @@ import { failCaller, onCancel, onCharge, onClose, onPolicy, onRead, onSettle } f
 import { KeyQueue } from './keyQueue.js';
 import { asInternalError, storeCall, tellStoreError } from './storeOps.js';
 import { capacityFreed, rearm, timerFired } from './wakeSchedule.js';
-import { WaiterState } from './waiter.js';
+import { WaiterState, type Waiter } from './waiter.js';
 
 /** keyLogic is the logic of every key actor (see the file comment). */
 export const keyLogic: KeyLogic = {
@@ -75,24 +75,11 @@ export const keyLogic: KeyLogic = {
 
   transition(snapshot, event, scope) {
     const ctx = snapshot.context;
-    let now = ctx.lastActive;
-    try {
-      now = ctx.rt.clock.now(); // one clock read per message
-      ctx.lastActive = now;
-    } catch {
-      // A clock that cannot tell the time: the key goes on at the last instant it knew.
-    }
-    if (ctx.inFlight !== null && mustWait(event)) {
-      hold(ctx, event, now);
-      // A held waiter's deadline runs from now: the timer covers it (grants.ts expireHeld).
-      if (event.type === 'acquire' && event.deadline !== Infinity) rearm(ctx, now, scope);
-      return snapshot;
-    }
-    step(ctx, event, now, scope);
-    drain(ctx, now, scope);
-    // A clock that cannot arm a timer leaves the key unable to keep its deadlines: the actor
-    // fails, and the system ends its waiters (LimiterSystem's #removeFailed).
-    rearm(ctx, now, scope);
+    const now = readClock(ctx);
+    // The hot path is kept apart and small: a synchronous store and nobody queued.
+    if (event.type === 'acquire' && ctx.queue.size === 0 && ctx.rt.store.sync)
+      acquireAlone(ctx, event, now, scope);
+    else onEvent(ctx, event, now, scope);
     return snapshot;
   },
 
@@ -106,6 +93,59 @@ export const keyLogic: KeyLogic = {
     };
   },
 };
+
+/**
+ * readClock reads the clock once for the message (step 1). A clock that cannot tell the time
+ * leaves the key going on at the last instant it knew.
+ */
+function readClock<G extends GrantHandle>(ctx: KeyContext<G>): Ms {
+  try {
+    ctx.lastActive = ctx.rt.clock.now();
+  } catch {
+    // keep lastActive
+  }
+  return ctx.lastActive;
+}
+
+/**
+ * acquireAlone takes an acquire nobody is queued ahead of, with a synchronous store: onAcquire
+ * decides it at once (granted, refused, or queued as the refused head), so serving the queue
+ * after it would find nothing to do, and nothing is held (a synchronous store has no batch out).
+ */
+function acquireAlone<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  try {
+    onAcquire(ctx, w, now, scope);
+  } catch (e) {
+    recover(ctx, w, e, now, scope);
+  }
+  // Granted or refused, nothing is left to time: rearm would find nothing to do.
+  if (ctx.queue.size !== 0 || ctx.leases !== null || ctx.timer !== null) rearm(ctx, now, scope);
+}
+
+/** onEvent takes any other event through steps 2 to 4 of the file comment. */
+function onEvent<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  event: KeyEvent<G>,
+  now: Ms,
+  scope: Scope<G>,
+): void {
+  if (ctx.inFlight !== null && mustWait(event)) {
+    hold(ctx, event, now);
+    // A held waiter's deadline runs from now: the timer covers it (grants.ts expireHeld).
+    if (event.type === 'acquire' && event.deadline !== Infinity) rearm(ctx, now, scope);
+    return;
+  }
+  step(ctx, event, now, scope);
+  drain(ctx, now, scope);
+  // A clock that cannot arm a timer leaves the key unable to keep its deadlines: the actor
+  // fails, and the system ends its waiters (LimiterSystem's #removeFailed).
+  rearm(ctx, now, scope);
+}
 
 /** step handles one event and serves the queue (steps 2 and 3 of the file comment). */
 function step<G extends GrantHandle>(

@@ -93,6 +93,7 @@ export class KeyQueue<G> {
 
   /** head is the first waiter in service order, or undefined when the queue is empty. */
   head(): Waiter<G> | undefined {
+    if (this.#size === 0) return undefined;
     for (const level of this.#levels) {
       const { items } = level;
       for (let i = level.head; i < items.length; i++) {
