@@ -15,7 +15,11 @@ export type TimerHandle = unknown;
 export interface Clock {
   /** Current instant, integer ms. Must not go backwards by much; the core tolerates small steps back. */
   now(): Ms;
-  /** Run `fn` after `ms`. */
+  /**
+   * Run `fn` after `ms`. Key actors ask for at most {@link MAX_TIMER_MS} and re-arm for the rest;
+   * other timers (the idle sweep, a breaker's `openFor`) may ask for more, which a clock must wait
+   * out (systemClock does, in steps).
+   */
   setTimeout(fn: () => void, ms: Ms): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
   /**
@@ -26,15 +30,54 @@ export interface Clock {
 }
 
 /**
+ * The longest delay Node's timers accept: 2^31 − 1 ms (about 24.8 days). Node runs a longer one
+ * after 1 ms with a TimeoutOverflowWarning, so a key paused for a month, or a window of a year
+ * with a waiter, would wake every millisecond.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+type NodeTimer = ReturnType<typeof setTimeout>;
+
+/** A systemClock timer longer than {@link MAX_TIMER_MS}: a chain of timers, the current one here. */
+class ChainedTimer {
+  current: NodeTimer | undefined;
+}
+
+/**
+ * arm runs `fn` after `ms` on Node's timers; a delay over {@link MAX_TIMER_MS} waits in steps of
+ * at most that, re-armed as each one ends.
+ */
+function arm(fn: () => void, ms: Ms, unref: boolean): NodeTimer | ChainedTimer {
+  if (!(ms > MAX_TIMER_MS)) {
+    const t = setTimeout(fn, ms);
+    if (unref) t.unref();
+    return t;
+  }
+  const chain = new ChainedTimer();
+  const step = (left: number): void => {
+    const t =
+      left > MAX_TIMER_MS
+        ? setTimeout(() => step(left - MAX_TIMER_MS), MAX_TIMER_MS)
+        : setTimeout(fn, left);
+    if (unref) t.unref();
+    chain.current = t;
+  };
+  step(ms);
+  return chain;
+}
+
+/**
  * systemClock reads `Date.now()` and uses Node's timers. Waiter timers keep the process alive (a
- * pending `acquire` is work); housekeeping timers are `unref`ed.
+ * pending `acquire` is work); housekeeping timers are `unref`ed. A delay longer than Node's
+ * timers take ({@link MAX_TIMER_MS}) is waited out in steps.
  */
 export const systemClock: Clock = {
   // eslint-disable-next-line no-restricted-syntax -- the one place that reads the wall clock
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-  setHousekeepingTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  setTimeout: (fn, ms) => arm(fn, ms, false),
+  clearTimeout: (handle) =>
+    clearTimeout(handle instanceof ChainedTimer ? handle.current : (handle as NodeTimer)),
+  setHousekeepingTimeout: (fn, ms) => arm(fn, ms, true),
 };
 
 interface VirtualTimer {

@@ -14,7 +14,7 @@ export type {
   LimiterOptions,
 } from './actors/limiter.js';
 export { Grant } from './actors/grant.js';
-export { systemClock, VirtualClock } from './clock.js';
+export { MAX_TIMER_MS, systemClock, VirtualClock } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
 export type {
   Store,

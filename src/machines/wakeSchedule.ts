@@ -7,6 +7,7 @@
  * `timerAt` (but for a key that closes or fails, whose timer is cleared for good): the handlers say what happened ({@link blocked}, {@link capacityFreed}), and the key
  * logic re-arms the timer once, at the end of every event ({@link rearm}).
  */
+import { MAX_TIMER_MS } from '../clock.js';
 import { CONCURRENCY } from '../limiter/decide.js';
 import type { Ms } from '../limiter/types.js';
 import type { StoreDecision } from '../store.js';
@@ -103,12 +104,13 @@ export function rearm<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope:
   if (at === Infinity) return;
   const self = scope.self;
   const fire = (): void => self.send({ type: 'tick' });
+  // No clock is asked for more than Node's timers take: a longer wait ticks early, finds nothing
+  // due, and is re-armed for the rest.
+  const ms = Math.min(MAX_TIMER_MS, Math.max(0, at - now));
   // Waiters keep the process alive; a timer only for leases is housekeeping.
   const housekeeping =
     queue.size === 0 && ctx.held === null && clock.setHousekeepingTimeout !== undefined;
-  ctx.timer = housekeeping
-    ? clock.setHousekeepingTimeout!(fire, Math.max(0, at - now))
-    : clock.setTimeout(fire, Math.max(0, at - now));
+  ctx.timer = housekeeping ? clock.setHousekeepingTimeout!(fire, ms) : clock.setTimeout(fire, ms);
 }
 
 /** The timer fired: it is no longer armed. */
