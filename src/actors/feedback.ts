@@ -28,17 +28,29 @@ export function reportedLimits(signal: ProviderSignal): Reported[] {
 
 /**
  * throttledPauseMs: how long a key the provider throttled pauses: its `retryAfterMs`, else the
- * latest reset of a dimension it reports exhausted, else 1 s. Whole ms, rounded up.
+ * latest reset of a dimension it reports exhausted, else 1 s; at most `maxMs`. A value that is
+ * not a finite number of 0 ms or more (a header from a buggy proxy) counts as absent. Whole ms,
+ * rounded up.
  */
-export function throttledPauseMs(signal: ProviderSignal, reported: readonly Reported[]): Ms {
-  let ms = signal.retryAfterMs ?? null;
+export function throttledPauseMs(
+  signal: ProviderSignal,
+  reported: readonly Reported[],
+  maxMs: Ms,
+): Ms {
+  let ms = usable(signal.retryAfterMs);
   if (ms === null) {
-    const exhausted = reported
-      .filter((l) => l.remaining === 0 && l.resetMs !== null)
-      .map((l) => l.resetMs!);
-    ms = exhausted.length > 0 ? Math.max(...exhausted) : DEFAULT_PAUSE_MS;
+    let latest: number | null = null;
+    for (const l of reported) {
+      const reset = l.remaining === 0 ? usable(l.resetMs) : null;
+      if (reset !== null && (latest === null || reset > latest)) latest = reset;
+    }
+    ms = latest ?? DEFAULT_PAUSE_MS;
   }
-  return Math.ceil(ms);
+  return Math.min(Math.ceil(ms), maxMs);
+}
+
+function usable(ms: number | null | undefined): number | null {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : null;
 }
 
 /**

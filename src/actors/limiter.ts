@@ -18,6 +18,7 @@ import { acquireThroughBreaker, tryThroughBreaker } from './breakerGate.js';
 import { overReported, reportedLimits, throttledPauseMs } from './feedback.js';
 import {
   BREAKER,
+  DEFAULT_MAX_PAUSE_MS,
   checkKey,
   parseAcquireOptions,
   validateBreaker,
@@ -67,6 +68,8 @@ export class Limiter implements GrantOwner {
   readonly leaseMs: Ms | null;
   /** @internal the breaker options, validated; null without a breaker. */
   readonly breaker: BreakerOptions | null;
+  /** @internal the longest pause `feedback` applies (LimiterOptions.maxPause). */
+  readonly maxPauseMs: Ms;
 
   /** @internal use `system.limiter()`. */
   constructor(
@@ -86,6 +89,10 @@ export class Limiter implements GrantOwner {
         ? (core.store.defaultLeaseMs ?? null)
         : parseDuration(options.leaseTtl, 'leaseTtl');
     this.breaker = validateBreaker(options.breaker);
+    this.maxPauseMs =
+      options.maxPause === undefined
+        ? DEFAULT_MAX_PAUSE_MS
+        : parseDuration(options.maxPause, 'maxPause');
   }
 
   /**
@@ -316,7 +323,7 @@ export class Limiter implements GrantOwner {
     }
     const reported = reportedLimits(signal);
     if (signal.throttled === true) {
-      const ms = throttledPauseMs(signal, reported);
+      const ms = throttledPauseMs(signal, reported, this.maxPauseMs);
       if (ms > 0) await this.pause(key, ms);
     }
     if (reported.length === 0) return;

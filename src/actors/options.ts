@@ -99,7 +99,15 @@ export interface LimiterOptions extends PolicySpec {
    * fetch wrapper do it for you). @default none
    */
   readonly breaker?: BreakerOptions;
+  /**
+   * The longest a provider's answer pauses a key (`feedback` of a 429): a `retry-after` of a day
+   * pauses it this long, after which one call asks the provider again. @default '1h'
+   */
+  readonly maxPause?: Duration;
 }
+
+/** The default of {@link LimiterOptions.maxPause}: 1 hour. */
+export const DEFAULT_MAX_PAUSE_MS = 3_600_000;
 
 export function checkKey(key: unknown, call: string): asserts key is string {
   if (typeof key !== 'string') {

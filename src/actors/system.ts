@@ -171,6 +171,7 @@ export class LimiterSystem implements SystemCore {
         JSON.stringify(existing.limiter.policy) === JSON.stringify(limiter.policy) &&
         existing.limiter.maxQueue === limiter.maxQueue &&
         existing.limiter.leaseMs === limiter.leaseMs &&
+        existing.limiter.maxPauseMs === limiter.maxPauseMs &&
         JSON.stringify(existing.limiter.breaker) === JSON.stringify(limiter.breaker);
       if (same) return existing.limiter;
       throw new InvalidArgumentError(

@@ -31,6 +31,7 @@ export type KeyEmitted =
   | { type: 'released'; key: string; id: string; expired: boolean; at: Ms }
   | { type: 'cancelled'; key: string; id: string; at: Ms }
   | { type: 'reset'; key: string; at: Ms }
+  | { type: 'paused'; key: string; forMs: Ms; at: Ms }
   | { type: 'storeError'; key: string; error: Error; at: Ms };
 
 /** What the key logic needs from its grants. The runtime's grant class implements it. */

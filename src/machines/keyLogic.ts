@@ -299,6 +299,8 @@ function handle<G extends GrantHandle>(
       }
       // The head is refused with 'paused' at its next decision and waits the pause out.
       storeCall(ctx, scope, now, event.done, () => store.pause!(ctx.storeKey, event.forMs, now));
+      if (ctx.rt.observed.value)
+        scope.emit({ type: 'paused', key: ctx.key, forMs: event.forMs, at: now });
       return;
     }
     case 'charge':

@@ -27,6 +27,11 @@ export type ReleasedEvent = Payload<'released'>;
 export type CancelledEvent = Payload<'cancelled'>;
 /** ResetEvent: a key was reset. */
 export type ResetEvent = Payload<'reset'>;
+/**
+ * PausedEvent: the key was paused for `forMs` from `at` (`limiter.pause`, or `feedback` of a
+ * provider's 429, at most the limiter's `maxPause`): its requests wait until then.
+ */
+export type PausedEvent = Payload<'paused'>;
 /** StoreErrorEvent: the store failed a call for this key. */
 export type StoreErrorEvent = Payload<'storeError'>;
 /** EvictedEvent: an idle key's actor was stopped; its state stays in the store as plain data. */
@@ -55,6 +60,7 @@ export interface TollgateEvents {
   released: [ReleasedEvent];
   cancelled: [CancelledEvent];
   reset: [ResetEvent];
+  paused: [PausedEvent];
   storeError: [StoreErrorEvent];
   evicted: [EvictedEvent];
   breaker: [BreakerEvent];

@@ -131,3 +131,70 @@ describe('feedback', () => {
     await expect(l.feedback('gpt', null as never)).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 });
+
+describe('long pauses (#17, finding 6)', () => {
+  const DAY = 86_400_000;
+  const HOUR = 3_600_000;
+
+  function paused(s: LimiterSystem): { forMs: number; at: number; key: string }[] {
+    const seen: { forMs: number; at: number; key: string }[] = [];
+    s.events.on('paused', (e) => seen.push({ forMs: e.forMs, at: e.at, key: e.key }));
+    return seen;
+  }
+
+  it("caps a provider's retry-after at maxPause (1h by default) and says so with a paused event", async () => {
+    const s = setup();
+    const seen = paused(s);
+    const l = s.limiter('llm', { limits: [{ limit: 100, interval: '1s' }] });
+    await l.feedback('gpt', { throttled: true, retryAfterMs: DAY });
+    expect(seen).toEqual([{ key: 'gpt', forMs: HOUR, at: 0 }]);
+    const waiter = track(l.acquire('gpt'));
+    await clock.increment(HOUR - 1);
+    expect(waiter.done).toBe(false);
+    await clock.increment(1);
+    expect(waiter.done && waiter.error === undefined).toBe(true);
+  });
+
+  it('takes maxPause from the limiter options, and caps a reset-derived pause too', async () => {
+    const s = setup();
+    const seen = paused(s);
+    const l = s.limiter('llm', { limits: [{ limit: 100, interval: '1s' }], maxPause: '10m' });
+    await l.feedback('gpt', { throttled: true, retryAfterMs: 2 * HOUR });
+    await l.feedback('o1', {
+      throttled: true,
+      limits: [{ dimension: 'requests', remaining: 0, resetMs: 3 * HOUR }],
+    });
+    expect(seen.map((e) => e.forMs)).toEqual([600_000, 600_000]);
+    expect(() =>
+      s.limiter('bad', { limits: [{ limit: 1, interval: '1s' }], maxPause: -1 }),
+    ).toThrow(InvalidArgumentError);
+  });
+
+  it('a retry-after past what pause() takes (over 366 days) still pauses, for maxPause', async () => {
+    const s = setup();
+    const seen = paused(s);
+    const l = s.limiter('llm', { limits: [{ limit: 100, interval: '1s' }] });
+    // Before, pause() threw on it and limitedFetch swallowed the error: no pause at all.
+    await l.feedback('gpt', { throttled: true, retryAfterMs: 400 * DAY });
+    expect(seen.map((e) => e.forMs)).toEqual([HOUR]);
+    expect(await l.tryAcquire('gpt')).toEqual({ ok: false, retryAfterMs: HOUR, limit: 'paused' });
+  });
+
+  it('a retry-after that is no usable number pauses for the default 1 s', async () => {
+    const s = setup();
+    const seen = paused(s);
+    const l = s.limiter('llm', { limits: [{ limit: 100, interval: '1s' }] });
+    for (const retryAfterMs of [Number.NaN, -5, Infinity])
+      await l.feedback('gpt', { throttled: true, retryAfterMs });
+    expect(seen.map((e) => e.forMs)).toEqual([1000, 1000, 1000]);
+  });
+
+  it('limiter.pause emits the paused event as well', async () => {
+    const s = setup();
+    const seen = paused(s);
+    const l = s.limiter('llm', { limits: [{ limit: 100, interval: '1s' }] });
+    await clock.increment(5);
+    await l.pause('gpt', '2s');
+    expect(seen).toEqual([{ key: 'gpt', forMs: 2000, at: 5 }]);
+  });
+});

@@ -369,7 +369,8 @@ function brkOp(omit: ReadonlySet<string>): fc.Arbitrary<Op> {
 const signal = fc.oneof(
   fc.record({
     throttled: fc.constant(true),
-    retryAfterMs: fc.option(fc.integer({ min: 0, max: 1500 }), { nil: null }),
+    // Past MAX_PAUSE_MS now and then: the limiter's maxPause caps the pause.
+    retryAfterMs: fc.option(fc.integer({ min: 0, max: 4000 }), { nil: null }),
   }),
   fc.record({
     limits: fc.array(

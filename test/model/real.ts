@@ -26,6 +26,7 @@ import {
   IDLE_MS,
   LEASE_MS,
   MAIN_POLICIES,
+  MAX_PAUSE_MS,
   MAX_QUEUE,
   ProbeStore,
   RETRY_MS,
@@ -139,6 +140,7 @@ const EVENTS = [
   'released',
   'cancelled',
   'reset',
+  'paused',
   'storeError',
   'evicted',
   'breaker',
@@ -208,6 +210,7 @@ export class Real {
       ...spec(MAIN_POLICIES[0]!),
       leaseTtl: LEASE_MS,
       maxQueue: MAX_QUEUE,
+      maxPause: MAX_PAUSE_MS,
     });
     this.brk = this.system.limiter('brk', {
       ...spec(BRK_POLICIES[0]!),

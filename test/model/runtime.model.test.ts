@@ -40,7 +40,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { startRedis, type RedisServer } from '../redis/harness.js';
-import { checkEvents, checkLedger } from './check.js';
+import { checkEvents, checkLedger, show } from './check.js';
 import type { MPolicy } from './reference.js';
 import { BRK_POLICIES, MAIN_POLICIES } from './setup.js';
 import { Disagreement, commandArbs, step, type ModelState } from './commands.js';
@@ -92,6 +92,12 @@ async function runOn(kind: StoreKind, cmds: Cmds): Promise<{ failure?: string; t
     const out: string[] = [];
     if (!(await real.settled())) out.push('a promise never settled after close');
     checkEvents(real, out);
+    // Every pause applied says so once, with the pause it applied (maxPause caps feedback's).
+    const pauses = real.events
+      .filter((r) => r.type === 'paused' && r.e.limiter === 'main')
+      .map((r) => `${String(r.e.key)}:${String(r.e.forMs)}@${r.e.at}`);
+    if (show(pauses.sort()) !== show([...m.sim.pauses].sort()))
+      out.push(`paused events ${show(pauses)}, expected ${show(m.sim.pauses)}`);
     // Redis emits a grant when its answer is applied, after later calls of the same turn: the
     // ledger reads events in mailbox order, which the memory store emits them in.
     if (kind === 'memory') checkLedger(real, [MAIN_POLICIES, BRK_POLICIES] as MPolicy[][], out);

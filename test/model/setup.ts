@@ -22,6 +22,8 @@ export type Key = (typeof KEYS)[number];
 export const IDLE_MS = 1000;
 export const LEASE_MS = 2500;
 export const MAX_QUEUE = 4;
+/** The main limiter's maxPause: a provider's longer retry-after pauses a key this long. */
+export const MAX_PAUSE_MS = 2500;
 /** The Redis store's retryInterval in the model: how long a lost answer marks Redis down. */
 export const RETRY_MS = 1;
 

@@ -29,7 +29,7 @@ import {
   type MReading,
   type Predicted,
 } from './reference.js';
-import { LEASE_MS, MAX_QUEUE, MAIN_POLICIES } from './setup.js';
+import { LEASE_MS, MAX_PAUSE_MS, MAX_QUEUE, MAIN_POLICIES } from './setup.js';
 
 /** One call of the test, as the simulator sees it (picks resolved to handle numbers). */
 export type SimOp =
@@ -146,6 +146,8 @@ export class Sim {
   now = 0;
   policy: MPolicy = MAIN_POLICIES[0]!;
   closed = false;
+  /** Every pause applied, as `key:forMs@at` (what the 'paused' events must say). */
+  readonly pauses: string[] = [];
   readonly keys = new Map<string, SimKey>();
   readonly outcomes = new Map<number, WaiterOutcome>();
   readonly grants = new Map<number, MGrant>();
@@ -238,6 +240,7 @@ export class Sim {
         if (this.closed) return { async: 'LIMITER_CLOSED' };
         const k = this.#key(op.key);
         k.limits.pause(op.ms, t);
+        this.pauses.push(`${op.key}:${op.ms}@${t}`);
         this.#pump(k, t);
         return { async: 'ok' };
       }
@@ -530,7 +533,9 @@ export class Sim {
       }
       if (ms > 0) {
         if (this.closed) return { async: 'LIMITER_CLOSED' };
-        k.limits.pause(Math.ceil(ms), t);
+        const forMs = Math.min(Math.ceil(ms), MAX_PAUSE_MS);
+        k.limits.pause(forMs, t);
+        this.pauses.push(`${key}:${forMs}@${t}`);
         this.#pump(k, t);
       }
     }
