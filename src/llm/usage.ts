@@ -81,8 +81,10 @@ export function usageFromObject(usage: unknown): TokenUsage | null {
  * reader.usage; // { inputTokens, outputTokens, tokens } as far as the stream told
  */
 export class SseUsageReader {
-  /** Text after the last complete line; never holds a line break, except a final lone `\r`. */
-  #pending = '';
+  /** The pieces of the line being read (text after the last line break), joined once it ends. */
+  #pending: string[] = [];
+  /** The last piece ended in `\r`: a `\n` at the start of the next one belongs to it. */
+  #afterCr = false;
   /** The `data:` lines of the event being read, joined with `\n` at dispatch. */
   #data: string[] = [];
   #input: number | undefined;
@@ -90,22 +92,33 @@ export class SseUsageReader {
   #total: number | undefined;
   #ended = false;
 
-  /** push feeds the next piece of the stream's text. Ignored after {@link SseUsageReader.end}. */
+  /**
+   * push feeds the next piece of the stream's text. Ignored after {@link SseUsageReader.end}.
+   * Only the new text is scanned: a line of many megabytes (an image in a Responses stream) costs
+   * time linear in its length, however finely it is cut.
+   */
   push(text: string): void {
     if (this.#ended || text.length === 0) return;
-    let buf = this.#pending + text;
     let start = 0;
-    for (;;) {
-      const cr = buf.indexOf('\r', start);
-      const lf = buf.indexOf('\n', start);
-      const at = cr === -1 ? lf : lf === -1 ? cr : Math.min(cr, lf);
-      if (at === -1) break;
-      if (at === cr && at === buf.length - 1) break; // a `\r` at the end may be half of `\r\n`
-      this.#line(buf.slice(start, at));
-      start = at + (at === cr && buf[at + 1] === '\n' ? 2 : 1);
+    if (this.#afterCr && text.charCodeAt(0) === 10) start = 1; // the `\n` of a `\r\n`
+    this.#afterCr = false;
+    // The next `\n` and `\r` at or after `start`, each searched again only once passed.
+    let lf = text.indexOf('\n', start);
+    let cr = text.indexOf('\r', start);
+    while (lf !== -1 || cr !== -1) {
+      const at = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
+      this.#pending.push(text.slice(start, at));
+      this.#line(this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join(''));
+      this.#pending = [];
+      start = at + 1;
+      if (at === cr) {
+        if (start === text.length) this.#afterCr = true;
+        else if (lf === start) start++;
+        cr = text.indexOf('\r', start);
+      }
+      if (lf !== -1 && lf < start) lf = text.indexOf('\n', start);
     }
-    buf = buf.slice(start);
-    this.#pending = buf;
+    if (start < text.length) this.#pending.push(text.slice(start));
   }
 
   /**
@@ -114,8 +127,8 @@ export class SseUsageReader {
    */
   end(): void {
     if (this.#ended) return;
-    const rest = this.#pending.endsWith('\r') ? this.#pending.slice(0, -1) : this.#pending;
-    this.#pending = '';
+    const rest = this.#pending.join('');
+    this.#pending = [];
     if (rest.length > 0) this.#line(rest);
     this.#dispatch();
     this.#ended = true;
@@ -128,27 +141,23 @@ export class SseUsageReader {
 
   #line(line: string): void {
     if (line === '') return this.#dispatch();
-    if (line.startsWith(':')) return; // a comment
+    if (line.charCodeAt(0) === 58) return; // ':' a comment
+    if (!line.startsWith('data')) return; // another field (event, id, retry)
     const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    if (field !== 'data') return;
+    if (colon !== -1 && colon !== 4) return; // a field whose name only starts with "data"
+    if (colon === -1 && line.length !== 4) return;
     let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
     this.#data.push(value);
   }
 
   #dispatch(): void {
     if (this.#data.length === 0) return;
-    const data = this.#data.join('\n');
+    const data = this.#data.length === 1 ? this.#data[0]! : this.#data.join('\n');
     this.#data = [];
-    if (!data.includes('usage')) return; // most events are deltas: skip parsing them
-    let event: unknown;
-    try {
-      event = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (isRecord(event)) this.#take(event);
+    if (!data.includes('"usage"')) return; // most events are deltas: skip parsing them
+    const event = data.length <= WHOLE_EVENT_MAX ? parseObject(data) : usageEvent(data);
+    if (event !== null) this.#take(event);
   }
 
   #take(event: Record<string, unknown>): void {
@@ -223,4 +232,61 @@ function count(v: unknown): number | undefined {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Events up to this many characters are parsed whole. A longer one (a Responses stream's
+ * `response.completed` repeats the whole output, images included) is not: its usage object is
+ * found and parsed alone ({@link usageEvent}), so a 30 MB event costs a scan, not a parse.
+ */
+const WHOLE_EVENT_MAX = 1 << 20;
+
+function parseObject(text: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(text);
+    return isRecord(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * usageEvent reads a long event's usage without parsing the event: the last `"usage":` key whose
+ * value is an object, that object parsed alone, shaped as the event would carry it (inside
+ * `message` for Anthropic's `message_start`, whose `type` comes first). Inside a JSON string a
+ * quote is escaped, so `"usage":` there is never taken for a key.
+ */
+function usageEvent(data: string): Record<string, unknown> | null {
+  const type = /^\s*\{\s*"type"\s*:\s*"([^"\\]*)"/.exec(data)?.[1];
+  for (let at = data.lastIndexOf('"usage"'); at !== -1; at = data.lastIndexOf('"usage"', at - 1)) {
+    let i = at + 7;
+    while (i < data.length && /\s/.test(data[i]!)) i++;
+    if (data[i] !== ':') continue;
+    i++;
+    while (i < data.length && /\s/.test(data[i]!)) i++;
+    if (data[i] !== '{') continue;
+    const end = objectEnd(data, i);
+    if (end === -1) continue;
+    const usage = parseObject(data.slice(i, end));
+    if (usage === null) continue;
+    return type === 'message_start' ? { type, message: { usage } } : { type, usage };
+  }
+  return null;
+}
+
+/** The index just past the JSON object that opens at `from`, or -1 if it does not close. */
+function objectEnd(text: string, from: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92)
+        i++; // a backslash escapes the next character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123) depth++;
+    else if (c === 125 && --depth === 0) return i + 1;
+  }
+  return -1;
 }
