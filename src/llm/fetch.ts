@@ -2,7 +2,8 @@
  * limitedFetch wraps `fetch` so every call to an LLM API goes through a {@link Limiter}: pass it
  * to an SDK (`new OpenAI({ fetch: limitedFetch({ limiter }) })`) or call it like fetch.
  *
- * The flow of one call:
+ * The flow of one call (a `data:` or `blob:` URL, or a GET of `/models`, is passed straight to
+ * fetch: nothing the provider counts):
  *
  *   parse the JSON body ─▶ key (the body's `model`) ─▶ estimate (input tokens + max output)
  *     ─▶ limiter.acquire(key, { cost, signal })          waits; CircuitOpenError etc. pass through,
@@ -29,7 +30,10 @@
  *   `stream_options: { include_usage: true }`: without it the estimate stays booked.
  * - The grant is settled before the JSON response is handed back, so a caller that awaited the
  *   call sees the booking final. A consumer that neither reads nor cancels a streamed body holds
- *   the concurrency slot until the grant's lease expires (`leaseTtl`), if the limiter has one.
+ *   the concurrency slot until the Response is garbage-collected (or the grant's lease ends, if
+ *   the limiter has one), then the call settles with what the stream said so far.
+ * - The returned function carries `Response` (the wrapped fetch's, else the global one): the
+ *   SDKs read `fetch.Response` before an upload instead of probing with `fetch('data:,')`.
  * - Feedback never throws into the caller: an odd header or a closed limiter must not fail a
  *   call that succeeded.
  */
@@ -87,11 +91,15 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
   const inner = options.fetch ?? globalThis.fetch;
   const now = options.now ?? systemClock.now;
 
-  return async function limited(
+  const limited = async function limited(
     input: string | URL | Request,
     init?: RequestInit,
   ): Promise<Response> {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    // Not a call to the provider: a `data:` or `blob:` URL (the SDKs' probe of fetch before an
+    // upload), or a listing of models. Nothing to limit, and nothing may hold a slot for it.
+    if (!isCounted(url, init?.method ?? (input instanceof Request ? input.method : 'GET')))
+      return inner(input, init);
     const body = await jsonBody(input, init);
     const k = typeof key === 'function' ? key(url, body) : (key ?? modelOf(body));
     // Estimate: the parts (input, output) are kept for settling a stream that told only one of them.
@@ -140,12 +148,43 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
       throw e;
     }
   };
+  // The SDKs take `fetch.Response` when there is one, instead of probing with fetch('data:,').
+  Object.defineProperty(limited, 'Response', {
+    value: (inner as { Response?: unknown }).Response ?? globalThis.Response,
+  });
+  return limited;
 }
+
+/**
+ * isCounted: whether a call is one the provider counts. Only http(s) calls are, and of those not
+ * a GET of the model list or of one model (`/models`, `/models/{id}`), which providers do not
+ * count against the limits tollgate keeps.
+ */
+function isCounted(url: string, method: string): boolean {
+  if (!/^https?:/i.test(url)) return false;
+  if (method.toUpperCase() !== 'GET') return true;
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return true;
+  }
+  return !/\/models(\/[^/]+)?\/?$/.test(path);
+}
+
+/**
+ * Calls whose streamed body was handed back: ended (settled with what the stream said so far, and
+ * released) when their Response is garbage-collected before its body ended or was cancelled. An
+ * SDK that never reads a body, or a caller that drops a response, holds no slot for good.
+ */
+const abandoned = new FinalizationRegistry<Call>((call) => call.abandon());
 
 /** One call's grant, from the response to its one settle and release. */
 class Call {
   /** Set once settle and release were done; every later end is a no-op. */
   #ended = false;
+  /** The usage reader of a streamed body handed back, if it is an SSE stream. */
+  #sse: SseUsageReader | null = null;
 
   constructor(
     readonly limiter: Limiter,
@@ -213,6 +252,11 @@ class Call {
     }
   }
 
+  /** abandon ends a call whose streamed body was collected unread (see {@link abandoned}). */
+  abandon(): void {
+    void this.end(this.#actual(this.#sse?.usage ?? null));
+  }
+
   /** report tells the key's breaker how the call went; like feedback, it never fails the call. */
   report(outcome: CallOutcome): void {
     try {
@@ -237,6 +281,7 @@ class Call {
 
   /** A Response whose body is `res.body` passed through, ending the call when the body is done. */
   #watch(res: Response, sse: SseUsageReader | null): Response {
+    this.#sse = sse;
     const source = res.body!.getReader();
     const decoder = new TextDecoder();
     // Set when the consumer cancels: a read still pending then must not touch the controller.
@@ -246,6 +291,7 @@ class Call {
         sse.push(decoder.decode());
         sse.end();
       }
+      abandoned.unregister(this);
       void this.end(this.#actual(sse?.usage ?? null));
     };
     const body = new ReadableStream<Uint8Array>(
@@ -282,6 +328,7 @@ class Call {
     });
     Object.defineProperty(wrapped, 'url', { value: res.url });
     Object.defineProperty(wrapped, 'redirected', { value: res.redirected });
+    abandoned.register(wrapped, this, this);
     return wrapped;
   }
 }

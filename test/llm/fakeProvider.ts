@@ -46,8 +46,17 @@ export interface FakeProviderOptions {
 export interface FakeProvider {
   /** `http://127.0.0.1:<port>`; the SDK's baseURL is `${url}/v1`. */
   readonly url: string;
-  /** What the server answered: every request, 200s, 429s and 500s. */
-  readonly counts: { requests: number; ok: number; throttled: number; failed: number };
+  /**
+   * What the server answered: every chat request, 200s, 429s and 500s; `other` counts the model
+   * list and uploads (`GET /v1/models`, `POST /v1/files`), which it does not limit.
+   */
+  readonly counts: {
+    requests: number;
+    ok: number;
+    throttled: number;
+    failed: number;
+    other: number;
+  };
   /** The usage reported in every 200, summed. */
   readonly usage: { inputTokens: number; outputTokens: number };
   /** The next `n` requests answer 500. */
@@ -92,7 +101,7 @@ export function promptTokens(messages: unknown): number {
 
 /** startFakeProvider starts the server on 127.0.0.1 and a free port; `close()` stops it. */
 export async function startFakeProvider(options: FakeProviderOptions = {}): Promise<FakeProvider> {
-  const counts = { requests: 0, ok: 0, throttled: 0, failed: 0 };
+  const counts = { requests: 0, ok: 0, throttled: 0, failed: 0, other: 0 };
   const usage = { inputTokens: 0, outputTokens: 0 };
   const requestLog: Entry[] = [];
   const tokenLog: Entry[] = [];
@@ -107,6 +116,27 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const text = await readAll(req);
+    // Endpoints the provider does not count here: the model list, and uploads (multipart).
+    if (req.method === 'GET' && req.url === '/v1/models') {
+      counts.other++;
+      return json(res, 200, {}, { object: 'list', data: [{ id: 'gpt-4o', object: 'model' }] });
+    }
+    if (req.method === 'POST' && req.url === '/v1/files') {
+      counts.other++;
+      return json(
+        res,
+        200,
+        {},
+        {
+          id: `file-${counts.other}`,
+          object: 'file',
+          bytes: text.length,
+          created_at: Math.floor(Date.now() / 1000),
+          filename: /filename="([^"]*)"/.exec(text)?.[1] ?? 'upload',
+          purpose: 'batch',
+        },
+      );
+    }
     if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
       return json(res, 404, {}, { error: { message: 'not found', type: 'invalid_request_error' } });
     }

@@ -79,7 +79,7 @@ describe('openai SDK through limitedFetch', () => {
     );
     const elapsed = performance.now() - start;
 
-    expect(fake.counts).toEqual({ requests: 40, ok: 40, throttled: 0, failed: 0 });
+    expect(fake.counts).toEqual({ requests: 40, ok: 40, throttled: 0, failed: 0, other: 0 });
     expect(elapsed).toBeGreaterThan(2900); // 4 windows of 10: the limiter did the waiting
     const reported = replies.reduce((s, r) => s + r.usage!.total_tokens, 0);
     expect(reported).toBe(fake.usage.inputTokens + fake.usage.outputTokens);
@@ -110,7 +110,7 @@ describe('openai SDK through limitedFetch', () => {
         return total;
       }),
     );
-    expect(fake.counts).toEqual({ requests: 40, ok: 40, throttled: 0, failed: 0 });
+    expect(fake.counts).toEqual({ requests: 40, ok: 40, throttled: 0, failed: 0, other: 0 });
     const reported = usages.reduce((s, n) => s + n, 0);
     expect(reported).toBe(fake.usage.inputTokens + fake.usage.outputTokens);
     expect(await tokensBooked(limiter)).toBe(reported);
@@ -192,6 +192,6 @@ describe('openai SDK through limitedFetch', () => {
     const error = await openai.chat.completions.create(ask(3)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.APIConnectionError);
     expect((error as { cause: unknown }).cause).toBeInstanceOf(CircuitOpenError);
-    expect(fake.counts).toEqual({ requests: 3, ok: 0, throttled: 0, failed: 3 });
+    expect(fake.counts).toEqual({ requests: 3, ok: 0, throttled: 0, failed: 3, other: 0 });
   });
 });

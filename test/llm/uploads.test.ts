@@ -1,0 +1,109 @@
+/**
+ * Calls that are not the provider's to count (#17, finding 1): the SDKs' `fetch('data:,')` probe
+ * before an upload, blob URLs and the model list pass straight through, and a streamed body that
+ * nobody reads holds no slot once its Response is gone. Before, the openai SDK's probe took a
+ * concurrency slot that was never given back: with `concurrency: 1` the upload itself timed out.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import OpenAI, { toFile } from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLimiterSystem, type Limiter, type LimiterSystem } from '../../src/index.js';
+import { limitedFetch } from '../../src/llm/fetch.js';
+import { startFakeProvider, type FakeProvider } from './fakeProvider.js';
+
+let system: LimiterSystem | undefined;
+let fake: FakeProvider | undefined;
+afterEach(async () => {
+  await system?.close();
+  await fake?.close();
+  system = fake = undefined;
+});
+
+function limiter(): Limiter {
+  system = createLimiterSystem();
+  return system.limiter('openai', {
+    limits: [{ limit: 100, interval: '1m' }],
+    concurrency: 1,
+  });
+}
+
+describe('calls that pass straight through', () => {
+  it('data: and blob: URLs take no slot and book nothing', async () => {
+    const l = limiter();
+    const held = await l.acquire('default'); // the one slot is taken
+    const f = limitedFetch({ limiter: l, timeout: '1s' });
+    expect(await (await f('data:,')).text()).toBe('');
+    const blob = URL.createObjectURL(new Blob(['hi']));
+    expect(await (await f(blob)).text()).toBe('hi');
+    URL.revokeObjectURL(blob);
+    const stats = await l.stats('default');
+    expect(stats.inFlight).toBe(1);
+    expect(stats.limits[0]!.remaining).toBe(99);
+    held.release();
+  });
+
+  it('exposes Response, so an SDK need not probe', () => {
+    const f = limitedFetch({ limiter: limiter() });
+    expect((f as unknown as { Response: unknown }).Response).toBe(Response);
+  });
+
+  it('with the openai SDK: an upload and a model listing pass with concurrency 1', async () => {
+    fake = await startFakeProvider();
+    const l = limiter();
+    const client = new OpenAI({
+      apiKey: 'test',
+      baseURL: `${fake.url}/v1`,
+      fetch: limitedFetch({ limiter: l, timeout: '2s' }),
+      maxRetries: 0,
+    });
+    const file = await client.files.create({
+      file: await toFile(Buffer.from('{"a":1}\n'), 'batch.jsonl'),
+      purpose: 'batch',
+    });
+    expect(file.filename).toBe('batch.jsonl');
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['gpt-4o']);
+    // The upload counted as one request; the probe and the listing counted nothing.
+    const stats = await l.stats('default');
+    expect(stats.inFlight).toBe(0);
+    expect(stats.limits[0]!.remaining).toBe(99);
+    expect(fake.counts.other).toBe(2);
+    // And the next chat call is not stuck behind a slot the probe kept.
+    const chat = await client.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 5,
+    });
+    expect(chat.choices.length).toBe(1);
+  });
+});
+
+describe('a streamed body nobody reads', () => {
+  it('gives its slot back once its Response is garbage-collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const l = limiter();
+    const never = (): Promise<Response> =>
+      Promise.resolve(
+        new Response(new ReadableStream({ pull: () => new Promise(() => {}) }), {
+          headers: { 'content-type': 'text/event-stream' },
+        }),
+      );
+    const f = limitedFetch({ limiter: l, fetch: never });
+    // Called in a function of its own, so that nothing here keeps the response.
+    await (async () => {
+      const res = await f('https://api.example/v1/chat/completions', {
+        method: 'POST',
+        body: JSON.stringify({ model: 'm', messages: [] }),
+      });
+      expect(res.status).toBe(200);
+    })();
+    expect((await l.stats('m')).inFlight).toBe(1);
+    for (let i = 0; i < 50 && (await l.stats('m')).inFlight > 0; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect((await l.stats('m')).inFlight).toBe(0);
+  });
+});
