@@ -142,7 +142,7 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
       throw e;
     }
     try {
-      return await call.answer(k, res, now);
+      return await call.answer(k, res, now, signal);
     } catch (e) {
       void call.end(null); // not expected: the steps above catch their own errors; never hold the grant
       throw e;
@@ -193,7 +193,12 @@ class Call {
     readonly parts: TokenUsage,
   ) {}
 
-  async answer(key: string, res: Response, now: () => Ms): Promise<Response> {
+  async answer(
+    key: string,
+    res: Response,
+    now: () => Ms,
+    signal: AbortSignal | null | undefined,
+  ): Promise<Response> {
     let throttled = res.status === 429;
     try {
       const feedback = feedbackFromResponse({ status: res.status, headers: res.headers }, now());
@@ -228,6 +233,10 @@ class Call {
         // An unreadable or malformed body: the estimate stays booked.
       }
       await this.end(this.#actual(usage));
+      // Aborted while the body was read (an SDK's timeout on a stalled body): the body is
+      // unusable now, so reject as fetch would have, with the signal's reason, which the SDK
+      // knows for its own timeout or abort and retries as such.
+      if (signal?.aborted === true) throw signal.reason;
       return res;
     }
     return this.#watch(res, /^\s*text\/event-stream/i.test(type) ? new SseUsageReader() : null);

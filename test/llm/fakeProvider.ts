@@ -40,6 +40,8 @@ export interface FakeProviderOptions {
   readonly latencyMs?: number;
   /** Ms between SSE chunks. @default 0 */
   readonly chunkDelayMs?: number;
+  /** A JSON answer sends its headers and half its body, then stalls this long. @default 0 */
+  readonly stallBodyMs?: number;
 }
 
 /** FakeProvider is a running fake server: where it listens, what it saw, how to stop it. */
@@ -210,7 +212,7 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
     const created = Math.floor(now / 1000);
     const model = String(body.model);
     if (body.stream !== true) {
-      return json(res, 200, limitHeaders(now), {
+      const answer = {
         id,
         object: 'chat.completion',
         created,
@@ -223,7 +225,14 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
           },
         ],
         usage: reported,
-      });
+      };
+      if (!options.stallBodyMs) return json(res, 200, limitHeaders(now), answer);
+      const text = JSON.stringify(answer);
+      res.writeHead(200, { 'content-type': 'application/json', ...limitHeaders(now) });
+      res.write(text.slice(0, text.length >> 1));
+      await sleep(options.stallBodyMs);
+      res.end(text.slice(text.length >> 1));
+      return;
     }
     res.writeHead(200, {
       'content-type': 'text/event-stream',

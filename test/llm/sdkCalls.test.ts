@@ -1,8 +1,10 @@
 /**
- * Calls that are not the provider's to count (#17, finding 1): the SDKs' `fetch('data:,')` probe
+ * How limitedFetch meets what the SDKs do (#17). Calls that are not the provider's to count
+ * (finding 1): the SDKs' `fetch('data:,')` probe
  * before an upload, blob URLs and the model list pass straight through, and a streamed body that
  * nobody reads holds no slot once its Response is gone. Before, the openai SDK's probe took a
  * concurrency slot that was never given back: with `concurrency: 1` the upload itself timed out.
+ * And a JSON body that stalls until the SDK's timeout aborts (finding 12).
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -105,5 +107,25 @@ describe('a streamed body nobody reads', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect((await l.stats('m')).inFlight).toBe(0);
+  });
+});
+
+describe('a JSON body that stalls (#17, finding 12)', () => {
+  it("ends in the SDK's own timeout error, which it retries, not 'Body is unusable'", async () => {
+    fake = await startFakeProvider({ stallBodyMs: 1500 });
+    const l = limiter();
+    const client = new OpenAI({
+      apiKey: 'test',
+      baseURL: `${fake.url}/v1`,
+      fetch: limitedFetch({ limiter: l }),
+      maxRetries: 0,
+      timeout: 200,
+    });
+    const error = await client.chat.completions
+      .create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    const stats = await l.stats('gpt-4o');
+    expect(stats.inFlight).toBe(0); // settled and released all the same
   });
 });
