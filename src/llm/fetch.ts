@@ -131,7 +131,7 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
       if (e instanceof AcquireAbortedError && signal?.aborted === true) throw signal.reason;
       throw e;
     }
-    const call = new Call(limiter, grant, cost, parts);
+    const call = new Call(limiter, grant, cost, parts, generates(url));
 
     let res: Response;
     try {
@@ -153,6 +153,23 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
     value: (inner as { Response?: unknown }).Response ?? globalThis.Response,
   });
   return limited;
+}
+
+/**
+ * generates: whether the URL is an endpoint that generates or embeds (and so uses tokens the
+ * provider counts): `/chat/completions`, `/completions`, `/responses`, `/messages`,
+ * `/embeddings`, at the end of the path (Azure's deployment paths included). Others
+ * (`/messages/count_tokens`, `/responses/input_tokens`, `/moderations`, `/files`) are counted as
+ * requests only when their answer tells no usage.
+ */
+function generates(url: string): boolean {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return true;
+  }
+  return /\/(chat\/completions|completions|responses|messages|embeddings)\/?$/.test(path);
 }
 
 /**
@@ -191,6 +208,8 @@ class Call {
     readonly grant: Grant,
     readonly cost: CostSpec,
     readonly parts: TokenUsage,
+    /** Whether the endpoint generates (see {@link generates}): else a 2xx books no tokens. */
+    readonly generating: boolean,
   ) {}
 
   async answer(
@@ -217,7 +236,7 @@ class Call {
             : 'success',
     );
     if (res.status >= 400) {
-      await this.end(this.#refused());
+      await this.end(this.#requestOnly());
       return res;
     }
     if (res.body === null || res.status === 204 || res.status === 205 || res.status === 304) {
@@ -232,7 +251,12 @@ class Call {
       } catch {
         // An unreadable or malformed body: the estimate stays booked.
       }
-      await this.end(this.#actual(usage));
+      // A 2xx without usage from an endpoint that generates nothing (count_tokens, moderations,
+      // files): the provider counts the request, not tokens. A generating endpoint that tells no
+      // usage keeps the estimate.
+      await this.end(
+        usage === null && !this.generating ? this.#requestOnly() : this.#actual(usage),
+      );
       // Aborted while the body was read (an SDK's timeout on a stalled body): the body is
       // unusable now, so reject as fetch would have, with the signal's reason, which the SDK
       // knows for its own timeout or abort and retries as such.
@@ -281,8 +305,11 @@ class Call {
     return costFromUsage(this.cost, usage, this.limiter.policy.dimensions, this.parts);
   }
 
-  /** The cost of a call the provider refused: one request, and no tokens in any counted dimension. */
-  #refused(): CostSpec {
+  /**
+   * One request, and no tokens in any counted dimension: the cost of a call the provider refused
+   * (an error status), or of one that generates nothing (see {@link generates}).
+   */
+  #requestOnly(): CostSpec {
     const dims = this.limiter.policy.dimensions;
     const tokens = ['inputTokens', 'outputTokens', 'tokens'].filter((d) => dims.includes(d));
     return { requests: 1, ...Object.fromEntries(tokens.map((d) => [d, 0])) };

@@ -129,3 +129,46 @@ describe('a JSON body that stalls (#17, finding 12)', () => {
     expect(stats.inFlight).toBe(0); // settled and released all the same
   });
 });
+
+describe('a 2xx that tells no usage (#17, finding 4)', () => {
+  function tokenLimiter(): Limiter {
+    system = createLimiterSystem();
+    return system.limiter('anthropic', {
+      limits: [
+        { limit: 100, interval: '1m' },
+        { limit: 10_000, interval: '1m', dimension: 'inputTokens' },
+        { limit: 8_000, interval: '1m', dimension: 'outputTokens' },
+      ],
+    });
+  }
+  const answer = (body: unknown) => (): Promise<Response> => Promise.resolve(Response.json(body));
+  const ask = {
+    model: 'claude',
+    messages: [{ role: 'user', content: 'How many tokens is this sentence?' }],
+  };
+
+  it('books one request and no tokens on endpoints that generate nothing', async () => {
+    const l = tokenLimiter();
+    const cases: [string, unknown][] = [
+      ['https://api.anthropic.com/v1/messages/count_tokens', { input_tokens: 14 }],
+      ['https://api.openai.com/v1/responses/input_tokens', { object: 'response.input_tokens' }],
+      ['https://api.openai.com/v1/moderations', { id: 'modr-1', results: [] }],
+    ];
+    for (const [url, body] of cases) {
+      const f = limitedFetch({ limiter: l, fetch: answer(body) });
+      await f(url, { method: 'POST', body: JSON.stringify(ask) });
+    }
+    const s = await l.stats('claude');
+    expect(s.limits.map((x) => x.remaining)).toEqual([97, 10_000, 8_000]);
+  });
+
+  it('keeps the estimate of a generating endpoint that tells no usage', async () => {
+    const l = tokenLimiter();
+    const f = limitedFetch({ limiter: l, fetch: answer({ id: 'msg', content: [] }) });
+    await f('https://api.anthropic.com/v1/messages', { method: 'POST', body: JSON.stringify(ask) });
+    const s = await l.stats('claude');
+    expect(s.limits[0]!.remaining).toBe(99);
+    expect(s.limits[1]!.remaining).toBeLessThan(10_000);
+    expect(s.limits[2]!.remaining).toBe(8_000 - 1024); // the default output estimate stays
+  });
+});
