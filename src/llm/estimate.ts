@@ -144,7 +144,7 @@ function inputTokens(body: Record<string, unknown>, count: Tokenizer): number {
     }
   }
   for (const field of [body.tools, body.functions, body.response_format, body.text]) {
-    if (field !== undefined && field !== null) text(JSON.stringify(field));
+    if (field !== undefined && field !== null) text(stringify(field));
   }
   if (messages > 0) n += REPLY_PRIMING;
   return n;
@@ -173,22 +173,38 @@ function messageTokens(m: unknown, count: Tokenizer): number {
   return n;
 }
 
-// A content: a string, or parts/blocks (text, images, Anthropic tool_use and tool_result).
+// A content: a string, or parts/blocks (text, images, Anthropic tool_use and tool_result). A
+// tool_result's content is walked with a stack of our own, not by recursion: a body nested
+// thousands deep must not overflow the call stack.
 function contentTokens(content: unknown, count: Tokenizer): number {
-  if (typeof content === 'string') return count(content);
-  if (!Array.isArray(content)) return 0;
   let n = 0;
-  for (const part of content) {
-    if (typeof part === 'string') n += count(part);
-    else if (isRecord(part)) {
-      if (typeof part.text === 'string') n += count(part.text);
-      else if (typeof part.type === 'string' && /image/.test(part.type)) n += IMAGE_TOKENS;
-      if (part.type === 'tool_use' && part.input !== undefined)
-        n += count(JSON.stringify(part.input));
-      if (part.type === 'tool_result') n += contentTokens(part.content, count);
+  const todo: unknown[] = [content];
+  for (let next = todo.pop(); todo.length > 0 || next !== undefined; next = todo.pop()) {
+    if (typeof next === 'string') {
+      n += count(next);
+      continue;
+    }
+    if (!Array.isArray(next)) continue;
+    for (const part of next) {
+      if (typeof part === 'string') n += count(part);
+      else if (isRecord(part)) {
+        if (typeof part.text === 'string') n += count(part.text);
+        else if (typeof part.type === 'string' && /image/.test(part.type)) n += IMAGE_TOKENS;
+        if (part.type === 'tool_use' && part.input !== undefined) n += count(stringify(part.input));
+        if (part.type === 'tool_result') todo.push(part.content);
+      }
     }
   }
   return n;
+}
+
+/** JSON text of `v`, or '' when it cannot be written (a cycle, a nesting too deep for it). */
+function stringify(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? '';
+  } catch {
+    return '';
+  }
 }
 
 function outputTokens(body: Record<string, unknown>): number {

@@ -115,9 +115,9 @@ export function parseRateLimitHeaders(headers: HeaderSource, now: Ms): ProviderF
 /**
  * feedbackFromResponse is {@link parseRateLimitHeaders} plus the status, and whether the
  * response means "slow down". `throttled` is true for 429, and for 503 or 529 (Anthropic's
- * "overloaded") only when a retry delay parsed: then the server named a time to come back,
- * which is throttling; without one such a status is an outage for a circuit breaker to judge,
- * not a rate limit.
+ * "overloaded") only when a retry delay over 0 parsed: then the server named a time to come
+ * back, which is throttling; without one (or with `retry-after: 0`, which some proxies send on
+ * every error) such a status is an outage for a circuit breaker to judge, not a rate limit.
  *
  * @example
  * feedbackFromResponse({ status: res.status, headers: res.headers }, clock.now()).throttled
@@ -129,7 +129,9 @@ export function feedbackFromResponse(
   const feedback = parseRateLimitHeaders(res.headers, now);
   const throttled =
     res.status === 429 ||
-    ((res.status === 503 || res.status === 529) && feedback.retryAfterMs !== null);
+    ((res.status === 503 || res.status === 529) &&
+      feedback.retryAfterMs !== null &&
+      feedback.retryAfterMs > 0);
   return { ...feedback, status: res.status, throttled };
 }
 
@@ -243,6 +245,17 @@ function parseCount(s: string | undefined): number | null {
 
 // Non-negative decimal `s` in a unit of `msPer` ms (1 or 1000) as whole ms, rounded up exactly.
 function parseSeconds(s: string | undefined, msPer: 1 | 1000): Ms | null {
+  if (s !== undefined && s.includes(',')) {
+    // A header sent twice is joined with ", " (Fetch's Headers): `retry-after: 5, 10`. Take the
+    // longest delay, if every part is one.
+    let most: Ms | null = null;
+    for (const part of s.split(',')) {
+      const ms = parseSeconds(part, msPer);
+      if (ms === null) return null;
+      most = most === null ? ms : Math.max(most, ms);
+    }
+    return most;
+  }
   const m = s === undefined ? null : /^(\d+)(?:\.(\d+))?$/.exec(s.trim());
   if (!m || m[1]!.length > 20) return null;
   const frac = (m[2] ?? '').slice(0, 20); // digits past 1e-20 of a unit cannot change the ms

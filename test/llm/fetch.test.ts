@@ -603,6 +603,17 @@ describe('usage readers', () => {
 });
 
 describe('estimates', () => {
+  it('walks a tool_result nested 5,000 deep without overflowing the stack (#17)', () => {
+    let content: unknown = 'deep';
+    for (let i = 0; i < 5000; i++) content = [{ type: 'tool_result', content }];
+    const input = { type: 'tool_use', input: {} as Record<string, unknown> };
+    let o = input.input;
+    for (let i = 0; i < 20_000; i++) o = o.next = {}; // too deep for JSON.stringify: counts 0
+    const body = { messages: [{ role: 'user', content: [...(content as unknown[]), input] }] };
+    const count = (t: string): number => t.length;
+    expect(estimateTokens(body, count).inputTokens).toBe(3 + 4 + 4 + 3);
+  });
+
   it('counts chat input like the cookbook (and like the fake provider) and the output maximum', () => {
     const body = chat({
       messages: [

@@ -259,6 +259,23 @@ describe('parseRateLimitHeaders: mixed and odd inputs', () => {
     expect(parseRateLimitHeaders(joined, t0).limits).toEqual([]);
   });
 
+  it('reads a retry-after sent twice (joined "5, 10" by Headers) as the longer delay', () => {
+    const joined = new Headers([
+      ['retry-after', '5'],
+      ['retry-after', '10'],
+      ['retry-after-ms', '250'],
+      ['retry-after-ms', '1500.5'],
+    ]);
+    expect(joined.get('retry-after')).toBe('5, 10');
+    expect(parseRateLimitHeaders(joined, t0).retryAfterMs).toBe(1501);
+    expect(parseRetryAfter('5, 10', t0)).toBe(10_000);
+    expect(parseRetryAfter('5, soon', t0)).toBeNull(); // not every part is a delay
+    // An HTTP-date has a comma of its own and is still a date.
+    expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:30 GMT', Date.UTC(2015, 9, 21, 7, 28))).toBe(
+      30_000,
+    );
+  });
+
   it.each([
     ['negative', '-5'],
     ['a decimal', '59.5'],
@@ -487,6 +504,9 @@ describe('feedbackFromResponse', () => {
     { status: 503, headers: { 'retry-after': 'later' }, throttled: false },
     { status: 529, headers: { 'retry-after': '5' }, throttled: true },
     { status: 529, headers: {}, throttled: false },
+    // A proxy that sends retry-after: 0 with every error is not throttling (#17).
+    { status: 503, headers: { 'retry-after': '0' }, throttled: false },
+    { status: 529, headers: { 'retry-after-ms': '0' }, throttled: false },
     { status: 500, headers: { 'retry-after': '5' }, throttled: false },
   ];
   it.each(rows)('reads status $status with $headers as throttled $throttled', (row) => {
