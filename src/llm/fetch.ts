@@ -41,8 +41,13 @@ import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
 import { Limiter } from '../actors/limiter.js';
 import type { CallOutcome, Grant } from '../actors/grant.js';
 import { systemClock } from '../clock.js';
-import type { CostSpec, Duration, Ms } from '../limiter/types.js';
-import { estimateTokens, projectCost, type TokenEstimator } from './estimate.js';
+import type { CostSpec, Duration, Ms, Policy } from '../limiter/types.js';
+import {
+  estimateTokens,
+  projectCost,
+  type TokenEstimate,
+  type TokenEstimator,
+} from './estimate.js';
 import { feedbackFromResponse } from './headers.js';
 import { costFromUsage, SseUsageReader, usageFromBody, type TokenUsage } from './usage.js';
 
@@ -113,7 +118,7 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
       cost = { requests: 1 };
       parts = {};
     } else {
-      const tokens = estimateTokens(body);
+      const tokens = fitOutput(estimateTokens(body), limiter.policy);
       parts = tokens;
       cost = projectCost(tokens, dims);
     }
@@ -153,6 +158,23 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
     value: (inner as { Response?: unknown }).Response ?? globalThis.Response,
   });
   return limited;
+}
+
+/**
+ * fitOutput lowers the output part of an estimate to what the policy's limits can hold at all:
+ * `max_tokens: 16000` against 8,000 output tokens a minute books 8,000 (and the settle charges
+ * what the call really used), where acquiring 16,000 could never succeed. The output is the
+ * most the call may use, not what it will; the input is what it sends, and is never lowered: an
+ * input no limit can hold still fails with CostExceedsCapacityError.
+ */
+function fitOutput(tokens: TokenEstimate, policy: Policy): TokenEstimate {
+  let output = tokens.outputTokens;
+  for (const l of policy.limits) {
+    if (l.dimension === 'outputTokens') output = Math.min(output, l.capacity);
+    else if (l.dimension === 'tokens')
+      output = Math.min(output, Math.max(0, l.capacity - tokens.inputTokens));
+  }
+  return output === tokens.outputTokens ? tokens : { ...tokens, outputTokens: output };
 }
 
 /**

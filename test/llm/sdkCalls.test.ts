@@ -172,3 +172,49 @@ describe('a 2xx that tells no usage (#17, finding 4)', () => {
     expect(s.limits[2]!.remaining).toBe(8_000 - 1024); // the default output estimate stays
   });
 });
+
+describe('max_tokens above what a limit can hold (#17, finding 11)', () => {
+  const usage = (output: number) => (): Promise<Response> =>
+    Promise.resolve(Response.json({ usage: { input_tokens: 12, output_tokens: output } }));
+  const ask = (maxTokens: number, text = 'Write a long story.') =>
+    JSON.stringify({
+      model: 'm',
+      max_tokens: maxTokens,
+      messages: [{ role: 'user', content: text }],
+    });
+  const url = 'https://api.anthropic.com/v1/messages';
+
+  it('books the output the limit can hold, and settles to the real usage', async () => {
+    system = createLimiterSystem();
+    const l = system.limiter('anthropic', {
+      limits: [
+        { limit: 50_000, interval: '1m', dimension: 'inputTokens' },
+        { limit: 8_000, interval: '1m', dimension: 'outputTokens' },
+      ],
+    });
+    let seen = -1;
+    const f = limitedFetch({
+      limiter: l,
+      fetch: async () => {
+        seen = (await l.stats('m')).limits[1]!.remaining; // while the call is out
+        return usage(300)();
+      },
+    });
+    await f(url, { method: 'POST', body: ask(16_000) });
+    expect(seen).toBe(0); // 8,000 booked, not 16,000 refused
+    expect((await l.stats('m')).limits[1]!.remaining).toBe(7_700);
+  });
+
+  it('with one tokens limit, lowers the output to fit beside the input; an input too big still fails', async () => {
+    system = createLimiterSystem();
+    const l = system.limiter('openai', {
+      limits: [{ limit: 1_000, interval: '1m', dimension: 'tokens' }],
+    });
+    const f = limitedFetch({ limiter: l, fetch: usage(40) });
+    await f(url, { method: 'POST', body: ask(16_000) });
+    expect((await l.stats('m')).limits[0]!.remaining).toBe(1_000 - 52);
+    await expect(
+      f(url, { method: 'POST', body: ask(10, 'word '.repeat(2_000)) }),
+    ).rejects.toMatchObject({ code: 'COST_EXCEEDS_CAPACITY' });
+  });
+});
