@@ -42,6 +42,7 @@ import { Limiter } from '../actors/limiter.js';
 import type { CallOutcome, Grant } from '../actors/grant.js';
 import { systemClock } from '../clock.js';
 import type { CostSpec, Duration, Ms, Policy } from '../limiter/types.js';
+import { parseDuration } from '../limiter/units.js';
 import {
   estimateTokens,
   projectCost,
@@ -70,9 +71,22 @@ export interface LimitedFetchOptions {
   readonly fetch?: typeof fetch;
   /** Give up waiting for the limiter after this long (AcquireTimeoutError). @default no timeout */
   readonly timeout?: Duration;
-  /** Ms since the epoch, to read dated headers (`retry-after: <HTTP-date>`). @default systemClock.now */
+  /**
+   * Ms since the epoch, to read dated headers (`retry-after: <HTTP-date>`) and to time
+   * `hungAfter`. @default systemClock.now
+   */
   readonly now?: () => Ms;
+  /**
+   * An abort that ends a call after the provider kept silent this long (no response yet) counts
+   * as a failure for the key's circuit breaker: an SDK's timeout aborts exactly as a user does,
+   * so without this a provider that never answers never opens the breaker. An earlier abort is
+   * the caller's choice and neutral. @default '60s'
+   */
+  readonly hungAfter?: Duration;
 }
+
+/** The default of {@link LimitedFetchOptions.hungAfter}. */
+const HUNG_AFTER_MS = 60_000;
 
 /**
  * limitedFetch returns a `fetch` that acquires from `options.limiter` before each call, feeds
@@ -93,6 +107,10 @@ export interface LimitedFetchOptions {
  */
 export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
   const { limiter, key, estimate, timeout } = checkOptions(options);
+  const hungAfterMs =
+    options.hungAfter === undefined
+      ? HUNG_AFTER_MS
+      : parseDuration(options.hungAfter, 'limitedFetch hungAfter');
   const inner = options.fetch ?? globalThis.fetch;
   const now = options.now ?? systemClock.now;
 
@@ -139,10 +157,13 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
     const call = new Call(limiter, grant, cost, parts, generates(url));
 
     let res: Response;
+    const sent = now();
     try {
       res = await inner(input, init);
     } catch (e) {
-      call.report(signal?.aborted === true ? 'neutral' : 'failure');
+      // A network error is a failure; an abort too once the provider kept silent past hungAfter
+      // (an SDK's timeout), else it is the caller's and neutral.
+      call.report(signal?.aborted === true && now() - sent < hungAfterMs ? 'neutral' : 'failure');
       void call.end(null);
       throw e;
     }
@@ -248,15 +269,22 @@ class Call {
     } catch {
       // Feedback is advice: a failure to apply it must not fail the call.
     }
-    this.report(
-      throttled
-        ? 'neutral'
-        : res.status >= 500
-          ? 'failure'
-          : res.status >= 400
-            ? 'neutral'
-            : 'success',
-    );
+    const type = res.headers.get('content-type') ?? '';
+    const sse =
+      res.status < 300 && res.body !== null && /^\s*text\/event-stream/i.test(type)
+        ? new SseUsageReader()
+        : null;
+    // A 2xx stream is judged at its end: an error event inside it is a failure.
+    if (sse === null)
+      this.report(
+        throttled
+          ? 'neutral'
+          : res.status >= 500
+            ? 'failure'
+            : res.status >= 400
+              ? 'neutral'
+              : 'success',
+      );
     if (res.status >= 400) {
       await this.end(this.#requestOnly());
       return res;
@@ -265,7 +293,6 @@ class Call {
       await this.end(null);
       return res;
     }
-    const type = res.headers.get('content-type') ?? '';
     if (/\bjson\b/i.test(type)) {
       let usage: TokenUsage | null = null;
       try {
@@ -285,7 +312,7 @@ class Call {
       if (signal?.aborted === true) throw signal.reason;
       return res;
     }
-    return this.#watch(res, /^\s*text\/event-stream/i.test(type) ? new SseUsageReader() : null);
+    return this.#watch(res, sse, signal);
   }
 
   /**
@@ -338,16 +365,30 @@ class Call {
   }
 
   /** A Response whose body is `res.body` passed through, ending the call when the body is done. */
-  #watch(res: Response, sse: SseUsageReader | null): Response {
+  #watch(
+    res: Response,
+    sse: SseUsageReader | null,
+    signal: AbortSignal | null | undefined,
+  ): Response {
     this.#sse = sse;
     const source = res.body!.getReader();
     const decoder = new TextDecoder();
     // Set when the consumer cancels: a read still pending then must not touch the controller.
     let cancelled = false;
-    const finish = (): void => {
+    /** The body ended (`broke`: with an error), or the consumer cancelled it. */
+    const finish = (broke = false): void => {
       if (sse !== null) {
         sse.push(decoder.decode());
         sse.end();
+        // An error event is a failure of the provider; so is a stream that broke, unless the
+        // caller aborted it. A stream read to its end, or cancelled by its reader, succeeded.
+        this.report(
+          sse.failed || (broke && signal?.aborted !== true)
+            ? 'failure'
+            : broke
+              ? 'neutral'
+              : 'success',
+        );
       }
       abandoned.unregister(this);
       void this.end(this.#actual(sse?.usage ?? null));
@@ -359,7 +400,7 @@ class Call {
           try {
             chunk = await source.read();
           } catch (e) {
-            finish(); // the stream broke (network, abort): settle with what it said so far
+            finish(true); // the stream broke (network, abort): settle with what it said so far
             if (!cancelled) controller.error(e);
             return;
           }

@@ -90,6 +90,7 @@ export class SseUsageReader {
   #input: number | undefined;
   #output: number | undefined;
   #total: number | undefined;
+  #failed = false;
   #ended = false;
 
   /**
@@ -139,6 +140,14 @@ export class SseUsageReader {
     return make(this.#input, this.#output, this.#total) ?? {};
   }
 
+  /**
+   * Whether the stream carried an error event: Anthropic's `error` (`overloaded_error` inside a
+   * 200), OpenAI Responses' `error` or `response.failed`. The provider failed mid-stream.
+   */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
   #line(line: string): void {
     if (line === '') return this.#dispatch();
     if (line.charCodeAt(0) === 58) return; // ':' a comment
@@ -155,9 +164,13 @@ export class SseUsageReader {
     if (this.#data.length === 0) return;
     const data = this.#data.length === 1 ? this.#data[0]! : this.#data.join('\n');
     this.#data = [];
-    if (!data.includes('"usage"')) return; // most events are deltas: skip parsing them
-    const event = data.length <= WHOLE_EVENT_MAX ? parseObject(data) : usageEvent(data);
-    if (event !== null) this.#take(event);
+    // Most events are deltas: parsed only when they may carry usage or an error.
+    if (!data.includes('"usage"') && !data.includes('error') && !data.includes('failed')) return;
+    const event =
+      data.length <= WHOLE_EVENT_MAX ? parseObject(data) : (usageEvent(data) ?? typeOf(data));
+    if (event === null) return;
+    if (event.type === 'error' || event.type === 'response.failed') this.#failed = true;
+    this.#take(event);
   }
 
   #take(event: Record<string, unknown>): void {
@@ -257,7 +270,7 @@ function parseObject(text: string): Record<string, unknown> | null {
  * quote is escaped, so `"usage":` there is never taken for a key.
  */
 function usageEvent(data: string): Record<string, unknown> | null {
-  const type = /^\s*\{\s*"type"\s*:\s*"([^"\\]*)"/.exec(data)?.[1];
+  const type = typeOf(data)?.type;
   for (let at = data.lastIndexOf('"usage"'); at !== -1; at = data.lastIndexOf('"usage"', at - 1)) {
     let i = at + 7;
     while (i < data.length && /\s/.test(data[i]!)) i++;
@@ -272,6 +285,12 @@ function usageEvent(data: string): Record<string, unknown> | null {
     return type === 'message_start' ? { type, message: { usage } } : { type, usage };
   }
   return null;
+}
+
+/** The event's `type` when it comes first (both providers put it first), without parsing it. */
+function typeOf(data: string): { type: string } | null {
+  const type = /^\s*\{\s*"type"\s*:\s*"([^"\\]*)"/.exec(data)?.[1];
+  return type === undefined ? null : { type };
 }
 
 /** The index just past the JSON object that opens at `from`, or -1 if it does not close. */

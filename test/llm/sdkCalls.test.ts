@@ -218,3 +218,81 @@ describe('max_tokens above what a limit can hold (#17, finding 11)', () => {
     ).rejects.toMatchObject({ code: 'COST_EXCEEDS_CAPACITY' });
   });
 });
+
+describe('the breaker sees a hung or failing provider (#17, finding 9)', () => {
+  it('an SDK timeout past hungAfter is a failure: a provider that never answers opens the breaker', async () => {
+    fake = await startFakeProvider({ latencyMs: 1500 });
+    system = createLimiterSystem();
+    const l = system.limiter('openai', {
+      limits: [{ limit: 100, interval: '1s' }],
+      breaker: { failureThreshold: 2, openFor: '1m' },
+    });
+    const client = new OpenAI({
+      apiKey: 'test',
+      baseURL: `${fake.url}/v1`,
+      fetch: limitedFetch({ limiter: l, hungAfter: 50 }),
+      maxRetries: 0,
+      timeout: 100, // the SDK aborts after at least 100 ms: always past hungAfter
+    });
+    const ask = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'hi' }] };
+    for (let i = 0; i < 2; i++) {
+      await expect(client.chat.completions.create(ask)).rejects.toBeInstanceOf(
+        OpenAI.APIConnectionTimeoutError,
+      );
+    }
+    expect(l.breakerFor('gpt-4o')!.state).toBe('open');
+    const error = await client.chat.completions.create(ask).catch((e: unknown) => e);
+    expect((error as { cause?: { code?: string } }).cause?.code).toBe('CIRCUIT_OPEN');
+  });
+
+  it("an abort before hungAfter is the caller's: neutral", async () => {
+    system = createLimiterSystem();
+    const l = system.limiter('openai', {
+      limits: [{ limit: 100, interval: '1s' }],
+      breaker: { failureThreshold: 1, openFor: '1m' },
+    });
+    const hang = (_: unknown, init?: RequestInit): Promise<Response> =>
+      new Promise((_r, reject) =>
+        init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)),
+      );
+    const f = limitedFetch({ limiter: l, fetch: hang });
+    const ac = new AbortController();
+    const call = f('https://api.openai.com/v1/chat/completions', {
+      method: 'POST',
+      body: JSON.stringify({ model: 'gpt-4o', messages: [] }),
+      signal: ac.signal,
+    });
+    await new Promise((r) => setTimeout(r, 5));
+    ac.abort();
+    await expect(call).rejects.toMatchObject({ name: 'AbortError' });
+    expect(l.breakerFor('gpt-4o')!.state).toBe('closed');
+  });
+
+  it("an error event inside a 200 stream (Anthropic's overloaded_error) is a failure", async () => {
+    system = createLimiterSystem();
+    const l = system.limiter('anthropic', {
+      limits: [{ limit: 100, interval: '1s' }],
+      breaker: { failureThreshold: 1, openFor: '1m' },
+    });
+    const stream =
+      (events: string): (() => Promise<Response>) =>
+      () =>
+        Promise.resolve(new Response(events, { headers: { 'content-type': 'text/event-stream' } }));
+    const ok = limitedFetch({
+      limiter: l,
+      fetch: stream('event: message_stop\ndata: {"type":"message_stop"}\n\n'),
+    });
+    const post = { method: 'POST', body: JSON.stringify({ model: 'claude', messages: [] }) };
+    const url = 'https://api.anthropic.com/v1/messages';
+    await (await ok(url, post)).text();
+    expect(l.breakerFor('claude')!.state).toBe('closed');
+    const overloaded = limitedFetch({
+      limiter: l,
+      fetch: stream(
+        'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
+      ),
+    });
+    await (await overloaded(url, post)).text();
+    expect(l.breakerFor('claude')!.state).toBe('open');
+  });
+});

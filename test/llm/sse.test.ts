@@ -182,3 +182,25 @@ describe('SseUsageReader on a line of many megabytes', () => {
     expect(read / parse).toBeLessThan(15);
   });
 });
+
+describe('SseUsageReader.failed', () => {
+  it.each([
+    [
+      'Anthropic error',
+      'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n',
+      true,
+    ],
+    ['Responses error', 'data: {"type":"error","code":"server_error","message":"x"}\n\n', true],
+    ['Responses failed', 'data: {"type":"response.failed","response":{"usage":null}}\n\n', true],
+    [
+      'a delta that says "error"',
+      'data: {"type":"content_block_delta","delta":{"text":"error failed"}}\n\n',
+      false,
+    ],
+  ])('%s → %s', (_, text, failed) => {
+    const r = new SseUsageReader();
+    r.push(text);
+    r.end();
+    expect(r.failed).toBe(failed);
+  });
+});
