@@ -36,6 +36,7 @@ const client = new OpenAI({
 const started = performance.now();
 const ms = () => Math.round(performance.now() - started);
 let used = 0;
+let counted = 0; // what the server counts: input + max_tokens, on arrival (as OpenAI does)
 let calls = 0;
 
 /** One agent: asks, reads the streamed reply, adds it to the conversation, asks again. */
@@ -54,12 +55,14 @@ async function agent(name: string, task: string, turns: number): Promise<void> {
     });
     let reply = '';
     let tokens = 0;
+    let input = 0;
     for await (const chunk of stream) {
       reply += chunk.choices[0]?.delta.content ?? '';
-      if (chunk.usage) tokens = chunk.usage.total_tokens;
+      if (chunk.usage) ({ total_tokens: tokens, prompt_tokens: input } = chunk.usage);
     }
     calls++;
     used += tokens;
+    counted += input + 64;
     console.log(
       `${String(ms()).padStart(5)} ms  ${name} turn ${turn}: ${tokens} tokens, "${reply.trim()}"`,
     );
@@ -78,7 +81,7 @@ console.log(
   `agent loop done: ${calls} calls in ${ms()} ms, ${server.counts.throttled} refused by the server (429)`,
 );
 console.log(
-  `tokens used ${used}, booked ${30_000 - left} (estimates settled to usage), left ${left} of 30000`,
+  `tokens used ${used}, counted by the server ${counted}, booked ${30_000 - left} (what the server counts), left ${left} of 30000`,
 );
 await system.close();
 await server.close();

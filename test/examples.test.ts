@@ -14,7 +14,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const expected: Record<string, RegExp[]> = {
   'agentLoop.ts': [
     /agent loop done: 12 calls in \d+ ms, 0 refused by the server \(429\)/,
-    /tokens used (\d+), booked \1 \(/,
+    /counted by the server (\d+), booked \1 \(/,
   ],
   'basic.ts': [/call 1 at 0 ms/, /call 8 at \d+ ms/, /refused by requests\/1m, retry in ~\d+ s/],
   'perUser.ts': [/alice: wait \d+ ms/, /bob: ok/, /alice has 0 left, bob has 2/],

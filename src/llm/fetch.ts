@@ -39,18 +39,14 @@
  */
 import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
 import { Limiter } from '../actors/limiter.js';
-import type { CallOutcome, Grant } from '../actors/grant.js';
+import type { Grant } from '../actors/grant.js';
 import { systemClock } from '../clock.js';
-import type { CostSpec, Duration, Ms, Policy } from '../limiter/types.js';
+import type { CostSpec, Duration, Ms } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
-import {
-  estimateTokens,
-  projectCost,
-  type TokenEstimate,
-  type TokenEstimator,
-} from './estimate.js';
-import { feedbackFromResponse } from './headers.js';
-import { costFromUsage, SseUsageReader, usageFromBody, type TokenUsage } from './usage.js';
+import { Call } from './call.js';
+import { accountingOf, fitOutput, generates, isCounted, jsonBody, modelOf } from './endpoints.js';
+import { estimateTokens, projectCost, type TokenEstimator } from './estimate.js';
+import type { TokenUsage } from './usage.js';
 
 /** LimitedFetchOptions are the options of {@link limitedFetch}. */
 export interface LimitedFetchOptions {
@@ -83,6 +79,19 @@ export interface LimitedFetchOptions {
    * the caller's choice and neutral. @default '60s'
    */
   readonly hungAfter?: Duration;
+  /**
+   * How the provider counts a call's tokens against its per-minute limits, so the settle books
+   * what the provider counts:
+   * - `'max'`: the input and the output maximum (`max_tokens`) when the call arrives, kept for the
+   *   window whatever the call used (OpenAI documents this). A token dimension settles to the
+   *   estimate, or to the usage where the usage is larger.
+   * - `'usage'`: what the call used; the unused maximum is given back at the end (Anthropic). A
+   *   token dimension settles to the usage.
+   *
+   * @default `'usage'` for Anthropic's `/v1/messages`, `'max'` for every other endpoint (also the
+   *   safe choice for a provider that does not say)
+   */
+  readonly accounting?: 'max' | 'usage';
 }
 
 /** The default of {@link LimitedFetchOptions.hungAfter}. */
@@ -154,7 +163,14 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
       if (e instanceof AcquireAbortedError && signal?.aborted === true) throw signal.reason;
       throw e;
     }
-    const call = new Call(limiter, grant, cost, parts, generates(url));
+    const call = new Call(
+      limiter,
+      grant,
+      cost,
+      parts,
+      generates(url),
+      options.accounting ?? accountingOf(url),
+    );
 
     let res: Response;
     const sent = now();
@@ -179,284 +195,6 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
     value: (inner as { Response?: unknown }).Response ?? globalThis.Response,
   });
   return limited;
-}
-
-/**
- * fitOutput lowers the output part of an estimate to what the policy's limits can hold at all:
- * `max_tokens: 16000` against 8,000 output tokens a minute books 8,000 (and the settle charges
- * what the call really used), where acquiring 16,000 could never succeed. The output is the
- * most the call may use, not what it will; the input is what it sends, and is never lowered: an
- * input no limit can hold still fails with CostExceedsCapacityError.
- */
-function fitOutput(tokens: TokenEstimate, policy: Policy): TokenEstimate {
-  let output = tokens.outputTokens;
-  for (const l of policy.limits) {
-    if (l.dimension === 'outputTokens') output = Math.min(output, l.capacity);
-    else if (l.dimension === 'tokens')
-      output = Math.min(output, Math.max(0, l.capacity - tokens.inputTokens));
-  }
-  return output === tokens.outputTokens ? tokens : { ...tokens, outputTokens: output };
-}
-
-/**
- * generates: whether the URL is an endpoint that generates or embeds (and so uses tokens the
- * provider counts): `/chat/completions`, `/completions`, `/responses`, `/messages`,
- * `/embeddings`, at the end of the path (Azure's deployment paths included). Others
- * (`/messages/count_tokens`, `/responses/input_tokens`, `/moderations`, `/files`) are counted as
- * requests only when their answer tells no usage.
- */
-function generates(url: string): boolean {
-  let path: string;
-  try {
-    path = new URL(url).pathname;
-  } catch {
-    return true;
-  }
-  return /\/(chat\/completions|completions|responses|messages|embeddings)\/?$/.test(path);
-}
-
-/**
- * isCounted: whether a call is one the provider counts. Only http(s) calls are, and of those not
- * a GET of the model list or of one model (`/models`, `/models/{id}`), which providers do not
- * count against the limits tollgate keeps.
- */
-function isCounted(url: string, method: string): boolean {
-  if (!/^https?:/i.test(url)) return false;
-  if (method.toUpperCase() !== 'GET') return true;
-  let path: string;
-  try {
-    path = new URL(url).pathname;
-  } catch {
-    return true;
-  }
-  return !/\/models(\/[^/]+)?\/?$/.test(path);
-}
-
-/**
- * Calls whose streamed body was handed back: ended (settled with what the stream said so far, and
- * released) when their Response is garbage-collected before its body ended or was cancelled. An
- * SDK that never reads a body, or a caller that drops a response, holds no slot for good.
- */
-const abandoned = new FinalizationRegistry<Call>((call) => call.abandon());
-
-/** One call's grant, from the response to its one settle and release. */
-class Call {
-  /** Set once settle and release were done; every later end is a no-op. */
-  #ended = false;
-  /** The usage reader of a streamed body handed back, if it is an SSE stream. */
-  #sse: SseUsageReader | null = null;
-
-  constructor(
-    readonly limiter: Limiter,
-    readonly grant: Grant,
-    readonly cost: CostSpec,
-    readonly parts: TokenUsage,
-    /** Whether the endpoint generates (see {@link generates}): else a 2xx books no tokens. */
-    readonly generating: boolean,
-  ) {}
-
-  async answer(
-    key: string,
-    res: Response,
-    now: () => Ms,
-    signal: AbortSignal | null | undefined,
-  ): Promise<Response> {
-    let throttled = res.status === 429;
-    try {
-      const feedback = feedbackFromResponse({ status: res.status, headers: res.headers }, now());
-      throttled = feedback.throttled;
-      await this.limiter.feedback(key, feedback);
-    } catch {
-      // Feedback is advice: a failure to apply it must not fail the call.
-    }
-    const type = res.headers.get('content-type') ?? '';
-    const sse =
-      res.status < 300 && res.body !== null && /^\s*text\/event-stream/i.test(type)
-        ? new SseUsageReader()
-        : null;
-    // A 2xx stream is judged at its end: an error event inside it is a failure.
-    if (sse === null)
-      this.report(
-        throttled
-          ? 'neutral'
-          : res.status >= 500
-            ? 'failure'
-            : res.status >= 400
-              ? 'neutral'
-              : 'success',
-      );
-    if (res.status >= 400) {
-      await this.end(this.#requestOnly());
-      return res;
-    }
-    if (res.body === null || res.status === 204 || res.status === 205 || res.status === 304) {
-      await this.end(null);
-      return res;
-    }
-    if (/\bjson\b/i.test(type)) {
-      let usage: TokenUsage | null = null;
-      try {
-        usage = usageFromBody(JSON.parse(await res.clone().text()));
-      } catch {
-        // An unreadable or malformed body: the estimate stays booked.
-      }
-      // A 2xx without usage from an endpoint that generates nothing (count_tokens, moderations,
-      // files): the provider counts the request, not tokens. A generating endpoint that tells no
-      // usage keeps the estimate.
-      await this.end(
-        usage === null && !this.generating ? this.#requestOnly() : this.#actual(usage),
-      );
-      // Aborted while the body was read (an SDK's timeout on a stalled body): the body is
-      // unusable now, so reject as fetch would have, with the signal's reason, which the SDK
-      // knows for its own timeout or abort and retries as such.
-      if (signal?.aborted === true) throw signal.reason;
-      return res;
-    }
-    return this.#watch(res, sse, signal);
-  }
-
-  /**
-   * end settles with `actual` (null: the estimate stays) and releases, once. The settle's promise
-   * is awaited but never rejects into the caller.
-   */
-  async end(actual: CostSpec | null): Promise<void> {
-    if (this.#ended) return;
-    this.#ended = true;
-    try {
-      if (actual !== null) await this.grant.settle(actual);
-    } catch {
-      // The policy changed under the grant, or the store failed: the estimate stays booked.
-    }
-    try {
-      this.grant.release();
-    } catch {
-      // The system was closed meanwhile: there is nothing left to give back to.
-    }
-  }
-
-  /** abandon ends a call whose streamed body was collected unread (see {@link abandoned}). */
-  abandon(): void {
-    void this.end(this.#actual(this.#sse?.usage ?? null));
-  }
-
-  /** report tells the key's breaker how the call went; like feedback, it never fails the call. */
-  report(outcome: CallOutcome): void {
-    try {
-      this.grant.report(outcome);
-    } catch {
-      // The breaker was stopped with the system.
-    }
-  }
-
-  /** The cost to settle with from the usage the provider told (null: the estimate stays). */
-  #actual(usage: TokenUsage | null): CostSpec | null {
-    if (usage === null) return null;
-    return costFromUsage(this.cost, usage, this.limiter.policy.dimensions, this.parts);
-  }
-
-  /**
-   * One request, and no tokens in any counted dimension: the cost of a call the provider refused
-   * (an error status), or of one that generates nothing (see {@link generates}).
-   */
-  #requestOnly(): CostSpec {
-    const dims = this.limiter.policy.dimensions;
-    const tokens = ['inputTokens', 'outputTokens', 'tokens'].filter((d) => dims.includes(d));
-    return { requests: 1, ...Object.fromEntries(tokens.map((d) => [d, 0])) };
-  }
-
-  /** A Response whose body is `res.body` passed through, ending the call when the body is done. */
-  #watch(
-    res: Response,
-    sse: SseUsageReader | null,
-    signal: AbortSignal | null | undefined,
-  ): Response {
-    this.#sse = sse;
-    const source = res.body!.getReader();
-    const decoder = new TextDecoder();
-    // Set when the consumer cancels: a read still pending then must not touch the controller.
-    let cancelled = false;
-    /** The body ended (`broke`: with an error), or the consumer cancelled it. */
-    const finish = (broke = false): void => {
-      if (sse !== null) {
-        sse.push(decoder.decode());
-        sse.end();
-        // An error event is a failure of the provider; so is a stream that broke, unless the
-        // caller aborted it. A stream read to its end, or cancelled by its reader, succeeded.
-        this.report(
-          sse.failed || (broke && signal?.aborted !== true)
-            ? 'failure'
-            : broke
-              ? 'neutral'
-              : 'success',
-        );
-      }
-      abandoned.unregister(this);
-      void this.end(this.#actual(sse?.usage ?? null));
-    };
-    const body = new ReadableStream<Uint8Array>(
-      {
-        async pull(controller) {
-          let chunk: Awaited<ReturnType<typeof source.read>>;
-          try {
-            chunk = await source.read();
-          } catch (e) {
-            finish(true); // the stream broke (network, abort): settle with what it said so far
-            if (!cancelled) controller.error(e);
-            return;
-          }
-          if (chunk.done || cancelled) {
-            finish();
-            if (!cancelled) controller.close();
-            return;
-          }
-          if (sse !== null) sse.push(decoder.decode(chunk.value, { stream: true }));
-          controller.enqueue(chunk.value);
-        },
-        cancel(reason) {
-          cancelled = true;
-          finish(); // the consumer abandoned the stream
-          return source.cancel(reason).catch(() => {});
-        },
-      },
-      { highWaterMark: 0 },
-    );
-    const wrapped = new Response(body, {
-      status: res.status,
-      statusText: res.statusText,
-      headers: res.headers,
-    });
-    Object.defineProperty(wrapped, 'url', { value: res.url });
-    Object.defineProperty(wrapped, 'redirected', { value: res.redirected });
-    abandoned.register(wrapped, this, this);
-    return wrapped;
-  }
-}
-
-// The parsed JSON body of a call, or undefined: a string body (or a Request's) that parses.
-async function jsonBody(
-  input: string | URL | Request,
-  init: RequestInit | undefined,
-): Promise<unknown> {
-  let text: string | undefined;
-  if (typeof init?.body === 'string') text = init.body;
-  else if (init?.body == null && input instanceof Request && input.body !== null) {
-    text = await input
-      .clone()
-      .text()
-      .catch(() => undefined);
-  }
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function modelOf(body: unknown): string {
-  const model =
-    typeof body === 'object' && body !== null ? (body as { model?: unknown }).model : undefined;
-  return typeof model === 'string' && model.length > 0 ? model : 'default';
 }
 
 function checkOptions(options: LimitedFetchOptions): LimitedFetchOptions {

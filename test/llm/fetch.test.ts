@@ -21,7 +21,13 @@ import {
   estimateRequestCost,
   estimateTokens,
 } from '../../src/llm/estimate.js';
-import { limitedFetch } from '../../src/llm/fetch.js';
+import { limitedFetch as limitedFetchOf, type LimitedFetchOptions } from '../../src/llm/fetch.js';
+
+// These tests are about settling to the usage the provider reports: they take the 'usage'
+// accounting. The default for OpenAI's endpoints ('max': the estimate stays counted) is tested
+// in openai.test.ts and sdkCalls.test.ts.
+const limitedFetch = (options: LimitedFetchOptions): typeof fetch =>
+  limitedFetchOf({ accounting: 'usage', ...options });
 import { SseUsageReader, costFromUsage, usageFromBody } from '../../src/llm/usage.js';
 import { promptTokens } from './fakeProvider.js';
 

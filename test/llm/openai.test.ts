@@ -31,7 +31,12 @@ afterEach(async () => {
   fake = undefined;
 });
 
-async function setup(server: FakeProviderOptions, policy: LimiterOptions, maxRetries = 0) {
+async function setup(
+  server: FakeProviderOptions,
+  policy: LimiterOptions,
+  maxRetries = 0,
+  accounting?: 'max' | 'usage',
+) {
   fake = await startFakeProvider(server);
   system = createLimiterSystem();
   const limiter = system.limiter('openai', policy);
@@ -39,7 +44,7 @@ async function setup(server: FakeProviderOptions, policy: LimiterOptions, maxRet
     new OpenAI({
       apiKey: 'test',
       baseURL: `${fake!.url}/v1`,
-      fetch: limitedFetch({ limiter }),
+      fetch: limitedFetch({ limiter, ...(accounting && { accounting }) }),
       maxRetries: retries,
     });
   return { limiter, client, fake };
@@ -67,10 +72,12 @@ async function tokensBooked(limiter: Limiter): Promise<number> {
 }
 
 describe('openai SDK through limitedFetch', () => {
-  it('lets no 429 reach the caller under a burst of 40 JSON calls, and books exactly the usage', async () => {
+  it("lets no 429 reach the caller under a burst of 40 JSON calls, and books exactly the usage ('usage' accounting)", async () => {
     const { limiter, client, fake } = await setup(
       { requests: { limit: 10, windowMs: 500 } },
       matching,
+      0,
+      'usage',
     );
     const openai = client();
     const start = performance.now();
@@ -87,7 +94,7 @@ describe('openai SDK through limitedFetch', () => {
     expect((await limiter.stats('gpt-4o')).inFlight).toBe(0);
   });
 
-  it('lets no 429 reach the caller under a burst of 40 streamed calls, and books exactly the usage', async () => {
+  it('lets no 429 reach the caller under a burst of 40 streamed calls, and books what the provider counts', async () => {
     const { limiter, client, fake } = await setup(
       { requests: { limit: 10, windowMs: 500 }, chunkDelayMs: 1 },
       matching,
@@ -113,7 +120,9 @@ describe('openai SDK through limitedFetch', () => {
     expect(fake.counts).toEqual({ requests: 40, ok: 40, throttled: 0, failed: 0, other: 0 });
     const reported = usages.reduce((s, n) => s + n, 0);
     expect(reported).toBe(fake.usage.inputTokens + fake.usage.outputTokens);
-    expect(await tokensBooked(limiter)).toBe(reported);
+    // OpenAI counts the input and max_tokens when a call arrives ('max', the default here): that
+    // is what stays booked, the input exactly as the server counted it, 40 output each.
+    expect(await tokensBooked(limiter)).toBe(fake.usage.inputTokens + 40 * 40);
     expect((await limiter.stats('gpt-4o')).inFlight).toBe(0);
   });
 
@@ -135,7 +144,34 @@ describe('openai SDK through limitedFetch', () => {
     // The abandoned call keeps its estimate (the usage chunk never came); the slot is free again.
     const next = await client().chat.completions.create(ask(2));
     expect(fake.counts.ok).toBe(2);
-    expect(settled).toEqual([[1, next.usage!.total_tokens]]);
+    // The next call settles to what the server counted: its input and its max_tokens.
+    expect(settled).toEqual([[1, next.usage!.prompt_tokens + 40]]);
+    expect((await limiter.stats('gpt-4o')).inFlight).toBe(0);
+  });
+
+  it('lets no 429 reach the caller when a tokens limit binds, against a server that counts max_tokens on arrival (#17)', async () => {
+    // The server counts input + max_tokens (200) per call when it arrives, and keeps it; its
+    // window is half the limiter's (jitter margin, see the file comment). Refunding the unused
+    // output (the 'usage' accounting) let the limiter admit about twice what the server takes.
+    const { limiter, client, fake } = await setup(
+      { tokens: { limit: 2_400, windowMs: 500 } },
+      {
+        algorithm: 'sliding-window',
+        limits: [
+          { limit: 100, interval: 1000 },
+          { limit: 2_400, interval: 1000, dimension: 'tokens' },
+        ],
+        concurrency: 8,
+      },
+    );
+    const openai = client(0);
+    const replies = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        openai.chat.completions.create({ ...ask(i), max_tokens: 200 }),
+      ),
+    );
+    expect(replies).toHaveLength(40);
+    expect(fake.counts).toEqual({ requests: 40, ok: 40, throttled: 0, failed: 0, other: 0 });
     expect((await limiter.stats('gpt-4o')).inFlight).toBe(0);
   });
 

@@ -296,3 +296,30 @@ describe('the breaker sees a hung or failing provider (#17, finding 9)', () => {
     expect(l.breakerFor('claude')!.state).toBe('open');
   });
 });
+
+describe("the provider's remaining is applied after the settle (#17, finding 5)", () => {
+  it('leaves the key at what the provider reports, not that plus the refund', async () => {
+    system = createLimiterSystem();
+    const l = system.limiter('openai', {
+      limits: [{ limit: 1_000, interval: '1m', dimension: 'tokens' }],
+    });
+    const answer = (): Promise<Response> =>
+      Promise.resolve(
+        Response.json(
+          { usage: { prompt_tokens: 10, completion_tokens: 10, total_tokens: 20 } },
+          {
+            headers: {
+              'x-ratelimit-remaining-tokens': '500',
+              'x-ratelimit-reset-tokens': '1m',
+            },
+          },
+        ),
+      );
+    const f = limitedFetch({ limiter: l, fetch: answer, accounting: 'usage' });
+    await f('https://api.openai.com/v1/chat/completions', {
+      method: 'POST',
+      body: JSON.stringify({ model: 'm', max_tokens: 300, messages: [] }),
+    });
+    expect((await l.stats('m')).limits[0]!.remaining).toBe(500);
+  });
+});
