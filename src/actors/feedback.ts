@@ -54,6 +54,25 @@ function usable(ms: number | null | undefined): number | null {
 }
 
 /**
+ * exhaustedPauseMs: how long a key pauses when the provider reports a dimension used up
+ * (`remaining: 0`) with the time to its reset: until the latest such reset, at most `maxMs`; 0
+ * when none. Booking the shortfall instead would hold it for a whole interval of tollgate's
+ * own limit (a minute) where the provider resets in, say, 1.5 s.
+ */
+export function exhaustedPauseMs(reported: readonly Reported[], maxMs: Ms): Ms {
+  let latest = 0;
+  for (const r of reported) {
+    if (resetsAt(r) && r.resetMs! > latest) latest = r.resetMs!;
+  }
+  return Math.min(Math.ceil(latest), maxMs);
+}
+
+/** A dimension used up with a known reset: paused for, not booked. */
+function resetsAt(r: Reported): boolean {
+  return r.remaining === 0 && usable(r.resetMs) !== null;
+}
+
+/**
  * overReported: per limit of `policy`, how much more the key has remaining (as `stats` read it)
  * than the provider reports for the limit's dimension, counting only limits whose interval is no
  * longer than the provider's window (its reset, at least a minute). Null when no limit is over.
@@ -69,7 +88,7 @@ export function overReported(
     let theirs = Infinity;
     for (const r of reported) {
       const window = Math.max(r.resetMs ?? 0, PROVIDER_WINDOW_MS);
-      if (r.dimension === l.dimension && l.intervalMs <= window)
+      if (r.dimension === l.dimension && l.intervalMs <= window && !resetsAt(r))
         theirs = Math.min(theirs, r.remaining);
     }
     const over = ours > theirs ? ours - theirs : 0;

@@ -15,7 +15,12 @@ import type { Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.j
 import type { Grant, GrantOwner } from './grant.js';
 import type { SystemCore } from './core.js';
 import { acquireThroughBreaker, tryThroughBreaker } from './breakerGate.js';
-import { overReported, reportedLimits, throttledPauseMs } from './feedback.js';
+import {
+  exhaustedPauseMs,
+  overReported,
+  reportedLimits,
+  throttledPauseMs,
+} from './feedback.js';
 import {
   BREAKER,
   DEFAULT_MAX_PAUSE_MS,
@@ -303,6 +308,8 @@ export class Limiter implements GrantOwner {
    * feedback applies what a provider said after a call on `key`:
    * - throttled (429): the key pauses for `retryAfterMs`, else until the latest reset of a
    *   dimension the provider reports exhausted, else 1 s; waiters are rescheduled, not failed.
+   * - a dimension used up (`remaining: 0`) with a reset: the key pauses until that reset (at
+   *   most `maxPause`), instead of booking what would last a whole interval of its own limits.
    * - remaining per dimension: each limit counting that dimension whose interval is no longer
    *   than the provider's window (its reported reset, at least a minute) is lowered to what the
    *   provider reports, by booking the difference now. Longer limits (a daily budget) are left
@@ -322,10 +329,13 @@ export class Limiter implements GrantOwner {
       );
     }
     const reported = reportedLimits(signal);
-    if (signal.throttled === true) {
-      const ms = throttledPauseMs(signal, reported, this.maxPauseMs);
-      if (ms > 0) await this.pause(key, ms);
-    }
+    // Throttled: pause as the provider says. A dimension used up with a known reset pauses the
+    // key until that reset (feedback.ts exhaustedPauseMs) rather than book a shortfall.
+    const ms =
+      signal.throttled === true
+        ? throttledPauseMs(signal, reported, this.maxPauseMs)
+        : exhaustedPauseMs(reported, this.maxPauseMs);
+    if (ms > 0) await this.pause(key, ms);
     if (reported.length === 0) return;
     const policy = this.#policy;
     if (!policy.limits.some((l) => reported.some((r) => r.dimension === l.dimension))) return;

@@ -198,3 +198,39 @@ describe('long pauses (#17, finding 6)', () => {
     expect(seen).toEqual([{ key: 'gpt', forMs: 2000, at: 5 }]);
   });
 });
+
+describe('a dimension used up with a short reset (#17, finding 7)', () => {
+  it('pauses until the reset instead of booking a shortfall that lasts the whole window', async () => {
+    const s = setup();
+    const l = s.limiter('llm', {
+      algorithm: 'sliding-window',
+      limits: [
+        { limit: 100, interval: '1m' },
+        { limit: 10_000, interval: '1m', dimension: 'tokens' },
+      ],
+    });
+    await l.feedback('gpt', {
+      limits: [{ dimension: 'tokens', remaining: 0, resetMs: 1500 }],
+    });
+    expect(await l.tryAcquire('gpt', { cost: { tokens: 10 } })).toEqual({
+      ok: false,
+      retryAfterMs: 1500,
+      limit: 'paused',
+    });
+    await clock.increment(1500);
+    // Before, 10,000 tokens were booked here and came back only as the minute's window slid.
+    expect((await l.tryAcquire('gpt', { cost: { tokens: 10 } })).ok).toBe(true);
+    expect((await l.stats('gpt')).limits[1]!.remaining).toBe(9_990);
+  });
+
+  it('still books a partial shortfall, and a used-up dimension without a reset', async () => {
+    const s = setup();
+    const l = s.limiter('llm', {
+      limits: [{ limit: 10_000, interval: '1m', dimension: 'tokens' }],
+    });
+    await l.feedback('a', { limits: [{ dimension: 'tokens', remaining: 400, resetMs: 1500 }] });
+    expect((await l.stats('a')).limits[0]!.remaining).toBe(400);
+    await l.feedback('b', { limits: [{ dimension: 'tokens', remaining: 0, resetMs: null }] });
+    expect((await l.stats('b')).limits[0]!.remaining).toBe(0);
+  });
+});

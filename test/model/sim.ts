@@ -525,6 +525,19 @@ export class Sim {
     const reported = (signal.limits ?? []).filter(
       (l) => typeof l.remaining === 'number' && l.remaining >= 0,
     );
+    if (signal.throttled !== true) {
+      // A dimension used up with a known reset: pause until the latest such reset.
+      let latest = 0;
+      for (const r of reported)
+        if (r.remaining === 0 && r.resetMs !== null && r.resetMs! > latest) latest = r.resetMs!;
+      const forMs = Math.min(latest, MAX_PAUSE_MS);
+      if (forMs > 0) {
+        if (this.closed) return { async: 'LIMITER_CLOSED' };
+        k.limits.pause(forMs, t);
+        this.pauses.push(`${key}:${forMs}@${t}`);
+        this.#pump(k, t);
+      }
+    }
     if (signal.throttled === true) {
       let ms = signal.retryAfterMs ?? null;
       if (ms === null) {
@@ -548,7 +561,11 @@ export class Sim {
     const over = this.policy.limits.map((l, i) => {
       let theirs = Infinity;
       for (const r of reported) {
-        if (r.dimension === l.dimension && l.intervalMs <= Math.max(r.resetMs ?? 0, 60_000))
+        if (
+          r.dimension === l.dimension &&
+          l.intervalMs <= Math.max(r.resetMs ?? 0, 60_000) &&
+          !(r.remaining === 0 && r.resetMs !== null)
+        )
           theirs = Math.min(theirs, r.remaining!);
       }
       const o = ours[i]!.remaining > theirs ? ours[i]!.remaining - theirs : 0;
