@@ -91,6 +91,8 @@ export type { LimitedFetchOptions } from './llm/fetch.js';
 export {
   estimateRequestCost,
   estimateTokens,
+  estimateTokensAsync,
+  loadTokenizer,
   projectCost,
   defaultTokenizer,
   DEFAULT_MAX_OUTPUT_TOKENS,

@@ -20,13 +20,25 @@
  *
  * The tokenizer is o200k_base (GPT-4o and later) from the pure-JS `gpt-tokenizer` package, whose
  * ranks ship inside the package: nothing is downloaded at run time. It is loaded on first use
- * (~0.3 s, once), so importing tollgate costs nothing when no estimate is made. Other providers'
- * tokenizers differ by some percent; pass your own {@link Tokenizer} or {@link TokenEstimator}
- * when that matters.
+ * (~0.3 s, once), so importing tollgate costs nothing when no estimate is made. It counts in
+ * bounded time whatever the text (tokenize.ts: pieces, and samples of a text over 64 Ki
+ * characters); {@link estimateTokensAsync} also yields to the event loop while it counts. Other
+ * providers' tokenizers differ by some percent; pass your own {@link Tokenizer} or
+ * {@link TokenEstimator} when that matters.
  */
-import { createRequire } from 'node:module';
-import type * as O200k from 'gpt-tokenizer/encoding/o200k_base';
 import type { CostSpec } from '../limiter/types.js';
+import { countTokens, countTokensAsync, loadEncoding } from './tokenize.js';
+
+/**
+ * loadTokenizer loads o200k_base ahead of the first estimate. The module's own set-up is about
+ * 0.3 s of work on the main thread, once; limitedFetch starts it when it is created, and an app
+ * can await this at startup so that no request waits for it.
+ *
+ * @example await loadTokenizer();
+ */
+export async function loadTokenizer(): Promise<void> {
+  await loadEncoding();
+}
 
 /** Tokenizer counts the tokens of a text. */
 export type Tokenizer = (text: string) => number;
@@ -51,22 +63,14 @@ export interface TokenEstimate {
   readonly outputTokens: number;
 }
 
-type Encoding = typeof O200k;
-let encoding: Encoding | null = null;
-// Special-token text in user input (`<|endoftext|>`) is counted as plain text, never thrown on.
-const AS_TEXT = { disallowedSpecial: new Set<string>() };
-
 /**
  * defaultTokenizer counts tokens with o200k_base (`gpt-tokenizer`), loading the encoding on its
- * first call.
+ * first call, in bounded time (see the file comment): a text over 64 Ki characters is estimated
+ * from samples.
  *
  * @example defaultTokenizer('Hello world') // 2
  */
-export const defaultTokenizer: Tokenizer = (text) => {
-  if (text.length === 0) return 0;
-  encoding ??= createRequire(import.meta.url)('gpt-tokenizer/encoding/o200k_base') as Encoding;
-  return encoding.countTokens(text, AS_TEXT);
-};
+export const defaultTokenizer: Tokenizer = (text) => countTokens(text);
 
 /**
  * estimateTokens estimates the input and output tokens of a request body, as described in the
@@ -82,6 +86,26 @@ export function estimateTokens(
 ): TokenEstimate {
   if (!isRecord(body)) return { inputTokens: 0, outputTokens: 0 };
   return { inputTokens: inputTokens(body, tokenizer), outputTokens: outputTokens(body) };
+}
+
+/**
+ * estimateTokensAsync is {@link estimateTokens} with the default tokenizer, loading it without
+ * blocking and yielding to the event loop every few milliseconds while it counts: one hostile
+ * prompt does not stall every other caller of the process. limitedFetch uses it.
+ *
+ * @example
+ * await estimateTokensAsync({ messages: [{ role: 'user', content: 'Hello world' }], max_tokens: 50 })
+ * // { inputTokens: 9, outputTokens: 50 }
+ */
+export async function estimateTokensAsync(body: unknown): Promise<TokenEstimate> {
+  if (!isRecord(body)) return { inputTokens: 0, outputTokens: 0 };
+  // The walk's own tokens (per message, images, priming) with every text recorded, not counted.
+  const texts: string[] = [];
+  const fixed = inputTokens(body, (t) => (texts.push(t), 0));
+  return {
+    inputTokens: fixed + (await countTokensAsync(texts)),
+    outputTokens: outputTokens(body),
+  };
 }
 
 /**

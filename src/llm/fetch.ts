@@ -45,7 +45,12 @@ import type { CostSpec, Duration, Ms } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
 import { Call } from './call.js';
 import { accountingOf, fitOutput, generates, isCounted, jsonBody, modelOf } from './endpoints.js';
-import { estimateTokens, projectCost, type TokenEstimator } from './estimate.js';
+import {
+  estimateTokensAsync,
+  loadTokenizer,
+  projectCost,
+  type TokenEstimator,
+} from './estimate.js';
 import type { TokenUsage } from './usage.js';
 
 /** LimitedFetchOptions are the options of {@link limitedFetch}. */
@@ -120,6 +125,8 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
     options.hungAfter === undefined
       ? HUNG_AFTER_MS
       : parseDuration(options.hungAfter, 'limitedFetch hungAfter');
+  // The tokenizer's one-time set-up runs now, not in the first call's path.
+  if (estimate === undefined) void loadTokenizer().catch(() => {});
   const inner = options.fetch ?? globalThis.fetch;
   const now = options.now ?? systemClock.now;
 
@@ -145,7 +152,7 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
       cost = { requests: 1 };
       parts = {};
     } else {
-      const tokens = fitOutput(estimateTokens(body), limiter.policy);
+      const tokens = fitOutput(await estimateTokensAsync(body), limiter.policy);
       parts = tokens;
       cost = projectCost(tokens, dims);
     }
