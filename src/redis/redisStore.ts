@@ -22,7 +22,6 @@
  * flushQueue.ts), so Redis applies a key's operations in the runtime's order, as the memory store
  * does.
  */
-import type { Cluster, Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
 import type {
   BatchMode,
@@ -45,6 +44,7 @@ import { ScriptRunner } from './scriptRunner.js';
 import { decideArgs, readDecisions } from './decideCall.js';
 import { policyArgs } from './policyArgs.js';
 import { readOptions, type RedisStoreOptions } from './redisStoreOptions.js';
+import { duplicateOf, isCluster, type RedisClient } from './client.js';
 
 /** RedisStore is the Redis {@link Store}; create one with {@link redisStore}. */
 export class RedisStore implements Store {
@@ -52,7 +52,7 @@ export class RedisStore implements Store {
   readonly sync = false;
   /** The lease of a slot whose limiter sets none (`leaseTtl`); the runtime applies it. */
   readonly defaultLeaseMs: Ms;
-  readonly #client: Redis | Cluster;
+  readonly #client: RedisClient;
   /** Sends the scripts: the timeout, whether Redis is down, whether the store is closed. */
   readonly #runner: ScriptRunner;
   readonly #prefix: string;
@@ -60,7 +60,7 @@ export class RedisStore implements Store {
   readonly #runtimeTime: boolean;
   /** What answers while Redis cannot (the `onUnavailable` policy). */
   readonly #fallback: Fallback;
-  readonly #subscribers = new Set<Redis | Cluster>();
+  readonly #subscribers = new Set<RedisClient>();
   readonly #cluster: boolean;
   /** Every call waiting for the next flush, which sends each key's calls in order. */
   readonly #queue = new FlushQueue((entries) => void this.#decideMany(entries));
@@ -77,7 +77,7 @@ export class RedisStore implements Store {
     this.defaultLeaseMs = settings.defaultLeaseMs;
     this.#fallback = new Fallback(settings.policy, settings.fraction);
     this.#runner = new ScriptRunner(settings);
-    this.#cluster = (this.#client as { isCluster?: boolean }).isCluster === true;
+    this.#cluster = isCluster(this.#client);
   }
 
   /** The key prefix in use. */
@@ -345,7 +345,7 @@ export class RedisStore implements Store {
    * runtime uses it to wake that key's waiters at once instead of at the next poll.
    */
   watch(listener: (key: string) => void): () => void {
-    const sub = this.#client.duplicate();
+    const sub = duplicateOf(this.#client);
     this.#subscribers.add(sub);
     // A subscriber that loses its connection reconnects by itself; waiters still poll meanwhile.
     sub.on('error', () => {});

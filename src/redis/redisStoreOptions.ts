@@ -3,7 +3,7 @@
  * into the {@link StoreSettings} the store keeps. Bad options throw, before the store touches the
  * client.
  */
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 import type { Clock } from '../clock.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Duration, Ms } from '../limiter/types.js';
@@ -16,7 +16,7 @@ export type UnavailablePolicy = 'fail-closed' | 'fail-open' | 'insurance';
 /** RedisStoreOptions are the options of {@link redisStore}. */
 export interface RedisStoreOptions {
   /** An ioredis client: a `Redis` or a `Cluster`. The store does not close it. */
-  readonly client: Redis | Cluster;
+  readonly client: RedisClient;
   /** Prepended to every Redis key and channel; no `{` or `}`. @default 'tollgate:' */
   readonly prefix?: string;
   /**
@@ -49,7 +49,7 @@ export interface RedisStoreOptions {
 
 /** StoreSettings are {@link RedisStoreOptions} checked, with their defaults applied. */
 export interface StoreSettings {
-  readonly client: Redis | Cluster;
+  readonly client: RedisClient;
   readonly prefix: string;
   /** Whether the runtime's `now` decides (`time: 'runtime'`) rather than Redis `TIME`. */
   readonly runtimeTime: boolean;

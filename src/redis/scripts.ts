@@ -10,7 +10,7 @@
  * again. No recovery code of ours is needed, and a test flushes scripts to prove it.
  */
 import { readFileSync } from 'node:fs';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 
 /** SCRIPTS are the commands defined on a client, by the name the store calls them with. */
 export const SCRIPTS = {
@@ -59,7 +59,7 @@ export function scriptSources(): Record<ScriptName, string> {
  * (another store on the same client may have defined them), and returns the client as a
  * {@link ScriptClient}.
  */
-export function defineScripts(client: Redis | Cluster): ScriptClient {
+export function defineScripts(client: RedisClient): ScriptClient {
   const lua = scriptSources();
   const defined = client as unknown as Record<string, unknown>;
   for (const name of Object.keys(SCRIPTS) as ScriptName[]) {

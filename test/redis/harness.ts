@@ -15,6 +15,23 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 
+/** ioredis' reply mappings (`'legacy'`, `'resp3'`): how RESP3-only replies surface. */
+type ReplyMapping = NonNullable<RedisOptions['replyMapping']>;
+
+/**
+ * The options of a test client: RedisOptions, except that a `replyMapping`, when present, is set.
+ * ioredis' constructors type it without `undefined` (RedisOptions allows it), which
+ * exactOptionalPropertyTypes holds them to. The protocol is ioredis' default (RESP3) unless set.
+ */
+export type ClientOptions = Omit<RedisOptions, 'replyMapping'> & { replyMapping?: ReplyMapping };
+
+/** ClusterOptions with {@link ClientOptions} as their `redisOptions`, for the same reason. */
+export type ClusterClientOptions = Omit<ClusterOptions, 'redisOptions'> & {
+  redisOptions?: Omit<NonNullable<ClusterOptions['redisOptions']>, 'replyMapping'> & {
+    replyMapping?: ReplyMapping;
+  };
+};
+
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -453,7 +470,7 @@ export interface RedisServer extends AsyncDisposable {
   /** Its temp dir (the `--dir`). */
   readonly dir: string;
   /** A new ioredis client for this server; quit/disconnected on stop(). Options override host/port. */
-  client(options?: RedisOptions): Redis;
+  client(options?: ClientOptions): Redis;
   /** SIGTERM, wait for exit, quit tracked clients, remove the temp dir. Idempotent. */
   stop(): Promise<void>;
   /** SIGKILL (a crash), wait for exit. Clients stay open and keep reconnecting. */
@@ -538,7 +555,7 @@ class RedisServerImpl implements RedisServer {
     await waitForPing(proc, port, this.#readyTimeoutMs, `redis-server on ${HOST}:${port}`);
   }
 
-  client(options: RedisOptions = {}): Redis {
+  client(options: ClientOptions = {}): Redis {
     const client = silenceErrors(new Redis({ host: this.host, port: this.#port, ...options }));
     this.#clients.add(client);
     return client;
@@ -639,7 +656,7 @@ export interface RedisCluster extends AsyncDisposable {
   /** The individual nodes, for per-node admin commands or failure injection. */
   readonly nodes: readonly RedisServer[];
   /** A new ioredis Cluster client with every node as a startup node; quit/disconnected on stop(). */
-  client(options?: ClusterOptions): Cluster;
+  client(options?: ClusterClientOptions): Cluster;
   /** FLUSHALL on every node. */
   flushAll(): Promise<void>;
   /** SCRIPT FLUSH on every node. */
@@ -683,7 +700,7 @@ class RedisClusterImpl implements RedisCluster {
     return this.nodes.map((n) => n.port);
   }
 
-  client(options: ClusterOptions = {}): Cluster {
+  client(options: ClusterClientOptions = {}): Cluster {
     const client = silenceErrors(
       new Cluster(
         this.ports.map((port) => ({ host: this.host, port })),
