@@ -7,6 +7,42 @@ import type { Ms, Policy, Units } from '../limiter/types.js';
 import type { KeyStats } from '../observe/stats.js';
 import type { ProviderSignal } from './options.js';
 
+/** What {@link applyFeedback} needs of a limiter. */
+interface FeedbackTarget {
+  readonly policy: Policy;
+  readonly maxPauseMs: Ms;
+  pause(key: string, ms: Ms): Promise<void>;
+  stats(key: string): Promise<KeyStats>;
+  charge(key: string, units: Units): Promise<void>;
+}
+
+/**
+ * applyFeedback is `limiter.feedback` (see its doc): pause for a throttle or a used-up dimension
+ * with a reset, then book what the key has over the provider's remaining. The read and the
+ * booking are two mailbox messages: grants in between make the booking err on the safe side.
+ */
+export async function applyFeedback(
+  limiter: FeedbackTarget,
+  key: string,
+  signal: ProviderSignal,
+): Promise<void> {
+  const reported = reportedLimits(signal);
+  // Throttled: pause as the provider says. A dimension used up with a known reset pauses the
+  // key until that reset rather than book a shortfall (exhaustedPauseMs).
+  const ms =
+    signal.throttled === true
+      ? throttledPauseMs(signal, reported, limiter.maxPauseMs)
+      : exhaustedPauseMs(reported, limiter.maxPauseMs);
+  if (ms > 0) await limiter.pause(key, ms);
+  if (reported.length === 0) return;
+  const policy = limiter.policy;
+  if (!policy.limits.some((l) => reported.some((r) => r.dimension === l.dimension))) return;
+  const stats = await limiter.stats(key);
+  if (limiter.policy !== policy) return; // limits changed meanwhile: the reading is of another policy
+  const units = overReported(policy, stats, reported);
+  if (units !== null) await limiter.charge(key, units);
+}
+
 /** The shortest window a provider's remaining is taken to describe (providers count per minute). */
 const PROVIDER_WINDOW_MS = 60_000;
 

@@ -15,19 +15,12 @@ import type { Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.j
 import type { Grant, GrantOwner } from './grant.js';
 import type { SystemCore } from './core.js';
 import { acquireThroughBreaker, tryThroughBreaker } from './breakerGate.js';
-import {
-  exhaustedPauseMs,
-  overReported,
-  reportedLimits,
-  throttledPauseMs,
-} from './feedback.js';
+import { applyFeedback } from './feedback.js';
 import {
   BREAKER,
-  DEFAULT_MAX_PAUSE_MS,
   checkKey,
   parseAcquireOptions,
-  validateBreaker,
-  validateMaxQueue,
+  readLimiterOptions,
   type AcquireOptions,
   type LimiterOptions,
   type ProviderSignal,
@@ -86,18 +79,12 @@ export class Limiter implements GrantOwner {
     this.#core = core;
     this.#policy = compilePolicy(options);
     this.#defaultUnits = compileCost(this.#policy, undefined);
-    this.maxQueue = validateMaxQueue(options.maxQueue);
-    // A store shared across processes names a default lease (Redis), so that a slot whose
-    // holder died is not held forever; the limiter's own leaseTtl wins.
-    this.leaseMs =
-      options.leaseTtl === undefined
-        ? (core.store.defaultLeaseMs ?? null)
-        : parseDuration(options.leaseTtl, 'leaseTtl');
-    this.breaker = validateBreaker(options.breaker);
-    this.maxPauseMs =
-      options.maxPause === undefined
-        ? DEFAULT_MAX_PAUSE_MS
-        : parseDuration(options.maxPause, 'maxPause');
+    ({
+      maxQueue: this.maxQueue,
+      leaseMs: this.leaseMs,
+      breaker: this.breaker,
+      maxPauseMs: this.maxPauseMs,
+    } = readLimiterOptions(options, core.store.defaultLeaseMs ?? null));
   }
 
   /**
@@ -328,22 +315,12 @@ export class Limiter implements GrantOwner {
         'tollgate: feedback expects { throttled?, retryAfterMs?, limits? }',
       );
     }
-    const reported = reportedLimits(signal);
-    // Throttled: pause as the provider says. A dimension used up with a known reset pauses the
-    // key until that reset (feedback.ts exhaustedPauseMs) rather than book a shortfall.
-    const ms =
-      signal.throttled === true
-        ? throttledPauseMs(signal, reported, this.maxPauseMs)
-        : exhaustedPauseMs(reported, this.maxPauseMs);
-    if (ms > 0) await this.pause(key, ms);
-    if (reported.length === 0) return;
-    const policy = this.#policy;
-    if (!policy.limits.some((l) => reported.some((r) => r.dimension === l.dimension))) return;
-    const stats = await this.stats(key);
-    if (this.#policy !== policy) return; // limits changed meanwhile: the reading is of another policy
-    const units = overReported(policy, stats, reported);
-    if (units === null) return;
-    await this.#ask(key, (done) => ({ type: 'charge', units, done }));
+    await applyFeedback(this, key, signal);
+  }
+
+  /** @internal books `units` on `key` now (feedback's lowering to the provider's remaining). */
+  charge(key: string, units: Units): Promise<void> {
+    return this.#ask(key, (done) => ({ type: 'charge', units, done }));
   }
 
   /** Sends the key's mailbox an operation and resolves when it is done. */

@@ -109,6 +109,27 @@ export interface LimiterOptions extends PolicySpec {
 /** The default of {@link LimiterOptions.maxPause}: 1 hour. */
 export const DEFAULT_MAX_PAUSE_MS = 3_600_000;
 
+/**
+ * readLimiterOptions validates the options of a limiter beside its policy. `storeLeaseMs` is the
+ * store's default lease (Redis names one, so that a slot whose holder died is not held forever);
+ * the limiter's own `leaseTtl` wins.
+ */
+export function readLimiterOptions(
+  options: LimiterOptions,
+  storeLeaseMs: Ms | null,
+): { maxQueue: number; leaseMs: Ms | null; breaker: BreakerOptions | null; maxPauseMs: Ms } {
+  return {
+    maxQueue: validateMaxQueue(options.maxQueue),
+    leaseMs:
+      options.leaseTtl === undefined ? storeLeaseMs : parseDuration(options.leaseTtl, 'leaseTtl'),
+    breaker: validateBreaker(options.breaker),
+    maxPauseMs:
+      options.maxPause === undefined
+        ? DEFAULT_MAX_PAUSE_MS
+        : parseDuration(options.maxPause, 'maxPause'),
+  };
+}
+
 export function checkKey(key: unknown, call: string): asserts key is string {
   if (typeof key !== 'string') {
     throw new InvalidArgumentError(`tollgate: ${call} key must be a string, got ${typeof key}`);
