@@ -91,6 +91,26 @@ export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyS
 }
 
 /**
+ * sameRecords tells whether a key's state under `from` is, limit by limit, its state under `to`:
+ * the same limits by name and algorithm, each with the same rate (`limit`) and interval, in any
+ * order (the capacity and the concurrency may differ: the state does not hold them). The Redis
+ * store's decide.lua writes a refused key back under a new policy only when they are not the
+ * same; the memory store takes the same rule, so the two agree on the key's instant.
+ */
+export function sameRecords(from: Policy, to: Policy): boolean {
+  if (from.limits.length !== to.limits.length) return false;
+  return to.limits.every((l) =>
+    from.limits.some(
+      (o) =>
+        o.name === l.name &&
+        o.algorithm === l.algorithm &&
+        o.limit === l.limit &&
+        o.intervalMs === l.intervalMs,
+    ),
+  );
+}
+
+/**
  * restarts tells whether rebasing a state from `from` to `to` drops or starts anew the state of
  * some limit (whether or not it holds anything: a cheap, safe test): a limit of `from` that `to` has not (by name and algorithm), or
  * a window whose interval changed. Grants booked before such a rebase may hold units in a state

@@ -47,6 +47,14 @@ export function newEntry(policy: Policy, state: KeyState, epoch: number): Entry 
 }
 
 /** Makes the entry hold (a copy of) `state`, a state under `policy`, another policy than its own. */
+/** reorder takes `e` under `policy`, whose limits are `e.policy`'s in another order (sameRecords). */
+export function reorder(e: Entry, policy: Policy): void {
+  const from = e.policy.limits;
+  const limits = e.limits;
+  e.limits = policy.limits.map((l) => limits[from.findIndex((o) => o.name === l.name)]!);
+  e.policy = policy;
+}
+
 export function reown(e: Entry, policy: Policy, state: KeyState): void {
   e.at = state.at;
   e.inFlight = state.inFlight;

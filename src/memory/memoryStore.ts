@@ -22,14 +22,21 @@ import {
   type StoreRequest,
 } from '../store.js';
 import { InvalidArgumentError } from '../errors.js';
-import { advance, initialState, isIdle, rebase, restarts } from '../limiter/advance.js';
+import {
+  advance,
+  initialState,
+  isIdle,
+  rebase,
+  restarts,
+  sameRecords,
+} from '../limiter/advance.js';
 import { decide } from '../limiter/decide.js';
 import { adopt, decideInPlace, marksOf, plain, releaseInPlace } from '../limiter/inPlace.js';
 import { read } from '../limiter/read.js';
 import { refund, release, settle } from '../limiter/settle.js';
 import type { KeyState, Ms, Policy, Units } from '../limiter/types.js';
 import { checkUnits } from '../limiter/validate.js';
-import { MemoryGrant, newEntry, reown, type Entry } from './entry.js';
+import { MemoryGrant, newEntry, reorder, reown, type Entry } from './entry.js';
 
 /** MemorySnapshot is the JSON form of a memory store: every key that is not at full capacity. */
 export interface MemorySnapshot {
@@ -66,10 +73,15 @@ export class MemoryStore implements Store {
     if (e === undefined) return newEntry(policy, initialState(policy, now), ++this.#epoch);
     // A decision, grant or refusal, takes the key under `policy` (the Redis store's decide.lua
     // writes a rebased state back even when it refuses).
-    if (e.policy !== policy) {
-      this.#rebase(e, policy, rebase(e.policy, policy, e, now));
-      this.#clearEndedPause(key, now); // Redis writes a rebased key back, refused or not
+    if (e.policy === policy) return e;
+    if (sameRecords(e.policy, policy)) {
+      // Only the order, a capacity or the concurrency changed: the state stands as it is (a
+      // refusal writes nothing on Redis either); a grant then books it at `now`.
+      reorder(e, policy);
+      return e;
     }
+    this.#rebase(e, policy, rebase(e.policy, policy, e, now));
+    this.#clearEndedPause(key, now); // Redis writes a rebased key back, refused or not
     return e;
   }
 

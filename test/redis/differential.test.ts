@@ -46,7 +46,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
-import type { CostSpec, Policy, Units } from '../../src/limiter/types.js';
+import type { CostSpec, Policy, PolicySpec, Units } from '../../src/limiter/types.js';
 import { memoryStore } from '../../src/memory/memoryStore.js';
 import { redisStore } from '../../src/redis/index.js';
 import {
@@ -335,5 +335,29 @@ describe('memory and Redis stores, differential', () => {
 
   it('answer alike when the clock steps back between calls', async () => {
     await fc.assert(fc.asyncProperty(scheduleArb(true), alike), parameters());
+  });
+
+  it('answer alike a refusal after a change of concurrency alone, the clock stepping back', async () => {
+    // Found by the property above: the memory store took the key under the new policy at the
+    // refusal (its state moved to 3), where decide.lua writes nothing back when no limit's record
+    // changed; the decision at 2 then waited 1 ms less on Redis.
+    const limit: PolicySpec['limits'][number] = {
+      name: 'a',
+      algorithm: 'sliding-window',
+      limit: 5,
+      interval: 60_000,
+    };
+    const one = { requests: 1, tokensPct: 0 };
+    await alike({
+      start: 0,
+      policies: [{ limits: [limit], concurrency: 2 }, { limits: [limit] }],
+      steps: [
+        { dt: 0, op: 'decide', mode: 'queue', batch: [one], one: true },
+        { dt: 1, op: 'settle', pick: 0, requestsPct: 100, tokensPct: 0 },
+        { dt: 0, op: 'setPolicy', policy: 1 },
+        { dt: 2, op: 'decide', mode: 'queue', batch: [one], one: true },
+        { dt: -1, op: 'decide', mode: 'queue', batch: [one], one: true },
+      ],
+    });
   });
 });
