@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { actorsSuite } from './actors.js';
+import { estimateSuite } from './estimate.js';
 import { memorySuite } from './memory.js';
 import { redisSuite } from './redis.js';
 import { waitersSuite } from './waiters.js';
@@ -27,7 +28,13 @@ import {
   type Target,
 } from './report.js';
 
-const SUITES: readonly Suite[] = [memorySuite, actorsSuite, waitersSuite, redisSuite];
+const SUITES: readonly Suite[] = [
+  memorySuite,
+  actorsSuite,
+  waitersSuite,
+  estimateSuite,
+  redisSuite,
+];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
