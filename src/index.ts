@@ -97,6 +97,8 @@ export {
   defaultTokenizer,
   DEFAULT_MAX_OUTPUT_TOKENS,
   IMAGE_TOKENS,
+  FILE_PAGE_TOKENS,
+  AUDIO_BYTES_PER_TOKEN,
 } from './llm/estimate.js';
 export type { Tokenizer, TokenEstimator, TokenEstimate } from './llm/estimate.js';
 export { usageFromBody, usageFromObject, costFromUsage, SseUsageReader } from './llm/usage.js';

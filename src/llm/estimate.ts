@@ -10,7 +10,8 @@
  * Read from the body: Chat Completions `messages` (string or text-part content, tool calls,
  * `tools`/`functions`/`response_format` as JSON), Responses `instructions` and `input` (a string,
  * strings, or items), legacy `prompt`, Anthropic `system` and content blocks. Every image counts
- * {@link IMAGE_TOKENS}; JSON tool definitions count as their JSON text (an approximation: the
+ * {@link IMAGE_TOKENS}; a document's text counts as text, a PDF {@link FILE_PAGE_TOKENS} per page
+ * (a file by id or URL as one page), audio from its size ({@link AUDIO_BYTES_PER_TOKEN}); JSON tool definitions count as their JSON text (an approximation: the
  * provider renders them in a format of its own).
  *
  * Output: `max_completion_tokens`, else `max_tokens`, else `max_output_tokens` (Responses), else
@@ -214,12 +215,64 @@ function contentTokens(content: unknown, count: Tokenizer): number {
       else if (isRecord(part)) {
         if (typeof part.text === 'string') n += count(part.text);
         else if (typeof part.type === 'string' && /image/.test(part.type)) n += IMAGE_TOKENS;
+        else if (part.type === 'document' && isRecord(part.source)) {
+          // Anthropic: text, content blocks, or a file (base64 PDF, URL, file id).
+          const src = part.source;
+          if (src.type === 'text' && typeof src.data === 'string') n += count(src.data);
+          else if (src.type === 'content') todo.push(src.content);
+          else n += fileTokens(typeof src.data === 'string' ? src.data : null);
+        } else if (part.type === 'file' || part.type === 'input_file') {
+          // OpenAI chat `file: { file_data | file_id }`, Responses `input_file`.
+          const f = isRecord(part.file) ? part.file : part;
+          n += fileTokens(typeof f.file_data === 'string' ? f.file_data : null);
+        } else if (part.type === 'input_audio' && isRecord(part.input_audio)) {
+          const data = part.input_audio.data;
+          n += typeof data === 'string' ? audioTokens(data) : 0;
+        }
         if (part.type === 'tool_use' && part.input !== undefined) n += count(stringify(part.input));
         if (part.type === 'tool_result') todo.push(part.content);
       }
     }
   }
   return n;
+}
+
+/**
+ * FILE_PAGE_TOKENS is the input assumed per page of a PDF, and for a file sent by reference (a
+ * file id or URL, whose size is not known here): Anthropic documents 1,500 to 3,000 tokens per
+ * page; the settle replaces the estimate with the usage.
+ */
+export const FILE_PAGE_TOKENS = 3000;
+
+/**
+ * AUDIO_BYTES_PER_TOKEN: an audio part is estimated at one token per this many bytes of audio
+ * (its base64 decoded). A rough rule from the size alone, which the settle corrects.
+ */
+export const AUDIO_BYTES_PER_TOKEN = 100;
+
+/**
+ * The tokens of a file part: a base64 PDF (a data URL or bare base64) at FILE_PAGE_TOKENS per page
+ * (pages counted by their `/Type /Page` objects), other data at one token per 4 bytes, and a file
+ * by reference (null) as one page.
+ */
+function fileTokens(data: string | null): number {
+  if (data === null) return FILE_PAGE_TOKENS;
+  const base64 = data.startsWith('data:') ? data.slice(data.indexOf(',') + 1) : data;
+  let bytes: string;
+  try {
+    bytes = atob(base64);
+  } catch {
+    return Math.ceil(data.length / 4); // not base64: its length as text
+  }
+  if (!bytes.startsWith('%PDF')) return Math.ceil(bytes.length / 4);
+  const pages = bytes.match(/\/Type\s*\/Page(?![a-zA-Z])/g)?.length ?? 0;
+  return Math.max(1, pages) * FILE_PAGE_TOKENS;
+}
+
+/** The tokens of base64 audio, from its decoded size (AUDIO_BYTES_PER_TOKEN). */
+function audioTokens(base64: string): number {
+  const bytes = Math.floor((base64.replace(/=+$/, '').length * 3) / 4);
+  return Math.ceil(bytes / AUDIO_BYTES_PER_TOKEN);
 }
 
 /** JSON text of `v`, or '' when it cannot be written (a cycle, a nesting too deep for it). */

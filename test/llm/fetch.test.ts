@@ -17,7 +17,9 @@ import {
   type SettledEvent,
 } from '../../src/index.js';
 import {
+  AUDIO_BYTES_PER_TOKEN,
   DEFAULT_MAX_OUTPUT_TOKENS,
+  FILE_PAGE_TOKENS,
   estimateRequestCost,
   estimateTokens,
 } from '../../src/llm/estimate.js';
@@ -609,6 +611,38 @@ describe('usage readers', () => {
 });
 
 describe('estimates', () => {
+  it('counts documents, files and audio (#17, finding 10)', () => {
+    const count = (t: string): number => t.split(' ').length; // one token per word, for the test
+    const words = Array.from({ length: 5000 }, (_, i) => `w${i}`).join(' ');
+    const one = (part: unknown): number =>
+      estimateTokens({ messages: [{ role: 'user', content: [part] }] }, count).inputTokens - 7;
+    // Anthropic: a text document counts its text (it was 7 tokens for 5,000 words before).
+    expect(one({ type: 'document', source: { type: 'text', data: words } })).toBe(5000);
+    // A PDF: FILE_PAGE_TOKENS per page object (not the /Pages tree).
+    const pdf = btoa(
+      '%PDF-1.7\n1 0 obj << /Type /Pages /Count 3 >> endobj\n' +
+        '2 0 obj << /Type /Page >> endobj 3 0 obj << /Type/Page >> endobj 4 0 obj << /Type /Page >>',
+    );
+    const doc = {
+      type: 'document',
+      source: { type: 'base64', media_type: 'application/pdf', data: pdf },
+    };
+    expect(one(doc)).toBe(3 * FILE_PAGE_TOKENS);
+    // OpenAI chat `file` (data URL or file id) and Responses `input_file` (file URL).
+    expect(one({ type: 'file', file: { file_data: `data:application/pdf;base64,${pdf}` } })).toBe(
+      3 * FILE_PAGE_TOKENS,
+    );
+    expect(one({ type: 'file', file: { file_id: 'file-abc' } })).toBe(FILE_PAGE_TOKENS);
+    expect(one({ type: 'input_file', file_url: 'https://example.com/a.pdf' })).toBe(
+      FILE_PAGE_TOKENS,
+    );
+    // Audio, from its size: 16,000 bytes.
+    const audio = btoa('x'.repeat(16_000));
+    expect(one({ type: 'input_audio', input_audio: { data: audio, format: 'wav' } })).toBe(
+      16_000 / AUDIO_BYTES_PER_TOKEN,
+    );
+  });
+
   it('walks a tool_result nested 5,000 deep without overflowing the stack (#17)', () => {
     let content: unknown = 'deep';
     for (let i = 0; i < 5000; i++) content = [{ type: 'tool_result', content }];
