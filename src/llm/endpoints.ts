@@ -77,8 +77,12 @@ export async function jsonBody(
   init: RequestInit | undefined,
 ): Promise<unknown> {
   let text: string | undefined;
-  if (typeof init?.body === 'string') text = init.body;
-  else if (init?.body == null && input instanceof Request && input.body !== null) {
+  const body = init?.body;
+  if (typeof body === 'string') text = body;
+  else if (body instanceof Uint8Array || body instanceof ArrayBuffer) text = utf8(body);
+  else if (body instanceof Blob && !(body instanceof File) && /json/.test(body.type || 'json'))
+    text = await body.text().catch(() => undefined);
+  else if (body == null && input instanceof Request && input.body !== null) {
     text = await input
       .clone()
       .text()
@@ -92,8 +96,29 @@ export async function jsonBody(
   }
 }
 
-export function modelOf(body: unknown): string {
+/** The bytes of a body as text, or undefined when they are not UTF-8. */
+function utf8(bytes: Uint8Array | ArrayBuffer): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * modelOf is the default key of a call: the body's `model`, else the deployment of an Azure
+ * OpenAI URL (`/openai/deployments/{name}/...`, where the model is in the path), else
+ * `'default'` (an upload's form data, a body that is not JSON).
+ */
+export function modelOf(body: unknown, url: string): string {
   const model =
     typeof body === 'object' && body !== null ? (body as { model?: unknown }).model : undefined;
-  return typeof model === 'string' && model.length > 0 ? model : 'default';
+  if (typeof model === 'string' && model.length > 0) return model;
+  const deployment = /\/deployments\/([^/?#]+)/.exec(url)?.[1];
+  if (deployment === undefined) return 'default';
+  try {
+    return decodeURIComponent(deployment);
+  } catch {
+    return deployment; // a malformed escape: the path segment as it is
+  }
 }

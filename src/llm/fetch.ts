@@ -140,7 +140,7 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
     if (!isCounted(url, init?.method ?? (input instanceof Request ? input.method : 'GET')))
       return inner(input, init);
     const body = await jsonBody(input, init);
-    const k = typeof key === 'function' ? key(url, body) : (key ?? modelOf(body));
+    const k = typeof key === 'function' ? key(url, body) : (key ?? modelOf(body, url));
     // Estimate: the parts (input, output) are kept for settling a stream that told only one of them.
     const dims = limiter.policy.dimensions;
     let cost: CostSpec;

@@ -323,3 +323,28 @@ describe("the provider's remaining is applied after the settle (#17, finding 5)"
     expect((await l.stats('m')).limits[0]!.remaining).toBe(500);
   });
 });
+
+describe('keys of calls whose body is not a string (#17, smaller findings)', () => {
+  it('reads the model of a byte or Blob JSON body, and of an Azure deployment path', async () => {
+    system = createLimiterSystem();
+    const l = system.limiter('openai', { limits: [{ limit: 100, interval: '1m' }] });
+    const keys: string[] = [];
+    system.events.on('granted', (e) => keys.push(e.key));
+    const f = limitedFetch({ limiter: l, fetch: async () => Response.json({}) });
+    const json = JSON.stringify({ model: 'gpt-4o', messages: [] });
+    const url = 'https://api.openai.com/v1/chat/completions';
+    await f(url, { method: 'POST', body: new TextEncoder().encode(json) });
+    await f(url, { method: 'POST', body: new Blob([json], { type: 'application/json' }) });
+    await f(
+      'https://x.openai.azure.com/openai/deployments/my-gpt4o/chat/completions?api-version=1',
+      {
+        method: 'POST',
+        body: JSON.stringify({ messages: [] }),
+      },
+    );
+    const form = new FormData();
+    form.set('purpose', 'batch');
+    await f('https://api.openai.com/v1/files', { method: 'POST', body: form });
+    expect(keys).toEqual(['gpt-4o', 'gpt-4o', 'my-gpt4o', 'default']);
+  });
+});
