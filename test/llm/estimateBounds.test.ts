@@ -74,10 +74,16 @@ describe('estimating a hostile prompt of a megabyte', () => {
       // What the machine's own gaps are (timers only, the same length of time).
       const idle = await longestGap(() => new Promise((r) => setTimeout(r, 50)));
       let estimate = { inputTokens: 0, outputTokens: 0 };
+      let took = 0;
       const gap = await longestGap(async () => {
+        const started = performance.now();
         estimate = await estimateTokensAsync(body);
+        took = performance.now() - started;
       });
       expect(gap - idle).toBeLessThan(Math.max(50, 10 * parseMs));
+      // Bounded as a whole too: `npm run bench` reports under 250 ms per MB at worst (base64),
+      // some tens of JSON parses of the same body; the unbounded tokenizer took minutes.
+      expect(took / parseMs).toBeLessThan(400);
       // Sampled or counted, the estimate is at least what counting it in 64 KiB parts gives
       // (less 10%: a sample of a uniform text is the text's rate), and never above its bytes.
       const parts = name.startsWith('one') ? MB / (EXACT_MAX - 1) : 16;
