@@ -1,0 +1,44 @@
+/**
+ * What `npm pack` would publish (#11): the build runs first (`prepack`), the tarball holds the
+ * LICENSE, the README, both entry points and the Lua scripts, and every source map carries its
+ * sources (the tarball ships no `src/`). Runs `npm pack --dry-run --json`, which builds into
+ * dist/ as a real pack would.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+describe('the package as npm pack makes it', () => {
+  it('builds first, and ships the license, both entry points, the Lua and self-contained maps', () => {
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const [pack] = JSON.parse(out.slice(out.indexOf('['))) as [{ files: { path: string }[] }];
+    const files = pack.files.map((f) => f.path);
+    for (const f of [
+      'LICENSE',
+      'README.md',
+      'package.json',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/redis/index.js',
+      'dist/redis/lua/decide.lua',
+    ])
+      expect(files).toContain(f);
+    expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/'))).toBe(false);
+    const maps = files.filter((f) => f.endsWith('.js.map'));
+    expect(maps.length).toBeGreaterThan(10);
+    const without = maps.filter((f) => {
+      const map = JSON.parse(readFileSync(`${root}/${f}`, 'utf8')) as {
+        sourcesContent?: unknown[];
+      };
+      return !Array.isArray(map.sourcesContent) || map.sourcesContent.length === 0;
+    });
+    expect(without).toEqual([]);
+  }, 120_000);
+});
