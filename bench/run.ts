@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { actorsSuite } from './actors.js';
@@ -44,16 +45,18 @@ interface Args {
   out: string;
 }
 
-function parseArgs(argv: readonly string[]): Args {
-  let quick = false;
-  let out: string | undefined = process.env.TOLLGATE_BENCH_OUT || undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--quick') quick = true;
-    else if (a === '--out') out = argv[++i];
-    else if (a.startsWith('--out=')) out = a.slice('--out='.length);
-    else throw new Error(`bench: unknown argument ${a} (expected --quick, --out FILE)`);
+function readArgs(argv: readonly string[]): Args {
+  let values: { quick?: boolean; out?: string };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: { quick: { type: 'boolean' }, out: { type: 'string' } },
+    }));
+  } catch (e) {
+    throw new Error(`bench: ${(e as Error).message} (expected --quick, --out FILE)`);
   }
+  const quick = values.quick === true;
+  let out = values.out ?? (process.env.TOLLGATE_BENCH_OUT || undefined);
   if (out === undefined || out === '') {
     // A smoke run's numbers mean nothing: never let one overwrite the real report by default.
     out = quick
@@ -81,7 +84,7 @@ function commandLine(argv: readonly string[]): string {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const args = parseArgs(argv);
+  const args = readArgs(argv);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const started = new Date();
   const t0 = process.hrtime.bigint();
