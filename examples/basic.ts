@@ -6,8 +6,8 @@ import { createLimiterSystem } from '../src/index.js';
 const system = createLimiterSystem();
 const api = system.limiter('api', {
   limits: [
-    { limit: 5, interval: '1s' }, // 5 requests per second…
-    { limit: 8, interval: '1m' }, // …and 8 per minute
+    { limit: 5, interval: '1s' }, // 5 at once, refilled at 5 per second…
+    { limit: 8, interval: '1m' }, // …and 8 at once, refilled at 8 per minute (token buckets)
   ],
 });
 
