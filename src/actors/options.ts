@@ -106,6 +106,45 @@ export interface LimiterOptions extends PolicySpec {
   readonly maxPause?: Duration;
 }
 
+/**
+ * limiterDifferences names what differs between two limiters' compiled options (empty when the
+ * same): `'limits'`, `'concurrency'`, `'maxQueue'`, `'leaseTtl'`, `'maxPause'`, `'breaker'`.
+ * Compiled values are compared, not what was written: `'10s'` and `10000`, or breaker options in
+ * another order, are the same.
+ */
+export function limiterDifferences(
+  a: {
+    policy: Policy;
+    maxQueue: number;
+    leaseMs: Ms | null;
+    maxPauseMs: Ms;
+    breaker: BreakerOptions | null;
+  },
+  b: {
+    policy: Policy;
+    maxQueue: number;
+    leaseMs: Ms | null;
+    maxPauseMs: Ms;
+    breaker: BreakerOptions | null;
+  },
+): string[] {
+  const out: string[] = [];
+  if (JSON.stringify(a.policy.limits) !== JSON.stringify(b.policy.limits)) out.push('limits');
+  if (a.policy.concurrency !== b.policy.concurrency) out.push('concurrency');
+  if (a.maxQueue !== b.maxQueue) out.push('maxQueue');
+  if (a.leaseMs !== b.leaseMs) out.push('leaseTtl');
+  if (a.maxPauseMs !== b.maxPauseMs) out.push('maxPause');
+  if (JSON.stringify(compiledBreaker(a.breaker)) !== JSON.stringify(compiledBreaker(b.breaker)))
+    out.push('breaker');
+  return out;
+}
+
+function compiledBreaker(options: BreakerOptions | null): unknown {
+  if (options === null) return null;
+  const { whenOpen, ...policy } = options;
+  return { whenOpen: whenOpen ?? 'fail', ...compileBreakerPolicy(policy) };
+}
+
 /** The default of {@link LimiterOptions.maxPause}: 1 hour. */
 export const DEFAULT_MAX_PAUSE_MS = 3_600_000;
 

@@ -18,6 +18,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import type { Grant } from './grant.js';
 import { Limiter, type LimiterOptions } from './limiter.js';
 import { LimiterRuntime, checkStore, rootLogic } from './runtime.js';
+import { limiterDifferences } from './options.js';
 import type { BreakerOptions } from '../breaker/policy.js';
 import type { KeyIndex, SystemCore } from './core.js';
 import { BreakerRegistry } from '../breaker/registry.js';
@@ -167,15 +168,14 @@ export class LimiterSystem implements SystemCore {
     const limiter = new Limiter(this, name, options);
     const existing = this.#limiters.get(name);
     if (existing !== undefined) {
-      const same =
-        JSON.stringify(existing.limiter.policy) === JSON.stringify(limiter.policy) &&
-        existing.limiter.maxQueue === limiter.maxQueue &&
-        existing.limiter.leaseMs === limiter.leaseMs &&
-        existing.limiter.maxPauseMs === limiter.maxPauseMs &&
-        JSON.stringify(existing.limiter.breaker) === JSON.stringify(limiter.breaker);
-      if (same) return existing.limiter;
+      const differs = limiterDifferences(existing.limiter, limiter);
+      if (differs.length === 0) return existing.limiter;
+      const limitsOnly = differs.every((d) => d === 'limits' || d === 'concurrency');
       throw new InvalidArgumentError(
-        `tollgate: limiter ${JSON.stringify(name)} exists with another policy; use setLimits to change it`,
+        `tollgate: limiter ${JSON.stringify(name)} exists with another ${differs.join(', ')}; ` +
+          (limitsOnly
+            ? 'change limits with limiter.setLimits(policy)'
+            : 'maxQueue, leaseTtl, maxPause and breaker are fixed at creation: use another name'),
       );
     }
     const rt = new LimiterRuntime(

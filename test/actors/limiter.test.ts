@@ -381,6 +381,39 @@ describe('system', () => {
     );
   });
 
+  it('compares compiled options, and says what differs and what to do (#11)', () => {
+    const sys = setup();
+    const limits = [{ limit: 2, interval: '1s' as const }];
+    const b = sys.limiter('b', {
+      limits,
+      breaker: { failureThreshold: 3, openFor: '10s', whenOpen: 'wait' },
+    });
+    // The same breaker, written in another order and with 10000 for '10s'.
+    expect(
+      sys.limiter('b', {
+        limits,
+        breaker: { whenOpen: 'wait', openFor: 10_000, failureThreshold: 3 },
+      }),
+    ).toBe(b);
+    expect(() =>
+      sys.limiter('b', {
+        limits,
+        breaker: { failureThreshold: 3, openFor: '30s', whenOpen: 'wait' },
+      }),
+    ).toThrow(/another breaker; .*fixed at creation: use another name/);
+    expect(() =>
+      sys.limiter('b', {
+        limits: [{ limit: 3, interval: '1s' }],
+        breaker: { failureThreshold: 3, openFor: '10s', whenOpen: 'wait' },
+      }),
+    ).toThrow(/another limits; change limits with limiter\.setLimits/);
+    const q = sys.limiter('q', { limits, maxQueue: 5 });
+    expect(sys.limiter('q', { limits, maxQueue: 5 })).toBe(q);
+    expect(() => sys.limiter('q', { limits, maxQueue: 6, maxPause: '5m' })).toThrow(
+      /another maxQueue, maxPause; /,
+    );
+  });
+
   it('close rejects every waiter, clears every timer, and refuses later calls', async () => {
     const sys = setup();
     const l = sys.limiter('api', {
