@@ -75,12 +75,48 @@ export class CostExceedsCapacityError extends TollgateError {
   }
 }
 
-/** AcquireTimeoutError: a waiter's `timeout` passed before its cost fitted. It holds nothing. */
+/** Where a waiter was when its timeout passed (see {@link AcquireTimeoutError}). */
+export interface TimeoutPlace {
+  readonly limiter: string;
+  readonly key: string;
+  /**
+   * What held it: a limit's name, `'concurrency'`, `'paused'`, `'breaker'`, or `'queue'` (waiters
+   * ahead of it); null when it was never refused (the store had not answered yet).
+   */
+  readonly heldBy: string | null;
+}
+
+/**
+ * AcquireTimeoutError: a waiter's `timeout` passed before its cost fitted. It holds nothing. The
+ * message names the limiter, the key and what held the waiter, when known (`place`).
+ */
 export class AcquireTimeoutError extends TollgateError {
   readonly code = 'ACQUIRE_TIMEOUT' as const;
-  constructor(readonly timeoutMs: number) {
-    super(`tollgate: acquire timed out after ${timeoutMs} ms`);
+  readonly limiter: string | undefined;
+  readonly key: string | undefined;
+  readonly heldBy: string | null | undefined;
+  constructor(
+    readonly timeoutMs: number,
+    place?: TimeoutPlace,
+  ) {
+    super(
+      place === undefined
+        ? `tollgate: acquire timed out after ${timeoutMs} ms`
+        : `tollgate: acquire on limiter ${JSON.stringify(place.limiter)}, key ${JSON.stringify(place.key)}, timed out after ${timeoutMs} ms${heldByText(place.heldBy)}`,
+    );
+    this.limiter = place?.limiter;
+    this.key = place?.key;
+    this.heldBy = place?.heldBy;
   }
+}
+
+function heldByText(heldBy: string | null): string {
+  if (heldBy === null) return '';
+  if (heldBy === 'queue') return ', behind the waiters queued ahead of it';
+  if (heldBy === 'concurrency') return ', every concurrency slot held';
+  if (heldBy === 'paused') return ', the key paused (a provider said 429)';
+  if (heldBy === 'breaker') return ', its circuit breaker open';
+  return `, held by limit ${JSON.stringify(heldBy)}`;
 }
 
 /**

@@ -23,13 +23,13 @@ type Dispatch = (w: Waiter<Grant>) => void;
  */
 export async function acquireThroughBreaker(
   core: SystemCore,
-  name: string,
+  place: { readonly limiter: string; readonly key: string },
   w: Waiter<Grant>,
   options: BreakerOptions,
   dispatch: Dispatch,
 ): Promise<Grant> {
   try {
-    return await admitThenQueue(core, name, w, options, dispatch);
+    return await admitThenQueue(core, place, w, options, dispatch);
   } catch (e) {
     w.fail(e instanceof Error ? e : new Error(String(e)));
     throw e;
@@ -38,14 +38,16 @@ export async function acquireThroughBreaker(
 
 async function admitThenQueue(
   core: SystemCore,
-  name: string,
+  place: { readonly limiter: string; readonly key: string },
   w: Waiter<Grant>,
   options: BreakerOptions,
   dispatch: Dispatch,
 ): Promise<Grant> {
-  const breaker = core.breaker(name, options);
+  const breaker = core.breaker(`${place.limiter}/${place.key}`, options);
   const clock = core.clock;
   const deadline = w.timeoutMs === Infinity ? Infinity : clock.now() + w.timeoutMs;
+  const timedOut = (): AcquireTimeoutError =>
+    new AcquireTimeoutError(w.timeoutMs, { ...place, heldBy: 'breaker' });
   for (;;) {
     const r = breaker.tryEnter();
     if (r.ok) return (await dispatchWith(w, r.permit, dispatch))!;
@@ -55,7 +57,7 @@ async function admitThenQueue(
     }
     const left = deadline - clock.now();
     if (left <= 0) {
-      w.fail(new AcquireTimeoutError(w.timeoutMs));
+      w.fail(timedOut());
       return w.promise();
     }
     // Open: until half-open; half-open with every probe out: until a probe ends or it changes.
@@ -65,8 +67,7 @@ async function admitThenQueue(
       await Promise.race([
         waited,
         new Promise<never>((_, reject) => {
-          if (left !== Infinity)
-            timer = clock.setTimeout(() => reject(new AcquireTimeoutError(w.timeoutMs)), left);
+          if (left !== Infinity) timer = clock.setTimeout(() => reject(timedOut()), left);
         }),
       ]);
     } catch (e) {

@@ -115,8 +115,12 @@ export class Limiter implements GrantOwner {
       const w = this.#waiter(key, options, false, 'acquire');
       if (w.state !== WaiterState.Pending) return w.promise();
       if (this.breaker !== null)
-        return acquireThroughBreaker(this.#core, `${this.name}/${key}`, w, this.breaker, (x) =>
-          this.#dispatch(key, x),
+        return acquireThroughBreaker(
+          this.#core,
+          { limiter: this.name, key },
+          w,
+          this.breaker,
+          (x) => this.#dispatch(key, x),
         );
       this.#dispatch(key, w);
       return w.promise();

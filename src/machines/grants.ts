@@ -8,7 +8,7 @@ import { AcquireTimeoutError, CostExceedsCapacityError } from '../errors.js';
 import type { Ms, Policy } from '../limiter/types.js';
 import { compileCost } from '../limiter/validate.js';
 import type { StoreGrant } from '../store.js';
-import type { GrantHandle, KeyContext, Scope } from './keyContext.js';
+import { QUEUED, type GrantHandle, type KeyContext, type Scope } from './keyContext.js';
 import { asError, fireAndForget } from './storeOps.js';
 import { capacityFreed } from './wakeSchedule.js';
 import { WaiterState, type Waiter } from './waiter.js';
@@ -60,7 +60,24 @@ export function refuseOnce<G extends GrantHandle>(
   scope: Scope<G>,
 ): void {
   if (w.tryOnly) refuseTry(ctx, w, retryAfterMs, limit, now, scope);
-  else endWithError(ctx, w, new AcquireTimeoutError(w.timeoutMs), now, scope, 'timeout');
+  else endWithError(ctx, w, timedOut(ctx, w, limit), now, scope, 'timeout');
+}
+
+/**
+ * timedOut is the error of `w`'s timeout: the limiter, the key, and what held it (`heldBy`, else
+ * the store's last refusal if `w` was the head it refused, else the waiters ahead of it).
+ */
+function timedOut<G extends GrantHandle>(
+  ctx: KeyContext<G>,
+  w: Waiter<G>,
+  heldBy?: string | null,
+): AcquireTimeoutError {
+  const by = heldBy !== undefined ? heldBy : ctx.wakeHead === w ? ctx.blockedBy : QUEUED;
+  return new AcquireTimeoutError(w.timeoutMs, {
+    limiter: ctx.rt.limiter,
+    key: ctx.key,
+    heldBy: by,
+  });
 }
 
 /** refuseTry ends the try `w` with a refusal value (it books nothing). */
@@ -100,8 +117,7 @@ export function expireWaiters<G extends GrantHandle>(
 ): void {
   const expired = ctx.queue.expired(now);
   if (expired === null) return;
-  for (const w of expired)
-    endWithError(ctx, w, new AcquireTimeoutError(w.timeoutMs), now, scope, 'timeout');
+  for (const w of expired) endWithError(ctx, w, timedOut(ctx, w), now, scope, 'timeout');
 }
 
 /**
@@ -118,7 +134,7 @@ export function expireHeld<G extends GrantHandle>(
   for (let i = ctx.heldFrom; i < held.length; i++) {
     const e = held[i]!;
     if (e.type === 'acquire' && e.state === WaiterState.Pending && e.deadline <= now)
-      endWithError(ctx, e, new AcquireTimeoutError(e.timeoutMs), now, scope, 'timeout');
+      endWithError(ctx, e, timedOut(ctx, e, null), now, scope, 'timeout');
   }
 }
 

@@ -138,6 +138,8 @@ export interface KeyContext<G extends GrantHandle = GrantHandle> extends KeyCach
    * store is not asked again (the timer, a freed capacity or a new head re-opens the question).
    */
   wakeHead: Waiter<G> | null;
+  /** The limit the store refused `wakeHead` by (for a timeout's message), or null. */
+  blockedBy: string | null;
   /** Last instant the key handled an event; the system evicts keys idle for long enough. */
   lastActive: Ms;
   closed: boolean;

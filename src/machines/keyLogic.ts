@@ -66,6 +66,7 @@ export const keyLogic: KeyLogic = {
         timerAt: Infinity,
         wakeAt: Infinity,
         wakeHead: null,
+        blockedBy: null,
         lastActive: now,
         closed: false,
         storeEntry: undefined,

@@ -23,6 +23,7 @@ export function blocked<G extends GrantHandle>(
 ): void {
   ctx.wakeAt = wakeFor(ctx, d, now);
   ctx.wakeHead = w;
+  ctx.blockedBy = d.ok ? null : d.limit;
 }
 
 /** capacityFreed: something may have made room (a refund, a release, a reset): ask again. */

@@ -528,3 +528,42 @@ describe('stats$', () => {
     expect(clock.pendingTimers).toBe(timersBefore);
   });
 });
+
+describe('a timeout says where the waiter was (#11)', () => {
+  it('names the limiter, the key, and what held it', async () => {
+    const sys = setup();
+    const l = sys.limiter('api', { limits: [{ limit: 1, interval: '1m' }], concurrency: 5 });
+    await l.acquire('user-7');
+    const head = track(l.acquire('user-7', { timeout: 100 }));
+    const behind = track(l.acquire('user-7', { timeout: 100 }));
+    await clock.increment(100);
+    expect(head.error).toMatchObject({ code: 'ACQUIRE_TIMEOUT', limiter: 'api', key: 'user-7' });
+    expect((head.error as Error).message).toBe(
+      'tollgate: acquire on limiter "api", key "user-7", timed out after 100 ms, held by limit "requests/1m"',
+    );
+    expect(behind.error).toMatchObject({ heldBy: 'queue' });
+    expect((behind.error as Error).message).toMatch(/behind the waiters queued ahead of it$/);
+    // Timeout 0 is decided once: what refused it is what held it.
+    await expect(l.acquire('user-7', { timeout: 0 })).rejects.toMatchObject({
+      heldBy: 'requests/1m',
+    });
+    const slots = sys.limiter('slots', {
+      limits: [{ limit: 100, interval: '1s' }],
+      concurrency: 1,
+    });
+    await slots.acquire('k');
+    await expect(slots.acquire('k', { timeout: 0 })).rejects.toThrow(/every concurrency slot held/);
+  });
+
+  it('names the open breaker a waiter waited on', async () => {
+    const sys = setup();
+    const l = sys.limiter('brk', {
+      limits: [{ limit: 100, interval: '1s' }],
+      breaker: { failureThreshold: 1, openFor: '1m', whenOpen: 'wait' },
+    });
+    (await l.acquire('k')).report('failure');
+    const w = track(l.acquire('k', { timeout: 50 }));
+    await clock.increment(50);
+    expect(w.error).toMatchObject({ limiter: 'brk', key: 'k', heldBy: 'breaker' });
+  });
+});
