@@ -5,7 +5,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { compileBreakerPolicy, type BreakerOptions } from '../breaker/policy.js';
 import { parseDuration } from '../limiter/units.js';
-import { compileCost } from '../limiter/validate.js';
+import { checkOptionNames, compileCost } from '../limiter/validate.js';
 import type { CostSpec, Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
 import type { CallOutcome, Grant } from './grant.js';
 
@@ -145,6 +145,21 @@ function compiledBreaker(options: BreakerOptions | null): unknown {
   return { whenOpen: whenOpen ?? 'fail', ...compileBreakerPolicy(policy) };
 }
 
+/** The options of `system.limiter(name, options)`. */
+const LIMITER_OPTIONS = [
+  'limits',
+  'algorithm',
+  'concurrency',
+  'maxQueue',
+  'leaseTtl',
+  'breaker',
+  'maxPause',
+] as const;
+
+/** The options of acquire, tryAcquire, reserve and run (run's `settle` and `classify` included). */
+const ACQUIRE_OPTIONS = ['cost', 'timeout', 'priority', 'signal', 'settle', 'classify'] as const;
+const ACQUIRE_OPTION_SET: ReadonlySet<string> = new Set(ACQUIRE_OPTIONS);
+
 /** The default of {@link LimiterOptions.maxPause}: 1 hour. */
 export const DEFAULT_MAX_PAUSE_MS = 3_600_000;
 
@@ -157,6 +172,7 @@ export function readLimiterOptions(
   options: LimiterOptions,
   storeLeaseMs: Ms | null,
 ): { maxQueue: number; leaseMs: Ms | null; breaker: BreakerOptions | null; maxPauseMs: Ms } {
+  checkOptionNames(options, LIMITER_OPTIONS, 'limiter');
   return {
     maxQueue: validateMaxQueue(options.maxQueue),
     leaseMs:
@@ -235,6 +251,21 @@ export function parseAcquireOptions(
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError(`tollgate: ${call} options must be an object`);
   }
+  for (const k in options) {
+    if (!ACQUIRE_OPTION_SET.has(k)) checkOptionNames(options, ACQUIRE_OPTIONS, `${call} options`);
+  }
+  const signal = options.signal;
+  if (
+    signal !== undefined &&
+    (typeof signal !== 'object' ||
+      signal === null ||
+      typeof (signal as { aborted?: unknown }).aborted !== 'boolean' ||
+      typeof (signal as { addEventListener?: unknown }).addEventListener !== 'function')
+  ) {
+    throw new InvalidArgumentError(
+      `tollgate: ${call} signal must be an AbortSignal (got ${signal === null ? 'null' : typeof signal})`,
+    );
+  }
   const cost = options.cost;
   const units = cost === undefined ? defaultUnits : compileCost(policy, cost, call);
   let timeoutMs = Infinity;
@@ -250,5 +281,5 @@ export function parseAcquireOptions(
     }
     priority = options.priority;
   }
-  return { units, timeoutMs, priority, signal: options.signal, cost };
+  return { units, timeoutMs, priority, signal, cost };
 }

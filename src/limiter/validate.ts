@@ -26,6 +26,51 @@ function bad(message: string): never {
 }
 
 /**
+ * checkOptionNames refuses an own key of `obj` that is not in `allowed` (a misspelt option from
+ * plain JavaScript, which TypeScript would have caught), naming the nearest allowed one.
+ *
+ * @throws InvalidArgumentError `"<where> has no option "timout"; did you mean "timeout"? (allowed: …)"`
+ */
+export function checkOptionNames(obj: object, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (allowed.includes(k)) continue;
+    const near = nearestName(k, allowed);
+    bad(
+      `${where} has no option ${JSON.stringify(k)}${near === null ? '' : `; did you mean ${JSON.stringify(near)}?`} (allowed: ${allowed.join(', ')})`,
+    );
+  }
+}
+
+/** The name of `names` nearest to `k` by edit distance, if near enough to be a slip. */
+function nearestName(k: string, names: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestD = Math.max(2, Math.floor(k.length / 3)) + 1;
+  for (const n of names) {
+    const d = editDistance(k.toLowerCase(), n.toLowerCase());
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(
+        prev[j]! + 1,
+        row[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** The options of one limit ({@link LimitSpec}). */
+const LIMIT_OPTIONS = ['limit', 'interval', 'dimension', 'burst', 'name', 'algorithm'] as const;
+
+/**
  * compilePolicy validates a {@link PolicySpec} and resolves it into a {@link Policy}.
  *
  * @throws InvalidArgumentError for an empty policy, a limit or burst that is not a positive
@@ -57,6 +102,7 @@ export function compilePolicy(spec: PolicySpec): Policy {
   const limits = spec.limits.map((l, i): Limit => {
     const where = `limit #${i}`;
     if (typeof l !== 'object' || l === null) bad(`${where} must be an object`);
+    checkOptionNames(l, LIMIT_OPTIONS, where);
     if (!isPositiveInt(l.limit))
       bad(`${where} limit ${String(l.limit)} must be a positive integer`);
     const intervalMs = parseDuration(l.interval, `${where} interval`);

@@ -567,3 +567,31 @@ describe('a timeout says where the waiter was (#11)', () => {
     expect(w.error).toMatchObject({ limiter: 'brk', key: 'k', heldBy: 'breaker' });
   });
 });
+
+describe('plain JavaScript callers get typed errors (#11)', () => {
+  it('names a misspelt option and the nearest valid one, and checks the signal', async () => {
+    const sys = setup();
+    const l = sys.limiter('api', { limits: [{ limit: 5, interval: '1s' }] });
+    await expect(l.acquire('k', { timout: '1s' } as never)).rejects.toThrow(
+      /acquire options has no option "timout"; did you mean "timeout"\? \(allowed: cost, timeout/,
+    );
+    await expect(l.tryAcquire('k', { prority: 1 } as never)).rejects.toThrow(
+      /did you mean "priority"/,
+    );
+    await expect(l.acquire('k', { signal: { aborted: false } } as never)).rejects.toThrow(
+      /signal must be an AbortSignal/,
+    );
+    expect(() => sys.limiter('x', { limits: [{ limit: 1, intervall: '1s' }] } as never)).toThrow(
+      /limit #0 has no option "intervall"; did you mean "interval"\?/,
+    );
+    expect(() =>
+      sys.limiter('y', { limits: [{ limit: 1, interval: '1s' }], maxQeue: 3 } as never),
+    ).toThrow(/limiter has no option "maxQeue"; did you mean "maxQueue"\?/);
+    expect(() =>
+      sys.limiter('z', { limits: [{ limit: 1, interval: '1s' }], zzz: 3 } as never),
+    ).toThrow(/limiter has no option "zzz" \(allowed: limits/);
+    // Nothing was booked or queued by the refused calls.
+    expect((await l.stats('k')).limits[0]!.remaining).toBe(5);
+    expect(sys.get('x')).toBeUndefined();
+  });
+});
