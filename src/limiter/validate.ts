@@ -124,7 +124,9 @@ export function compilePolicy(spec: PolicySpec): Policy {
       capacity = l.burst;
     }
     if (capacity * intervalMs > MAX_SCALED) {
-      bad(`${where} capacity × interval (${capacity} × ${intervalMs} ms) exceeds ${MAX_SCALED}`);
+      bad(
+        `${where} ${l.burst !== undefined ? 'burst' : 'limit'} ${capacity} per ${formatMs(intervalMs)} is too large to count exactly: at most ${Math.floor(MAX_SCALED / intervalMs).toLocaleString('en-US')} per ${formatMs(intervalMs)} (capacity × interval in ms must stay under 2^51)`,
+      );
     }
     const name = l.name ?? `${dimension}/${formatMs(intervalMs)}`;
     if (typeof name !== 'string' || name.length === 0)
