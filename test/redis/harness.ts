@@ -172,6 +172,20 @@ function findBinary(name: string, envVar: string): string {
 const redisServerBin = (): string => findBinary('redis-server', 'REDIS_SERVER_BIN');
 const redisCliBin = (): string => findBinary('redis-cli', 'REDIS_CLI_BIN');
 
+/**
+ * checkRedisBinaries returns null when redis-server and redis-cli can be found, else the one
+ * line that says what is missing and how to install it (test/globalSetup.ts prints it).
+ */
+export function checkRedisBinaries(): string | null {
+  try {
+    redisServerBin();
+    redisCliBin();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Ports
 // ---------------------------------------------------------------------------
