@@ -1,7 +1,7 @@
 /**
  * What `npm pack` would publish (#11): the build runs first (`prepack`), the tarball holds the
- * LICENSE, the README, both entry points and the Lua scripts, and every source map carries its
- * sources (the tarball ships no `src/`). Runs `npm pack --dry-run --json`, which builds into
+ * LICENSE, the README, both entry points and the Lua scripts, every source map carries its
+ * sources (the tarball ships no `src/`), and CommonJS can `require` both entry points. Runs `npm pack --dry-run --json`, which builds into
  * dist/ as a real pack would.
  */
 import { execFileSync } from 'node:child_process';
@@ -40,5 +40,16 @@ describe('the package as npm pack makes it', () => {
       return !Array.isArray(map.sourcesContent) || map.sourcesContent.length === 0;
     });
     expect(without).toEqual([]);
+    // CommonJS: `require` of both entry points (Node >= 20.19 loads ESM that way; the exports map
+    // needs a `default` condition for it), through the package's own exports (self-reference).
+    const required = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        "const t = require('tollgate'); const r = require('tollgate/redis'); console.log(typeof t.createLimiterSystem, typeof r.redisStore)",
+      ],
+      { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    expect(required.trim()).toBe('function function');
   }, 120_000);
 });
