@@ -21,8 +21,17 @@ export function isCluster(client: RedisClient): client is Cluster {
 
 /**
  * duplicateOf opens a new connection with the options of `client` (its protocol and reply
- * mapping too), for pub/sub: a subscribed connection takes no other commands under RESP2.
+ * mapping too), for pub/sub: a subscribed connection takes no other commands under RESP2. A
+ * single Redis connection is opened without ioredis' own resubscription, whose SUBSCRIBE after a
+ * reconnect has no rejection handler: closed before it answered (a store closed just after Redis
+ * came back), it was an unhandled rejection, which ends a Node process. The store subscribes
+ * again itself on every `ready` (see RedisStore.watch).
  */
 export function duplicateOf(client: RedisClient): RedisClient {
-  return isCluster(client) ? client.duplicate() : client.duplicate();
+  return isCluster(client) ? client.duplicate() : client.duplicate({ autoResubscribe: false });
+}
+
+/** Whether {@link duplicateOf} left resubscribing to the caller (a single Redis). */
+export function resubscribesItself(sub: RedisClient): boolean {
+  return !isCluster(sub);
 }

@@ -44,7 +44,7 @@ import { ScriptRunner } from './scriptRunner.js';
 import { decideArgs, readDecisions } from './decideCall.js';
 import { policyArgs } from './policyArgs.js';
 import { readOptions, type RedisStoreOptions } from './redisStoreOptions.js';
-import { duplicateOf, isCluster, type RedisClient } from './client.js';
+import { duplicateOf, isCluster, resubscribesItself, type RedisClient } from './client.js';
 
 /** RedisStore is the Redis {@link Store}; create one with {@link redisStore}. */
 export class RedisStore implements Store {
@@ -352,7 +352,11 @@ export class RedisStore implements Store {
     sub.on('message', (channel: string, key: string) => {
       if (channel === this.#channel) listener(key);
     });
-    void sub.subscribe(this.#channel).catch(() => {});
+    const subscribe = (): void => void sub.subscribe(this.#channel).catch(() => {});
+    // Now (a lazy client connects for it), and for a single Redis again on every connection after
+    // (see duplicateOf); a SUBSCRIBE repeated on one connection changes nothing.
+    subscribe();
+    if (resubscribesItself(sub)) sub.on('ready', subscribe);
     return () => {
       if (this.#subscribers.delete(sub)) sub.disconnect();
     };

@@ -14,6 +14,7 @@ import {
   isTollgateError,
   StoreRejectedError,
   VirtualClock,
+  type Grant,
   type LimiterSystem,
 } from '../../src/index.js';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
@@ -125,6 +126,52 @@ describe('redis store through the runtime', () => {
     g.release();
     await a.close();
     await b.close();
+  });
+
+  it('keeps waking waiters after Redis restarts (the store subscribes again), and a close mid-resubscribe leaves no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // ioredis' own resubscription after a reconnect sent SUBSCRIBE with no rejection handler:
+      // a store closed before it answered left "Connection is closed." unhandled.
+      for (let i = 0; i < 3; i++) {
+        const c = system({ prefix: fresh() });
+        c.sys.limiter('llm', { limits: [{ limit: 10, interval: '1s' }] });
+        await server.restart();
+        await c.close(); // its subscriber may be reconnecting or resubscribing right now
+      }
+      const prefix = fresh();
+      const a = system({ prefix }, { pollInterval: '10s' });
+      const b = system({ prefix }, { pollInterval: '10s' });
+      const spec = { limits: [{ limit: 1000, interval: '1s' as const }], concurrency: 1 };
+      await new Promise((r) => setTimeout(r, 100)); // let b's subscription land
+      await server.restart();
+      // Both clients and b's subscriber reconnect; a grant waits for the first to be back.
+      let held: Grant | undefined;
+      for (let i = 0; i < 50 && held === undefined; i++) {
+        held = await a.sys
+          .limiter('llm', spec)
+          .acquire('gpt', { timeout: 1000 })
+          .catch(() => undefined);
+        if (held === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(held).toBeDefined();
+      await new Promise((r) => setTimeout(r, 300)); // b's subscriber is back and subscribed
+      const waiting = b.sys.limiter('llm', spec).acquire('gpt', { timeout: 5000 });
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = performance.now();
+      held!.release();
+      const g = await waiting;
+      expect(ms(t0)).toBeLessThan(1000); // woken by the announcement: the poll is 10 s
+      g.release();
+      await a.close();
+      await b.close();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   it('gives back the slot of a crashed process when its lease ends', async () => {
