@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { promptTokens } from './fakeProvider.js';
+import { json, promptTokens } from './fakeProvider.js';
 
 /** A token bucket: `limit` units, refilled continuously over `windowMs`. */
 export interface BucketLimit {
@@ -184,14 +184,4 @@ export async function startFakeAnthropic(
         server.close(() => r());
       }),
   };
-}
-
-function json(
-  res: ServerResponse,
-  status: number,
-  headers: Record<string, string>,
-  body: unknown,
-): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
 }

@@ -316,7 +316,8 @@ function waitFor(log: Entry[], limit: WindowLimit, cost: number, now: number): n
   return limit.windowMs;
 }
 
-function json(
+/** json answers `status` with `body` as JSON (both fake servers use it). */
+export function json(
   res: ServerResponse,
   status: number,
   headers: Record<string, string>,
