@@ -85,7 +85,7 @@ export {
 export type { HeaderSource, ProviderFeedback, ProviderLimit, Provider } from './llm/headers.js';
 export { PAUSED } from './store.js';
 export { BREAKER } from './actors/limiter.js';
-export { QUEUED } from './machines/keyContext.js';
+export { QUEUED } from './machines/keyFacts.js';
 export { limitedFetch } from './llm/fetch.js';
 export type { LimitedFetchOptions } from './llm/fetch.js';
 export {

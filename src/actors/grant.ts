@@ -3,7 +3,7 @@
  * usage once known, and release it when the call is over (or let its lease expire).
  */
 import { GrantStateError, LimiterClosedError } from '../errors.js';
-import type { GrantHandle, KeyEvent } from '../machines/keyContext.js';
+import type { KeyEvent } from '../machines/keyContext.js';
 import type { CostSpec, Ms, Policy, Units } from '../limiter/types.js';
 import { compileCost } from '../limiter/validate.js';
 import type { BreakerPermit } from '../breaker/breaker.js';
@@ -28,7 +28,7 @@ export interface GrantOwner {
  * try { const r = await callModel(); await grant.settle({ tokens: r.usage.total_tokens }); }
  * finally { grant.release(); }
  */
-export class Grant implements GrantHandle {
+export class Grant {
   /** @internal what the store booked; updated by settle. */
   record: StoreGrant;
   /** @internal set once the concurrency slot was given back. */

@@ -12,7 +12,7 @@ import { Waiter, WaiterState } from '../machines/waiter.js';
 import { parseDuration } from '../limiter/units.js';
 import { compileCost, compilePolicy } from '../limiter/validate.js';
 import type { Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
-import type { Grant, GrantOwner } from './grant.js';
+import type { Grant } from './grant.js';
 import type { SystemCore } from './core.js';
 import { acquireThroughBreaker, tryThroughBreaker } from './breakerGate.js';
 import { applyFeedback } from './feedback.js';
@@ -54,7 +54,7 @@ let seq = 0;
  * });
  * const grant = await openai.acquire('gpt-4o', { cost: { tokens: 1200 }, timeout: '30s' });
  */
-export class Limiter implements GrantOwner {
+export class Limiter {
   #policy: Policy;
   #defaultUnits: Units;
   readonly #core: SystemCore;

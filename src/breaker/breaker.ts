@@ -20,14 +20,14 @@ import { createActor, type Actor } from 'xstate';
 import type { Clock } from '../clock.js';
 import { AcquireAbortedError, InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import type { Ms } from '../limiter/types.js';
-import {
-  breakerMachine,
-  type BreakerEmitted,
-  type BreakerMachine,
-  type BreakerState,
-} from './breakerMachine.js';
+import { breakerMachine, type BreakerEmitted, type BreakerMachine } from './breakerMachine.js';
 import { Permit, type BreakerPermit, type PermitOutcome } from './permit.js';
-import { compileBreakerPolicy, type BreakerPolicy, type BreakerPolicySpec } from './policy.js';
+import {
+  compileBreakerPolicy,
+  type BreakerPolicy,
+  type BreakerPolicySpec,
+  type BreakerState,
+} from './policy.js';
 import { windowTotals } from './window.js';
 
 /** BreakerPermit lives in permit.ts; re-exported here for imports of this module. */
@@ -76,6 +76,9 @@ export interface BreakerStats {
   readonly opens: number;
 }
 
+/** The logic the next breaker runs instead of {@link breakerMachine}; see `CircuitBreaker.withLogic`. */
+let nextLogic: BreakerMachine | null = null;
+
 interface StateWaiter {
   resolve(): void;
   reject(e: Error): void;
@@ -123,13 +126,28 @@ export class CircuitBreaker {
   /** Permits given out and not yet ended (a call still running reports to this breaker). */
   #permitsOut = 0;
 
-  constructor(
+  /**
+   * @internal a breaker that runs `logic`, a variant made with `breakerMachine.provide(...)`:
+   * tests seed bugs with it. Not a constructor parameter, so that the public declarations never
+   * name XState's types.
+   */
+  static withLogic(
+    logic: BreakerMachine,
     name: string,
     policy: BreakerPolicySpec,
     clock: Clock,
-    /** @internal tests pass a variant made with `breakerMachine.provide(...)` (a seeded bug). */
-    logic: BreakerMachine = breakerMachine,
-  ) {
+  ): CircuitBreaker {
+    nextLogic = logic;
+    try {
+      return new CircuitBreaker(name, policy, clock);
+    } finally {
+      nextLogic = null;
+    }
+  }
+
+  constructor(name: string, policy: BreakerPolicySpec, clock: Clock) {
+    const logic = nextLogic ?? breakerMachine;
+    nextLogic = null;
     if (typeof name !== 'string' || name.length === 0) {
       throw new InvalidArgumentError(
         `tollgate: breaker name must be a non-empty string, got ${JSON.stringify(name)}`,

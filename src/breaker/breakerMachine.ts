@@ -37,8 +37,7 @@ import {
   type RollingWindow,
 } from './window.js';
 
-/** BreakerState names the three states of a breaker. */
-export type BreakerState = 'closed' | 'open' | 'halfOpen';
+export type { BreakerState } from './policy.js';
 
 /** BreakerContext is the statechart's data. Changed only through `assign`. */
 export interface BreakerContext {

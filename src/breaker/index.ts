@@ -7,14 +7,11 @@ export type { TryEnterResult, BreakerStateChange, BreakerEvents, BreakerStats } 
 export type { BreakerPermit } from './permit.js';
 export { BreakerRegistry } from './registry.js';
 export { CircuitOpenError } from './errors.js';
-export { breakerMachine } from './breakerMachine.js';
-export type {
-  BreakerState,
-  BreakerContext,
-  BreakerEvent,
-  BreakerEmitted,
-  BreakerInput,
-  BreakerMachine,
-} from './breakerMachine.js';
 export { compileBreakerPolicy, openDurationMs, WINDOW_BUCKETS } from './policy.js';
-export type { BreakerPolicySpec, FailureRateSpec, BreakerPolicy, FailureRate } from './policy.js';
+export type {
+  BreakerPolicySpec,
+  FailureRateSpec,
+  BreakerPolicy,
+  FailureRate,
+  BreakerState,
+} from './policy.js';

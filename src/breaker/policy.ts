@@ -18,6 +18,9 @@ import { InvalidArgumentError } from '../errors.js';
 import { parseDuration } from '../limiter/units.js';
 import type { Duration, Ms } from '../limiter/types.js';
 
+/** BreakerState names the three states of a breaker. */
+export type BreakerState = 'closed' | 'open' | 'halfOpen';
+
 /**
  * BreakerPolicySpec is a breaker policy as a user writes it. Every field is optional.
  *

@@ -8,31 +8,13 @@ import type { Clock, TimerHandle } from '../clock.js';
 import type { KeyCache, KeyReading, Store, StoreDecision, StoreGrant } from '../store.js';
 import type { Ms, Policy, Units } from '../limiter/types.js';
 import type { KeyQueue } from './keyQueue.js';
+import type { KeyEmitted } from './keyFacts.js';
 import type { Waiter } from './waiter.js';
+
+export { QUEUED, type KeyEmitted } from './keyFacts.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- xstate's own alias for any system
 type AnyActorSystem = ActorSystem<any>;
-
-/** The refusal `limit` of a `tryAcquire` that found waiters queued ahead of it. */
-export const QUEUED = 'queue';
-
-/**
- * Facts a key actor emits (through XState `emit`); the system relays them to its event emitter.
- * Every emit is guarded by `ctx.rt.observed.value`, so an unobserved system does not even build
- * the event object.
- */
-export type KeyEmitted =
-  | { type: 'granted'; key: string; id: string; units: Units; waitedMs: Ms; at: Ms }
-  | { type: 'refused'; key: string; retryAfterMs: Ms; limit: string; at: Ms }
-  | { type: 'queued'; key: string; id: string; queueLength: number; at: Ms }
-  | { type: 'timeout'; key: string; id: string; at: Ms }
-  | { type: 'aborted'; key: string; id: string; at: Ms }
-  | { type: 'settled'; key: string; id: string; estimated: Units; actual: Units; at: Ms }
-  | { type: 'released'; key: string; id: string; expired: boolean; at: Ms }
-  | { type: 'cancelled'; key: string; id: string; at: Ms }
-  | { type: 'reset'; key: string; at: Ms }
-  | { type: 'paused'; key: string; forMs: Ms; at: Ms }
-  | { type: 'storeError'; key: string; error: Error; at: Ms };
 
 /** What the key logic needs from its grants. The runtime's grant class implements it. */
 export interface GrantHandle {

@@ -4,7 +4,7 @@
  * system pays nothing for them.
  */
 import { EventEmitter } from 'eventemitter3';
-import type { KeyEmitted } from '../machines/keyContext.js';
+import type { KeyEmitted } from '../machines/keyFacts.js';
 
 type WithLimiter<T> = T extends unknown ? Omit<T, 'type'> & { readonly limiter: string } : never;
 type Payload<K extends KeyEmitted['type']> = WithLimiter<Extract<KeyEmitted, { type: K }>>;

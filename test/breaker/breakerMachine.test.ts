@@ -5,12 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { initialTransition, transition, type SnapshotFrom } from 'xstate';
-import {
-  breakerMachine,
-  compileBreakerPolicy,
-  type BreakerEmitted,
-  type BreakerPolicySpec,
-} from '../../src/breaker/index.js';
+import { compileBreakerPolicy, type BreakerPolicySpec } from '../../src/breaker/index.js';
+import { breakerMachine, type BreakerEmitted } from '../../src/breaker/breakerMachine.js';
 
 type Snap = SnapshotFrom<typeof breakerMachine>;
 type Actions = ReturnType<typeof transition<typeof breakerMachine>>[1];

@@ -15,11 +15,10 @@ import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/clock.js';
 import {
   CircuitBreaker,
-  breakerMachine,
-  type BreakerMachine,
   type BreakerPermit,
   type BreakerPolicySpec,
 } from '../../src/breaker/index.js';
+import { breakerMachine, type BreakerMachine } from '../../src/breaker/breakerMachine.js';
 import { GrantStateError } from '../../src/errors.js';
 
 const RUNS = Number(process.env.RACE_RUNS ?? 500);
@@ -74,7 +73,7 @@ async function run(s: fc.Scheduler, sc: Scenario, logic: BreakerMachine): Promis
     successesToClose: sc.successesToClose,
     ...(sc.withRate ? { failureRate: { rate: 0.5, window: 200, minimumCalls: 2 } } : {}),
   };
-  const breaker = new CircuitBreaker('race', policy, clock, logic);
+  const breaker = CircuitBreaker.withLogic(logic, 'race', policy, clock);
   const violations: string[] = [];
   const tracked: Tracked[] = [];
   let probesOut = 0;
