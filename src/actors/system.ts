@@ -3,7 +3,6 @@
  * event emitter, and closes everything at once. One XState system per limiter system: key actors
  * are children of its root actor, found through their limiter's index of live actors by key.
  */
-import { randomBytes } from 'node:crypto';
 import { createActor, type AnyActorRef } from 'xstate';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import { isKeyIdle, keyLogic } from '../machines/keyLogic.js';
@@ -20,7 +19,7 @@ import { Limiter, type LimiterOptions } from './limiter.js';
 import { LimiterRuntime, checkStore, rootLogic } from './runtime.js';
 import { limiterDifferences } from './options.js';
 import type { BreakerOptions } from '../breaker/policy.js';
-import type { KeyIndex, SystemCore } from './core.js';
+import type { KeyIndex } from './core.js';
 import { BreakerRegistry } from '../breaker/registry.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
 import type { Store } from '../store.js';
@@ -47,6 +46,18 @@ export interface LimiterSystemOptions {
   readonly snapshot?: SystemSnapshot;
 }
 
+/**
+ * Eight random hex digits and a dash, so that grant ids of two systems never collide. Web Crypto
+ * (`globalThis.crypto`, in Node 20, Deno, Bun, browsers and edge runtimes), not `node:crypto`:
+ * the core runs without Node's built-ins.
+ */
+function randomPrefix(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(4));
+  let hex = '';
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  return hex + '-';
+}
+
 /** SystemSnapshot is the JSON form of a system's memory store. */
 export interface SystemSnapshot {
   readonly version: 1;
@@ -67,13 +78,13 @@ interface LimiterEntry {
  * await api.acquire('user-1');
  * await system.close();
  */
-export class LimiterSystem implements SystemCore {
+export class LimiterSystem {
   /** Every fact of every key: granted, refused, queued, timeout, aborted, settled, released, … */
   readonly events = new TollgateEmitter();
   /** @internal */
   readonly clock: Clock;
   /** @internal */
-  readonly idPrefix = randomBytes(4).toString('hex') + '-';
+  readonly idPrefix = randomPrefix();
   /**
    * The circuit breakers of this system's limiters, by name (`limiter/key`): get-or-create cannot
    * race, and no breaker state is shared with another system.
