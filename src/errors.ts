@@ -19,6 +19,7 @@ export type TollgateErrorCode =
   | 'STORE_REJECTED'
   | 'GRANT_STATE'
   | 'INTERNAL'
+  | 'TOKENIZER_UNAVAILABLE'
   | 'CIRCUIT_OPEN';
 
 /**
@@ -187,6 +188,30 @@ export class InternalError extends TollgateError {
   constructor(what: string, cause: unknown) {
     super(
       `tollgate: internal error in ${what}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * TokenizerUnavailableError: the default tokenizer (o200k_base from the optional peer
+ * `gpt-tokenizer`) cannot count. `reason` says why:
+ * - `'not-installed'`: the package is not installed (`npm install gpt-tokenizer`), or was left out
+ *   of a bundle; pass your own `estimate` or `Tokenizer` to do without it;
+ * - `'not-loaded'`: a synchronous estimate (`estimateTokens`, `estimateRequestCost`,
+ *   `defaultTokenizer`) ran before the tokenizer was loaded; `await loadTokenizer()` first, once
+ *   (the async paths, limitedFetch among them, load it themselves).
+ */
+export class TokenizerUnavailableError extends TollgateError {
+  readonly code = 'TOKENIZER_UNAVAILABLE' as const;
+  constructor(
+    readonly reason: 'not-installed' | 'not-loaded',
+    cause?: unknown,
+  ) {
+    super(
+      reason === 'not-installed'
+        ? 'tollgate: the default token estimate needs the package gpt-tokenizer, which is not installed: run `npm install gpt-tokenizer`, or pass your own `estimate` (limitedFetch) or `Tokenizer`'
+        : 'tollgate: the tokenizer is not loaded yet: `await loadTokenizer()` once before a synchronous estimate (estimateTokens, estimateRequestCost, defaultTokenizer), or use estimateTokensAsync',
       { cause },
     );
   }

@@ -43,6 +43,7 @@ export {
   StoreRejectedError,
   GrantStateError,
   InternalError,
+  TokenizerUnavailableError,
 } from './errors.js';
 export type { TollgateErrorCode } from './errors.js';
 export {

@@ -19,9 +19,11 @@
  * `embedding`) produces no output tokens. This is the worst case on purpose: OpenAI also counts
  * `max_tokens` toward its tokens-per-minute limit, and the settle after the call refunds the rest.
  *
- * The tokenizer is o200k_base (GPT-4o and later) from the pure-JS `gpt-tokenizer` package, whose
- * ranks ship inside the package: nothing is downloaded at run time. It is loaded on first use
- * (~0.3 s, once), so importing tollgate costs nothing when no estimate is made. It counts in
+ * The tokenizer is o200k_base (GPT-4o and later) from the pure-JS `gpt-tokenizer` package, an
+ * optional peer dependency (`npm install gpt-tokenizer`) whose ranks ship inside the package:
+ * nothing is downloaded at run time. It is loaded by `import()` on first use (~0.3 s, once), so
+ * importing tollgate costs nothing when no estimate is made; the synchronous functions here count
+ * only once it is loaded ({@link loadTokenizer}). It counts in
  * bounded time whatever the text (tokenize.ts: pieces, and samples of a text over 64 Ki
  * characters); {@link estimateTokensAsync} also yields to the event loop while it counts. Other
  * providers' tokenizers differ by some percent; pass your own {@link Tokenizer} or
@@ -31,10 +33,13 @@ import type { CostSpec } from '../limiter/types.js';
 import { countTokens, countTokensAsync, loadEncoding } from './tokenize.js';
 
 /**
- * loadTokenizer loads o200k_base ahead of the first estimate. The module's own set-up is about
- * 0.3 s of work on the main thread, once; limitedFetch starts it when it is created, and an app
- * can await this at startup so that no request waits for it.
+ * loadTokenizer loads o200k_base (from `gpt-tokenizer`) ahead of the first estimate. The module's
+ * own set-up is about 0.3 s of work on the main thread, once; limitedFetch starts it when it is
+ * created, and an app can await this at startup so that no request waits for it. The synchronous
+ * estimates ({@link estimateTokens}, {@link estimateRequestCost}, {@link defaultTokenizer}) need
+ * it done first.
  *
+ * @throws TokenizerUnavailableError (`'not-installed'`) when gpt-tokenizer is not installed.
  * @example await loadTokenizer();
  */
 export async function loadTokenizer(): Promise<void> {
@@ -65,17 +70,21 @@ export interface TokenEstimate {
 }
 
 /**
- * defaultTokenizer counts tokens with o200k_base (`gpt-tokenizer`), loading the encoding on its
- * first call, in bounded time (see the file comment): a text over 64 Ki characters is estimated
- * from samples.
+ * defaultTokenizer counts tokens with o200k_base (`gpt-tokenizer`) in bounded time (see the file
+ * comment): a text over 64 Ki characters is estimated from samples.
  *
- * @example defaultTokenizer('Hello world') // 2
+ * @throws TokenizerUnavailableError (`'not-loaded'`) before {@link loadTokenizer} has finished.
+ * @example await loadTokenizer(); defaultTokenizer('Hello world') // 2
  */
 export const defaultTokenizer: Tokenizer = (text) => countTokens(text);
 
 /**
  * estimateTokens estimates the input and output tokens of a request body, as described in the
  * file comment. A body that is not an object estimates 0 in and 0 out.
+ *
+ * @throws TokenizerUnavailableError (`'not-loaded'`) when it counts with the default tokenizer
+ *   before {@link loadTokenizer} has finished (pass a `tokenizer`, or use
+ *   {@link estimateTokensAsync}, to do without).
  *
  * @example
  * estimateTokens({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello world' }], max_tokens: 50 })
@@ -112,7 +121,8 @@ export async function estimateTokensAsync(body: unknown): Promise<TokenEstimate>
 /**
  * estimateRequestCost is the default {@link TokenEstimator}: `requests: 1`, plus the estimated
  * tokens in the dimensions the policy counts. `inputTokens` and `outputTokens` are given when
- * counted; `tokens` (their sum) when counted.
+ * counted; `tokens` (their sum) when counted. With the default tokenizer, {@link loadTokenizer}
+ * must have finished (see {@link estimateTokens}).
  *
  * @example
  * estimateRequestCost(body, limiter.policy.dimensions) // { requests: 1, tokens: 59 }

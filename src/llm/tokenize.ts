@@ -13,11 +13,13 @@
  *   shorter than a byte). The settle after the call replaces the estimate with the usage.
  * - {@link countTokensAsync} yields to the event loop every few milliseconds, for limitedFetch.
  *
- * The encoding is loaded on first use: by `import()` in the async path (bundlers follow it), by
- * `require` when the synchronous API is called first.
+ * The encoding (the optional peer `gpt-tokenizer`) is loaded by {@link loadEncoding}, with a literal
+ * `import()` that bundlers follow and that needs no Node built-in; nothing loads it at import. The
+ * synchronous {@link countTokens} counts only once it is loaded, and throws a
+ * TokenizerUnavailableError (`'not-loaded'`) before.
  */
-import { createRequire } from 'node:module';
 import type * as O200k from 'gpt-tokenizer/encoding/o200k_base';
+import { TokenizerUnavailableError } from '../errors.js';
 
 type Encoding = typeof O200k;
 
@@ -38,15 +40,36 @@ const AS_TEXT = { allowedSpecial: new Set<string>(), disallowedSpecial: new Set<
 let encoding: Encoding | null = null;
 let loading: Promise<Encoding> | null = null;
 
-/** loadEncoding loads o200k_base once, without blocking on file reads. */
+/**
+ * loadEncoding loads o200k_base once, without blocking on file reads.
+ *
+ * @throws TokenizerUnavailableError (`'not-installed'`) when gpt-tokenizer cannot be found; a
+ *   later call tries again.
+ */
 export function loadEncoding(): Promise<Encoding> {
   if (encoding !== null) return Promise.resolve(encoding);
-  loading ??= import('gpt-tokenizer/encoding/o200k_base').then((m) => (encoding = m));
+  loading ??= import('gpt-tokenizer/encoding/o200k_base').then(
+    (m) => (encoding = m),
+    (e: unknown) => {
+      loading = null;
+      throw isMissing(e) ? new TokenizerUnavailableError('not-installed', e) : e;
+    },
+  );
   return loading;
 }
 
+/** Whether `e` says that gpt-tokenizer is not there (Node, Deno and bundlers word it so). */
+function isMissing(e: unknown): boolean {
+  const { code, message } = (e ?? {}) as { code?: unknown; message?: unknown };
+  return (
+    code === 'ERR_MODULE_NOT_FOUND' ||
+    code === 'MODULE_NOT_FOUND' ||
+    (typeof message === 'string' && /cannot find|not found|could not resolve/i.test(message))
+  );
+}
+
 function encodingNow(): Encoding {
-  encoding ??= createRequire(import.meta.url)('gpt-tokenizer/encoding/o200k_base') as Encoding;
+  if (encoding === null) throw new TokenizerUnavailableError('not-loaded');
   return encoding;
 }
 
@@ -99,7 +122,11 @@ function utf8Bytes(text: string): number {
   return bytes;
 }
 
-/** countTokens counts `text` as described in the file comment, synchronously. */
+/**
+ * countTokens counts `text` as described in the file comment, synchronously.
+ *
+ * @throws TokenizerUnavailableError (`'not-loaded'`) before {@link loadEncoding} has finished.
+ */
 export function countTokens(text: string): number {
   if (text.length === 0) return 0;
   const enc = encodingNow();
@@ -111,6 +138,7 @@ export function countTokens(text: string): number {
  * without blocking and yielding to the event loop every few milliseconds.
  */
 export async function countTokensAsync(texts: readonly string[]): Promise<number> {
+  if (texts.every((t) => t.length === 0)) return 0;
   const enc = await loadEncoding();
   let n = 0;
   let slice = performance.now();

@@ -7,7 +7,7 @@
  *   https://docs.anthropic.com/en/docs/build-with-claude/streaming
  */
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   CircuitOpenError,
   VirtualClock,
@@ -22,6 +22,7 @@ import {
   FILE_PAGE_TOKENS,
   estimateRequestCost,
   estimateTokens,
+  loadTokenizer,
 } from '../../src/llm/estimate.js';
 import { limitedFetch as limitedFetchOf, type LimitedFetchOptions } from '../../src/llm/fetch.js';
 
@@ -127,6 +128,9 @@ const tokensLeft = async (
 async function drain(res: Response): Promise<string> {
   return await res.text();
 }
+
+// The synchronous estimates below count with the default tokenizer, which must be loaded first.
+beforeAll(() => loadTokenizer());
 
 describe('limitedFetch: JSON answers', () => {
   it('acquires the estimate, then settles to the usage exactly and releases before returning', async () => {
