@@ -47,7 +47,7 @@ const layerRules = LAYERS.map((layer, i) => {
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/consumers/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -69,7 +69,14 @@ export default tseslint.config(
   ...layerRules,
   {
     files: ['scripts/**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        URL: 'readonly',
+        performance: 'readonly',
+      },
+    },
   },
   {
     files: ['test/**', 'bench/**', 'examples/**'],
