@@ -1,3 +1,4 @@
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * Grant is what `acquire` resolves with: the right to make one call. Settle it with the actual
  * usage once known, and release it when the call is over (or let its lease expire).

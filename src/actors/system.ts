@@ -1,3 +1,4 @@
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * The limiter system: it spawns, finds and evicts key actors, owns the clock, the store and the
  * event emitter, and closes everything at once. One XState system per limiter system: key actors

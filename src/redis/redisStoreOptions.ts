@@ -77,7 +77,7 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
     typeof options.client?.defineCommand !== 'function'
   ) {
     throw new InvalidArgumentError(
-      'tollgate: redisStore needs { client }: an ioredis Redis or Cluster',
+      `tollgate: redisStore needs { client }: an ioredis Redis or Cluster${ioredisMissing() ? '; ioredis is not installed: npm install ioredis' : ''}`,
     );
   }
   const prefix = checkPrefix(options.prefix ?? 'tollgate:');
@@ -125,4 +125,15 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
     fraction,
     clock,
   };
+}
+
+/** Whether ioredis cannot be found from here (the error for a missing client then says so). */
+function ioredisMissing(): boolean {
+  if (typeof import.meta.resolve !== 'function') return false; // a bundle: no way to tell
+  try {
+    import.meta.resolve('ioredis');
+    return false;
+  } catch {
+    return true;
+  }
 }
