@@ -3,9 +3,9 @@
  * finds them once per key and keeps them in the key actor's cache slot ({@link KeyCache}), so that
  * a decision costs no new strings, no new object and, on a Cluster, no CRC16.
  */
+import calculateSlot from 'cluster-key-slot';
 import type { KeyCache } from '../store.js';
 import { keyNames, type RedisKeyNames } from './keys.js';
-import { slotOf } from './slot.js';
 
 /** KeyPlace is where a key lives in Redis, for the Redis store (kept in the key's KeyCache). */
 export class KeyPlace {
@@ -34,7 +34,7 @@ export function placeOf(
   const held = cache?.storeEntry;
   if (held instanceof KeyPlace && held.owner === owner && held.key === key) return held;
   const names = keyNames(prefix, key);
-  const place = new KeyPlace(owner, key, names, cluster ? slotOf(names.state) : 0);
+  const place = new KeyPlace(owner, key, names, cluster ? calculateSlot(names.state) : 0);
   if (cache !== undefined) cache.storeEntry = place;
   return place;
 }

@@ -1,8 +1,11 @@
-/** slotOf agrees with Redis' own CLUSTER KEYSLOT, on a real server, for awkward names. */
+/**
+ * The slot the Redis store computes for a key (cluster-key-slot, as ioredis does) agrees with
+ * Redis' own CLUSTER KEYSLOT, on a real server, for awkward names and every tollgate key name.
+ */
+import slotOf from 'cluster-key-slot';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyNames } from '../../src/redis/keys.js';
-import { slotOf } from '../../src/redis/slot.js';
 import { startRedis, type RedisServer } from './harness.js';
 
 let server: RedisServer;
