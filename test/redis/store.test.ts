@@ -68,8 +68,19 @@ describe('redis store through the runtime', () => {
     expect(elapsed).toBeGreaterThanOrEqual(150);
     const at = grants.map((g) => g.grantedAt).sort((a, b) => a - b);
     expect(at[9]! - at[0]!).toBeGreaterThanOrEqual(160);
+    // The bucket is empty at the 10th grant and one request refills every 40 ms of Redis time.
+    // How late this tryAcquire runs is up to the machine (under load it failed when it asserted
+    // a refusal, #11), so it asserts what holds either way: a grant only after the refill, a
+    // refusal only before it, told when the refill comes.
     const r = await api.tryAcquire('k');
-    expect(r.ok).toBe(false);
+    if (r.ok) {
+      expect(r.grant.grantedAt - at[9]!).toBeGreaterThanOrEqual(39);
+      r.grant.release();
+    } else {
+      expect(r.limit).toBe('requests/200ms');
+      expect(r.retryAfterMs).toBeGreaterThan(0);
+      expect(r.retryAfterMs).toBeLessThanOrEqual(40);
+    }
     await close();
   });
 
