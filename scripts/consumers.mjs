@@ -72,6 +72,19 @@ function declarationsFrom(pkg, entries) {
   return seen;
 }
 
+/** bundle bundles the fixture `<name>/app.mjs` into `<name>/out.mjs` with esbuild. */
+function bundle(name, options) {
+  require('esbuild').buildSync({
+    entryPoints: [path.join(dir, name, 'app.mjs')],
+    absWorkingDir: dir,
+    bundle: true,
+    format: 'esm',
+    outfile: path.join(dir, name, 'out.mjs'),
+    logLevel: 'silent',
+    ...options,
+  });
+}
+
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const install = (...specs) =>
   run(npm, ['install', '--no-audit', '--no-fund', '--prefer-offline', ...specs]);
@@ -127,18 +140,7 @@ try {
   );
 
   check('edge: a neutral-platform bundle of the core runs in Deno with no permission', () => {
-    const esbuild = require('esbuild');
-    esbuild.buildSync({
-      entryPoints: [path.join(dir, 'edge/app.mjs')],
-      absWorkingDir: dir,
-      bundle: true,
-      platform: 'neutral',
-      mainFields: ['module', 'main'],
-      format: 'esm',
-      target: 'es2022',
-      outfile: path.join(dir, 'edge/out.mjs'),
-      logLevel: 'silent',
-    });
+    bundle('edge', { platform: 'neutral', mainFields: ['module', 'main'], target: 'es2022' });
     expectJson(
       bin('deno'),
       ['run', '--quiet', '--no-prompt', '--no-config', '--no-lock', 'edge/out.mjs'],
@@ -159,18 +161,7 @@ try {
     ),
   );
   check('esbuild bundle of an app that uses limitedFetch', () => {
-    const esbuild = require('esbuild');
-    esbuild.buildSync({
-      entryPoints: [path.join(dir, 'bundle/app.mjs')],
-      absWorkingDir: dir,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile: path.join(dir, 'bundle/out.mjs'),
-      external: ['ioredis'],
-      logLevel: 'silent',
-    });
+    bundle('bundle', { platform: 'node', target: 'node20', external: ['ioredis'] });
     // Run from a folder without node_modules, so that nothing is found outside the bundle.
     const alone = mkdtempSync(path.join(tmpdir(), 'tollgate-bundle-'));
     try {
