@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { actorsSuite } from './actors.js';
 import { estimateSuite } from './estimate.js';
+import { footprintSuite } from './footprint.js';
 import { memorySuite } from './memory.js';
 import { redisSuite } from './redis.js';
 import { waitersSuite } from './waiters.js';
@@ -35,6 +36,7 @@ const SUITES: readonly Suite[] = [
   waitersSuite,
   estimateSuite,
   redisSuite,
+  footprintSuite,
 ];
 
 const here = path.dirname(fileURLToPath(import.meta.url));

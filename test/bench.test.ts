@@ -48,6 +48,10 @@ describe('npm run bench -- --quick', () => {
         '### Batch-Lua ceiling',
         '### Where the time goes',
         '## Waiters on one key',
+        '## Footprint: import time and bundle size',
+        '### Import time',
+        '### Minified bundle of a memory-only app',
+        '| import time at most 2x rate-limiter-flexible',
         '| peer',
         '| target',
       ]) {
@@ -60,6 +64,7 @@ describe('npm run bench -- --quick', () => {
         'p-queue',
         'tollgate (redis)',
         'rate-limiter-flexible (RateLimiterRedis)',
+        '| tollgate ',
       ]) {
         expect(stdout).toContain(peer);
       }
