@@ -15,7 +15,9 @@
  * never from inside it, so a listener may call `tryEnter` or end a permit.
  */
 import { EventEmitter } from 'eventemitter3';
-import { BehaviorSubject, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+// A deep path, not 'rxjs', which loads all of rxjs under Node: see observe/stats.ts.
+import { BehaviorSubject } from 'rxjs/internal/BehaviorSubject';
 import { createActor, type Actor } from 'xstate';
 import type { Clock } from '../clock.js';
 import { AcquireAbortedError, InvalidArgumentError, LimiterClosedError } from '../errors.js';

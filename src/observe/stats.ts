@@ -2,17 +2,21 @@
  * stats$: a key's stats as an RxJS Observable, built from the system's events. Cold: nothing is
  * listened to, read or computed until someone subscribes, and all of it stops on unsubscribe.
  */
-import {
-  Observable,
-  asapScheduler,
-  auditTime,
-  filter,
-  from,
-  fromEvent,
-  merge,
-  startWith,
-  switchMap,
-} from 'rxjs';
+// rxjs values come through its exported deep paths ("./internal/*"), not 'rxjs': under Node,
+// 'rxjs' is its CommonJS index, which loads all of rxjs (some 220 modules) to export them. The
+// deep paths resolve, under the same conditions, to the very modules that index re-exports, so
+// an Observable made here is `instanceof` the one users import from 'rxjs'. Types still come
+// from 'rxjs', so the declarations this package ships name only 'rxjs'.
+import type { Observable } from 'rxjs';
+import { Observable as RxObservable } from 'rxjs/internal/Observable';
+import { asapScheduler } from 'rxjs/internal/scheduler/asap';
+import { auditTime } from 'rxjs/internal/operators/auditTime';
+import { filter } from 'rxjs/internal/operators/filter';
+import { startWith } from 'rxjs/internal/operators/startWith';
+import { switchMap } from 'rxjs/internal/operators/switchMap';
+import { from } from 'rxjs/internal/observable/from';
+import { fromEvent } from 'rxjs/internal/observable/fromEvent';
+import { merge } from 'rxjs/internal/observable/merge';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { KeyReading } from '../store.js';
 import type { Duration } from '../limiter/types.js';
@@ -66,7 +70,7 @@ export function keyStats$(
     ),
   ).pipe(filter(ofThisKey));
   const ticks = everyMs === null ? [] : [clockTicks(core.clock, everyMs)];
-  return new Observable<KeyStats>((subscriber) => {
+  return new RxObservable<KeyStats>((subscriber) => {
     const unwatch = core.events.watch(); // facts are built only while somebody watches
     const sub = merge(changes, ...ticks)
       .pipe(
@@ -84,7 +88,7 @@ export function keyStats$(
 
 /** An observable that emits every `ms` on the injected clock (virtual in tests). */
 function clockTicks(clock: Clock, ms: number): Observable<null> {
-  return new Observable<null>((subscriber) => {
+  return new RxObservable<null>((subscriber) => {
     let handle: TimerHandle | null = null;
     const arm = clock.setHousekeepingTimeout ?? clock.setTimeout;
     const tick = (): void => {
