@@ -2,21 +2,13 @@
  * stats$: a key's stats as an RxJS Observable, built from the system's events. Cold: nothing is
  * listened to, read or computed until someone subscribes, and all of it stops on unsubscribe.
  */
-// rxjs values come through its exported deep paths ("./internal/*"), not 'rxjs': under Node,
-// 'rxjs' is its CommonJS index, which loads all of rxjs (some 220 modules) to export them. The
-// deep paths resolve, under the same conditions, to the very modules that index re-exports, so
-// an Observable made here is `instanceof` the one users import from 'rxjs'. Types still come
-// from 'rxjs', so the declarations this package ships name only 'rxjs'.
+// rxjs through its exported deep path ("./internal/*"), not 'rxjs': under Node, 'rxjs' is its
+// CommonJS index, which loads all of rxjs (some 220 modules) to export them. The deep path
+// resolves, under the same conditions, to the very module that index re-exports, so an
+// Observable made here is `instanceof` the one users import from 'rxjs', and their operators
+// work on it. The type comes from 'rxjs', so the declarations this package ships name only it.
 import type { Observable } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
-import { asapScheduler } from 'rxjs/internal/scheduler/asap';
-import { auditTime } from 'rxjs/internal/operators/auditTime';
-import { filter } from 'rxjs/internal/operators/filter';
-import { startWith } from 'rxjs/internal/operators/startWith';
-import { switchMap } from 'rxjs/internal/operators/switchMap';
-import { from } from 'rxjs/internal/observable/from';
-import { fromEvent } from 'rxjs/internal/observable/fromEvent';
-import { merge } from 'rxjs/internal/observable/merge';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { KeyReading } from '../store.js';
 import type { Duration } from '../limiter/types.js';
@@ -37,7 +29,7 @@ export interface StatsOptions {
   readonly every?: Duration;
 }
 
-const CHANGES: readonly TollgateEventName[] = [
+const CHANGES = [
   'granted',
   'queued',
   'timeout',
@@ -46,14 +38,26 @@ const CHANGES: readonly TollgateEventName[] = [
   'released',
   'cancelled',
   'reset',
-];
+] as const satisfies readonly TollgateEventName[];
 
 interface StatsSource {
   readonly name: string;
   stats(key: string): Promise<KeyStats>;
 }
 
-/** keyStats$ builds the observable behind `limiter.stats$(key)`. */
+/**
+ * keyStats$ builds the observable behind `limiter.stats$(key)`: a read on subscribe, then one
+ * after each burst of changes of the key (or tick of `every`): the first change of a burst
+ * schedules a read for the next microtask, and the changes until then join it. A read that a
+ * newer one overtakes is dropped, so values arrive in the order of the reads, each newer than
+ * the last; a read that fails errors the observable. Unsubscribing stops the listening, the
+ * ticks and any read in flight.
+ *
+ * This is `merge(changes, ticks).pipe(startWith(null), auditTime(0, asapScheduler),
+ * switchMap(() => from(limiter.stats(key))))` written out: those operators would load some 50
+ * more of rxjs's modules at import (#11). test/observe/stats.test.ts keeps that pipeline as the
+ * reference the two must agree with.
+ */
 export function keyStats$(
   limiter: StatsSource,
   core: { readonly events: TollgateEmitter; readonly clock: Clock },
@@ -62,42 +66,58 @@ export function keyStats$(
 ): Observable<KeyStats> {
   const everyMs =
     options?.every === undefined ? null : parseDuration(options.every, 'stats$ every');
-  const ofThisKey = (e: { limiter: string; key: string }): boolean =>
-    e.limiter === limiter.name && e.key === key;
-  const changes = merge(
-    ...CHANGES.map(
-      (t) => fromEvent(core.events, t) as Observable<{ limiter: string; key: string }>,
-    ),
-  ).pipe(filter(ofThisKey));
-  const ticks = everyMs === null ? [] : [clockTicks(core.clock, everyMs)];
+  const { events, clock } = core;
   return new RxObservable<KeyStats>((subscriber) => {
-    const unwatch = core.events.watch(); // facts are built only while somebody watches
-    const sub = merge(changes, ...ticks)
-      .pipe(
-        startWith(null),
-        auditTime(0, asapScheduler), // one read per burst of changes
-        switchMap(() => from(limiter.stats(key))),
-      )
-      .subscribe(subscriber);
-    return () => {
-      sub.unsubscribe();
-      unwatch();
+    const unwatch = events.watch(); // facts are built only while somebody watches
+    let readScheduled = false;
+    /** The number of the latest read; the result of any other is dropped. */
+    let latest = 0;
+    const read = (): void => {
+      readScheduled = false;
+      if (subscriber.closed) return;
+      const n = ++latest;
+      let reading: Promise<KeyStats>;
+      try {
+        reading = limiter.stats(key);
+      } catch (e) {
+        subscriber.error(e);
+        return;
+      }
+      reading.then(
+        (stats) => {
+          if (n === latest) subscriber.next(stats);
+        },
+        (e: unknown) => {
+          if (n === latest) subscriber.error(e);
+        },
+      );
     };
-  });
-}
+    const changed = (): void => {
+      if (readScheduled) return;
+      readScheduled = true;
+      queueMicrotask(read); // one read per burst of changes
+    };
+    const onEvent = (e: { limiter: string; key: string }): void => {
+      if (e.limiter === limiter.name && e.key === key) changed();
+    };
 
-/** An observable that emits every `ms` on the injected clock (virtual in tests). */
-function clockTicks(clock: Clock, ms: number): Observable<null> {
-  return new RxObservable<null>((subscriber) => {
-    let handle: TimerHandle | null = null;
-    const arm = clock.setHousekeepingTimeout ?? clock.setTimeout;
-    const tick = (): void => {
-      subscriber.next(null);
-      handle = arm.call(clock, tick, ms);
-    };
-    handle = arm.call(clock, tick, ms);
+    changed(); // the read on subscribe
+    for (const t of CHANGES) events.on(t, onEvent);
+    let tick: TimerHandle | null = null;
+    if (everyMs !== null) {
+      const arm = clock.setHousekeepingTimeout ?? clock.setTimeout; // on the injected clock
+      const ticked = (): void => {
+        changed();
+        tick = arm.call(clock, ticked, everyMs);
+      };
+      tick = arm.call(clock, ticked, everyMs);
+    }
+
     return () => {
-      if (handle !== null) clock.clearTimeout(handle);
+      for (const t of CHANGES) events.off(t, onEvent);
+      if (tick !== null) clock.clearTimeout(tick);
+      latest = -1; // drops the read in flight, if any
+      unwatch();
     };
   });
 }
