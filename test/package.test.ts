@@ -1,8 +1,10 @@
 /**
  * What `npm pack` would publish (#11): the build runs first (`prepack`), the tarball holds the
  * LICENSE, the README, both entry points and the Lua scripts, every source map carries its
- * sources (the tarball ships no `src/`), and CommonJS can `require` both entry points. Runs `npm pack --dry-run --json`, which builds into
- * dist/ as a real pack would.
+ * sources (the tarball ships no `src/`), and CommonJS can `require` both entry points. Runs
+ * `npm pack --dry-run --json` on the build the global setup made, with scripts off: a prepack
+ * here would rewrite dist/ while other test files read it. A real pack, prepack and all, is
+ * scripts/consumers.mjs's first step (in .ci/run).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -13,7 +15,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 describe('the package as npm pack makes it', () => {
   it('builds first, and ships the license, both entry points, the Lua and self-contained maps', () => {
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], {
+    const manifest = JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(manifest.scripts.prepack).toBe('npm run build');
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
       cwd: root,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,7 @@
  * in esbuild bundles for node and for the browser (rxjs's ESM build).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,15 +49,7 @@ describe('the observables tollgate returns are the rxjs users import', () => {
   });
 
   it('holds for the build, imported by a child node', () => {
-    const dist = join(root, 'dist', 'index.js');
-    const newestSrc = Math.max(
-      ...readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })
-        .filter((e) => e.isFile())
-        .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs),
-    );
-    if (!existsSync(dist) || statSync(dist).mtimeMs < newestSrc) {
-      execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' });
-    }
+    // dist/ is the build test/globalSetup.ts made for this run.
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', CHECK], {
       cwd: root,
       encoding: 'utf8',
