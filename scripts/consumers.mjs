@@ -160,6 +160,9 @@ try {
       `@types/node@${versionOf('@types/node')}`,
     ),
   );
+  check('tollgate/redis with ioredis decides on a real Redis', () =>
+    expectJson(node, ['esm/redis.mjs'], { results: [true, true, false] }),
+  );
   check('esbuild bundle of an app that uses limitedFetch', () => {
     bundle('bundle', { platform: 'node', target: 'node20', external: ['ioredis'] });
     // Run from a folder without node_modules, so that nothing is found outside the bundle.
