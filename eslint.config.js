@@ -8,7 +8,11 @@ import tseslint from 'typescript-eslint';
  * reach it from elsewhere in src/ (a folder, or a file at the root of src/).
  */
 const LAYERS = [
-  { name: 'errors', files: ['src/errors.ts'], targets: ['errors.js'] },
+  {
+    name: 'errors',
+    files: ['src/errors.ts', 'src/describe.ts'],
+    targets: ['errors.js', 'describe.js'],
+  },
   { name: 'limiter', files: ['src/limiter/**'], targets: ['limiter/*'] },
   { name: 'contracts', files: ['src/clock.ts', 'src/store.ts'], targets: ['clock.js', 'store.js'] },
   { name: 'memory', files: ['src/memory/**'], targets: ['memory/*'] },

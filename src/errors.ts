@@ -5,6 +5,10 @@
  * copies of tollgate are installed side by side (an `instanceof` check would not).
  */
 
+import { badArgumentMessage, humanMs, onLimiter, type BadArgument } from './describe.js';
+
+export type { BadArgument, Place } from './describe.js';
+
 const BRAND = Symbol.for('tollgate.error');
 
 /** Codes of every tollgate error, one per class. */
@@ -50,11 +54,33 @@ export function isTollgateError(e: unknown): e is TollgateError {
 
 /**
  * InvalidArgumentError: a call got a value it cannot use (NaN, a negative cost, a zero rate, an
- * unknown dimension…). Nothing was changed. The message names the call, the value and what is
- * allowed.
+ * unknown dimension…). Nothing was changed. The message says where (the call, the limiter and
+ * key), the field's path, the value with its type and what is allowed, in one line:
+ * `tollgate: acquire on limiter "a", key "k": options.timeout is -1; expected 0 (refuse at once) or
+ * a duration from 1 ms to 366 days, as ms or a string like '500ms', '2s', '5m', '1h' or '1d'`.
  */
 export class InvalidArgumentError extends TollgateError {
   readonly code = 'INVALID_ARGUMENT' as const;
+  /**
+   * The path of the refused field as the caller wrote it (`limits[0].limit`, `options.timeout`,
+   * `breaker.failureRate.rate`); undefined when the error is not about one field.
+   */
+  readonly path: string | undefined;
+  /**
+   * The refused value (undefined when the error is not about one field). Not enumerable, so a
+   * logged error does not print it (it may be a whole client object, with its credentials).
+   */
+  declare readonly value: unknown;
+
+  /** Builds the message from `bad` (see {@link BadArgument}), or takes `message` as it is. */
+  constructor(bad: BadArgument | string) {
+    super(typeof bad === 'string' ? bad : badArgumentMessage(bad));
+    this.path = typeof bad === 'string' ? undefined : bad.path;
+    Object.defineProperty(this, 'value', {
+      value: typeof bad === 'string' ? undefined : bad.value,
+      enumerable: false,
+    });
+  }
 }
 
 /**
@@ -102,8 +128,8 @@ export class AcquireTimeoutError extends TollgateError {
   ) {
     super(
       place === undefined
-        ? `tollgate: acquire timed out after ${timeoutMs} ms`
-        : `tollgate: acquire on limiter ${JSON.stringify(place.limiter)}, key ${JSON.stringify(place.key)}, timed out after ${timeoutMs} ms${heldByText(place.heldBy)}`,
+        ? `tollgate: acquire timed out after ${humanMs(timeoutMs)}`
+        : `tollgate: ${onLimiter(place.limiter, 'acquire', place.key)}, timed out after ${humanMs(timeoutMs)}${heldByText(place.heldBy)}`,
     );
     this.limiter = place?.limiter;
     this.key = place?.key;
