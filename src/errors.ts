@@ -85,7 +85,9 @@ export class InvalidArgumentError extends TollgateError {
 
 /**
  * CostExceedsCapacityError: a cost larger than a limit's capacity can never be admitted, so it is
- * refused up front instead of waiting forever.
+ * refused up front instead of waiting forever. The message names where, the cost's path, the
+ * amount and the limit: `tollgate: acquire on limiter "a", key "k": options.cost.tokens 1200
+ * exceeds capacity 1000 of limit "tpm"`.
  */
 export class CostExceedsCapacityError extends TollgateError {
   readonly code = 'COST_EXCEEDS_CAPACITY' as const;
@@ -96,9 +98,14 @@ export class CostExceedsCapacityError extends TollgateError {
     readonly cost: number,
     /** The most that limit can ever admit at once. */
     readonly capacity: number,
-    call = 'acquire',
+    /** Who refused it: `acquire on limiter "a", key "k"`, or the call's name. */
+    where = 'acquire',
+    /** The cost's path as the caller wrote it: `options.cost.tokens`. */
+    readonly path = 'cost',
   ) {
-    super(`tollgate: ${call} cost ${cost} exceeds capacity ${capacity} of limit "${limit}"`);
+    super(
+      `tollgate: ${where}: ${path} ${cost} exceeds capacity ${capacity} of limit ${JSON.stringify(limit)}`,
+    );
   }
 }
 

@@ -3,10 +3,11 @@
  * Grant is what `acquire` resolves with: the right to make one call. Settle it with the actual
  * usage once known, and release it when the call is over (or let its lease expire).
  */
-import { GrantStateError, LimiterClosedError } from '../errors.js';
+import { lazyPlace, onLimiter } from '../describe.js';
+import { GrantStateError, InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import type { KeyEvent } from '../machines/keyContext.js';
 import type { CostSpec, Ms, Policy, Units } from '../limiter/types.js';
-import { compileCost } from '../limiter/validate.js';
+import { COST_ALLOWED, compileCost } from '../limiter/validate.js';
 import type { BreakerPermit } from '../breaker/breaker.js';
 import { reframe, type StoreGrant } from '../store.js';
 
@@ -15,6 +16,8 @@ export type CallOutcome = 'success' | 'failure' | 'neutral';
 
 /** @internal What a grant needs from the limiter that issued it. */
 export interface GrantOwner {
+  /** The limiter's name, for messages. */
+  readonly name: string;
   readonly policy: Policy;
   /** Sends an event to the key's actor, creating the actor if it was evicted. */
   send(key: string, storeKey: string, event: KeyEvent<Grant>): void;
@@ -98,7 +101,11 @@ export class Grant {
     if (this.#settled)
       throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was already settled`);
     const policy = this.#owner.policy;
-    const units = compileCost(policy, mergeActual(this.#cost, actual), 'settle', false);
+    const at = lazyPlace(() => onLimiter(this.#owner.name, 'settle', this.key), 'actual');
+    if (typeof actual !== 'object' || actual === null || Array.isArray(actual)) {
+      throw new InvalidArgumentError({ ...at, value: actual, expected: COST_ALLOWED });
+    }
+    const units = compileCost(policy, mergeActual(this.#cost, actual), at, false);
     this.#reframe(policy, units);
     this.#settled = true;
     return this.#send((done) => ({ type: 'settle', grant: this, actual: units, done }));

@@ -9,8 +9,9 @@ import type { BreakerOptions } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
 import type { Done, KeyActorRef, KeyEvent } from '../machines/keyContext.js';
 import { Waiter, WaiterState } from '../machines/waiter.js';
-import { parseDuration } from '../limiter/units.js';
-import { compileCost, compilePolicy } from '../limiter/validate.js';
+import { onLimiter } from '../describe.js';
+import { readDuration } from '../limiter/units.js';
+import { compileCost, compilePolicyOf } from '../limiter/validate.js';
 import type { Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
 import type { Grant } from './grant.js';
 import type { SystemCore } from './core.js';
@@ -77,14 +78,14 @@ export class Limiter {
     options: LimiterOptions,
   ) {
     this.#core = core;
-    this.#policy = compilePolicy(options);
+    this.#policy = compilePolicyOf(options, onLimiter(name), 'options');
     this.#defaultUnits = compileCost(this.#policy, undefined);
     ({
       maxQueue: this.maxQueue,
       leaseMs: this.leaseMs,
       breaker: this.breaker,
       maxPauseMs: this.maxPauseMs,
-    } = readLimiterOptions(options, core.store.defaultLeaseMs ?? null));
+    } = readLimiterOptions(name, options, core.store.defaultLeaseMs ?? null));
   }
 
   /**
@@ -92,7 +93,7 @@ export class Limiter {
    * limiter has none. Its `state$` and `events` tell every state change.
    */
   breakerFor(key: string): CircuitBreaker | null {
-    checkKey(key, 'breakerFor');
+    checkKey(key, 'breakerFor', this.name);
     return this.breaker === null ? null : this.#core.breaker(`${this.name}/${key}`, this.breaker);
   }
 
@@ -111,8 +112,13 @@ export class Limiter {
    * @example const grant = await limiter.acquire('user-42', { cost: { tokens: 800 }, timeout: '10s' });
    */
   acquire(key: string, options?: AcquireOptions): Promise<Grant> {
+    return this.#acquire(key, options, 'acquire');
+  }
+
+  /** acquire, naming `call` (`acquire` or `run`) in the messages of bad input. */
+  #acquire(key: string, options: AcquireOptions | undefined, call: string): Promise<Grant> {
     try {
-      const w = this.#waiter(key, options, false, 'acquire');
+      const w = this.#waiter(key, options, false, call);
       if (w.state !== WaiterState.Pending) return w.promise();
       if (this.breaker !== null)
         return acquireThroughBreaker(
@@ -204,7 +210,7 @@ export class Limiter {
     fn: (grant: Grant) => T | Promise<T>,
     options?: RunOptions<T>,
   ): Promise<T> {
-    const grant = await this.acquire(key, options);
+    const grant = await this.#acquire(key, options, 'run');
     try {
       let result: T;
       try {
@@ -227,7 +233,7 @@ export class Limiter {
    */
   stats(key: string): Promise<KeyStats> {
     try {
-      checkKey(key, 'stats');
+      checkKey(key, 'stats', this.name);
       this.#core.checkOpen('stats');
       return new Promise<KeyStats>((resolve, reject) => {
         this.send(key, this.#core.storeKey(this.name, key), {
@@ -247,7 +253,7 @@ export class Limiter {
    * computed while nobody subscribes.
    */
   stats$(key: string, options?: StatsOptions): Observable<KeyStats> {
-    checkKey(key, 'stats$');
+    checkKey(key, 'stats$', this.name);
     return keyStats$(this, this.#core, key, options);
   }
 
@@ -259,7 +265,7 @@ export class Limiter {
    * @throws InvalidArgumentError for an invalid policy; the old one stays in force.
    */
   setLimits(spec: PolicySpec): void {
-    const policy = compilePolicy(spec);
+    const policy = compilePolicyOf(spec, onLimiter(this.name, 'setLimits'));
     this.#core.checkOpen('setLimits');
     this.#policy = policy;
     this.#defaultUnits = compileCost(policy, undefined);
@@ -269,7 +275,7 @@ export class Limiter {
   /** reset forgets `key`'s state (full capacity, no slots), through its mailbox. */
   reset(key: string): Promise<void> {
     try {
-      checkKey(key, 'reset');
+      checkKey(key, 'reset', this.name);
       this.#core.checkOpen('reset');
       return this.#ask(key, (done) => ({ type: 'reset', done }));
     } catch (e) {
@@ -286,8 +292,11 @@ export class Limiter {
    */
   pause(key: string, duration: Duration): Promise<void> {
     try {
-      checkKey(key, 'pause');
-      const forMs = parseDuration(duration, 'pause duration');
+      checkKey(key, 'pause', this.name);
+      const forMs = readDuration(duration, {
+        where: onLimiter(this.name, 'pause', key),
+        path: 'duration',
+      });
       this.#core.checkOpen('pause');
       return this.#ask(key, (done) => ({ type: 'pause', forMs, done }));
     } catch (e) {
@@ -313,11 +322,14 @@ export class Limiter {
    * @example await limiter.feedback('gpt-4o', feedbackFromResponse(res, Date.now()));
    */
   async feedback(key: string, signal: ProviderSignal): Promise<void> {
-    checkKey(key, 'feedback');
-    if (typeof signal !== 'object' || signal === null) {
-      throw new InvalidArgumentError(
-        'tollgate: feedback expects { throttled?, retryAfterMs?, limits? }',
-      );
+    checkKey(key, 'feedback', this.name);
+    if (typeof signal !== 'object' || signal === null || Array.isArray(signal)) {
+      throw new InvalidArgumentError({
+        where: onLimiter(this.name, 'feedback', key),
+        path: 'signal',
+        value: signal,
+        expected: 'an object { throttled?, retryAfterMs?, limits? }',
+      });
     }
     await applyFeedback(this, key, signal);
   }
@@ -350,13 +362,13 @@ export class Limiter {
     tryOnly: boolean,
     call: string,
   ): Waiter<Grant> {
-    checkKey(key, call);
+    checkKey(key, call, this.name);
     this.#core.checkOpen(call);
     const { units, timeoutMs, priority, signal, cost } = parseAcquireOptions(
       this.#policy,
       this.#defaultUnits,
       options,
-      call,
+      () => onLimiter(this.name, call, key),
     );
     const w = new Waiter<Grant>(
       this.#core.idPrefix,

@@ -2,9 +2,10 @@
  * The options and answers of the limiter facade (src/actors/limiter.ts), and the checks of its
  * arguments at the boundary: every name here is public, or validates what a caller passed.
  */
+import { lazyPlace, onLimiter } from '../describe.js';
 import { InvalidArgumentError } from '../errors.js';
-import { compileBreakerPolicy, type BreakerOptions } from '../breaker/policy.js';
-import { parseDuration } from '../limiter/units.js';
+import { BREAKER_OPTIONS, compileBreakerPolicy, type BreakerOptions } from '../breaker/policy.js';
+import { DURATION_ALLOWED, readDuration } from '../limiter/units.js';
 import { checkOptionNames, compileCost } from '../limiter/validate.js';
 import type { CostSpec, Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
 import type { CallOutcome, Grant } from './grant.js';
@@ -164,58 +165,89 @@ const ACQUIRE_OPTION_SET: ReadonlySet<string> = new Set(ACQUIRE_OPTIONS);
 export const DEFAULT_MAX_PAUSE_MS = 3_600_000;
 
 /**
- * readLimiterOptions validates the options of a limiter beside its policy. `storeLeaseMs` is the
- * store's default lease (Redis names one, so that a slot whose holder died is not held forever);
- * the limiter's own `leaseTtl` wins.
+ * readLimiterOptions validates the options of the limiter `name` beside its policy.
+ * `storeLeaseMs` is the store's default lease (Redis names one, so that a slot whose holder died
+ * is not held forever); the limiter's own `leaseTtl` wins.
  */
 export function readLimiterOptions(
+  name: string,
   options: LimiterOptions,
   storeLeaseMs: Ms | null,
 ): { maxQueue: number; leaseMs: Ms | null; breaker: BreakerOptions | null; maxPauseMs: Ms } {
-  checkOptionNames(options, LIMITER_OPTIONS, 'limiter');
+  const where = onLimiter(name);
+  checkOptionNames(options, LIMITER_OPTIONS, { where, path: '' });
   return {
-    maxQueue: validateMaxQueue(options.maxQueue),
+    maxQueue: validateMaxQueue(options.maxQueue, where),
     leaseMs:
-      options.leaseTtl === undefined ? storeLeaseMs : parseDuration(options.leaseTtl, 'leaseTtl'),
-    breaker: validateBreaker(options.breaker),
+      options.leaseTtl === undefined
+        ? storeLeaseMs
+        : readDuration(options.leaseTtl, { where, path: 'leaseTtl' }),
+    breaker: validateBreaker(options.breaker, where),
     maxPauseMs:
       options.maxPause === undefined
         ? DEFAULT_MAX_PAUSE_MS
-        : parseDuration(options.maxPause, 'maxPause'),
+        : readDuration(options.maxPause, { where, path: 'maxPause' }),
   };
 }
 
-export function checkKey(key: unknown, call: string): asserts key is string {
+/**
+ * checkKey throws unless `key` is a string.
+ *
+ * @throws InvalidArgumentError `<call> on limiter "a": key is 5; expected a string`.
+ */
+export function checkKey(key: unknown, call: string, limiter: string): asserts key is string {
   if (typeof key !== 'string') {
-    throw new InvalidArgumentError(`tollgate: ${call} key must be a string, got ${typeof key}`);
+    throw new InvalidArgumentError({
+      where: onLimiter(limiter, call),
+      path: 'key',
+      value: key,
+      expected: 'a string',
+    });
   }
 }
 
-export function validateBreaker(options: BreakerOptions | undefined): BreakerOptions | null {
+/** validateBreaker checks a limiter's `breaker` option; `where` names the limiter. */
+export function validateBreaker(
+  options: BreakerOptions | undefined,
+  where: string,
+): BreakerOptions | null {
   if (options === undefined) return null;
-  if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError('tollgate: breaker must be an object of breaker options');
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'breaker',
+      value: options,
+      expected: "an object of breaker options, e.g. { failureThreshold: 5, openFor: '30s' }",
+    });
   }
   if (
     options.whenOpen !== undefined &&
     options.whenOpen !== 'fail' &&
     options.whenOpen !== 'wait'
   ) {
-    throw new InvalidArgumentError(
-      `tollgate: breaker.whenOpen must be 'fail' or 'wait' (got ${String(options.whenOpen)})`,
-    );
+    throw new InvalidArgumentError({
+      where,
+      path: 'breaker.whenOpen',
+      value: options.whenOpen,
+      expected: "'fail' or 'wait'",
+    });
   }
+  checkOptionNames(options, [...BREAKER_OPTIONS, 'whenOpen'], { where, path: 'breaker' });
   const { whenOpen: _whenOpen, ...policy } = options;
-  compileBreakerPolicy(policy); // throws InvalidArgumentError for a bad policy
+  compileBreakerPolicy(policy, { where, path: 'breaker' }); // throws for a bad policy
   return options;
 }
 
-export function validateMaxQueue(n: number | undefined): number {
+/** validateMaxQueue checks a limiter's `maxQueue` option; `where` names the limiter. */
+export function validateMaxQueue(n: number | undefined, where: string): number {
   if (n === undefined) return Infinity;
   if (n === Infinity || (Number.isSafeInteger(n) && n >= 0)) return n;
-  throw new InvalidArgumentError(
-    `tollgate: maxQueue ${String(n)} must be a non-negative integer or Infinity`,
-  );
+  throw new InvalidArgumentError({
+    where,
+    path: 'maxQueue',
+    value: n,
+    expected: 'a whole number of waiters per key from 0, or Infinity',
+  });
 }
 
 /** The options of acquire, tryAcquire and reserve, validated and compiled. */
@@ -227,9 +259,13 @@ export interface ParsedAcquire {
   readonly cost: CostSpec | undefined;
 }
 
+/** What an acquire's timeout may be, for messages. */
+export const TIMEOUT_ALLOWED = `0 (refuse at once) or ${DURATION_ALLOWED}`;
+
 /**
- * parseAcquireOptions validates the options of `call` and compiles the cost under `policy`
- * (`defaultUnits` when none is given).
+ * parseAcquireOptions validates the options of a call and compiles the cost under `policy`
+ * (`defaultUnits` when none is given). `place` names the call, limiter and key in messages
+ * (`acquire on limiter "a", key "k"`); it is only called for a message, off the hot path.
  *
  * @throws InvalidArgumentError, CostExceedsCapacityError for bad options.
  */
@@ -237,7 +273,7 @@ export function parseAcquireOptions(
   policy: Policy,
   defaultUnits: Units,
   options: AcquireOptions | undefined,
-  call: string,
+  place: () => string,
 ): ParsedAcquire {
   if (options === undefined) {
     return {
@@ -248,11 +284,18 @@ export function parseAcquireOptions(
       cost: undefined,
     };
   }
-  if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError(`tollgate: ${call} options must be an object`);
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidArgumentError({
+      where: place(),
+      path: 'options',
+      value: options,
+      expected: "an object, e.g. { cost: { tokens: 1200 }, timeout: '10s' }",
+    });
   }
   for (const k in options) {
-    if (!ACQUIRE_OPTION_SET.has(k)) checkOptionNames(options, ACQUIRE_OPTIONS, `${call} options`);
+    if (!ACQUIRE_OPTION_SET.has(k)) {
+      checkOptionNames(options, ACQUIRE_OPTIONS, { where: place(), path: 'options' });
+    }
   }
   const signal = options.signal;
   if (
@@ -262,22 +305,32 @@ export function parseAcquireOptions(
       typeof (signal as { aborted?: unknown }).aborted !== 'boolean' ||
       typeof (signal as { addEventListener?: unknown }).addEventListener !== 'function')
   ) {
-    throw new InvalidArgumentError(
-      `tollgate: ${call} signal must be an AbortSignal (got ${signal === null ? 'null' : typeof signal})`,
-    );
+    throw new InvalidArgumentError({
+      where: place(),
+      path: 'options.signal',
+      value: signal,
+      expected: 'an AbortSignal, e.g. AbortSignal.timeout(5000)',
+    });
   }
   const cost = options.cost;
-  const units = cost === undefined ? defaultUnits : compileCost(policy, cost, call);
+  const units =
+    cost === undefined ? defaultUnits : compileCost(policy, cost, lazyPlace(place, 'options.cost'));
   let timeoutMs = Infinity;
   if (options.timeout !== undefined) {
-    timeoutMs = options.timeout === 0 ? 0 : parseDuration(options.timeout, `${call} timeout`);
+    timeoutMs =
+      options.timeout === 0
+        ? 0
+        : readDuration(options.timeout, lazyPlace(place, 'options.timeout'), TIMEOUT_ALLOWED);
   }
   let priority = 0;
   if (options.priority !== undefined) {
     if (typeof options.priority !== 'number' || !Number.isFinite(options.priority)) {
-      throw new InvalidArgumentError(
-        `tollgate: ${call} priority ${String(options.priority)} must be a finite number`,
-      );
+      throw new InvalidArgumentError({
+        where: place(),
+        path: 'options.priority',
+        value: options.priority,
+        expected: 'a finite number (higher is served first)',
+      });
     }
     priority = options.priority;
   }

@@ -151,12 +151,18 @@ export class CircuitBreaker {
     const logic = nextLogic ?? breakerMachine;
     nextLogic = null;
     if (typeof name !== 'string' || name.length === 0) {
-      throw new InvalidArgumentError(
-        `tollgate: breaker name must be a non-empty string, got ${JSON.stringify(name)}`,
-      );
+      throw new InvalidArgumentError({
+        where: 'new CircuitBreaker',
+        path: 'name',
+        value: name,
+        expected: 'a non-empty string',
+      });
     }
     this.name = name;
-    this.policy = compileBreakerPolicy(policy);
+    this.policy = compileBreakerPolicy(policy, {
+      where: `breaker ${JSON.stringify(name)}`,
+      path: '',
+    });
     this.#clock = clock;
     this.#subject = new BehaviorSubject<BreakerState>('closed');
     this.state$ = this.#subject.asObservable();

@@ -14,8 +14,10 @@
  * until 34 s; the probe at 34 s fails, so it re-opens until 34 + 60 = 94 s; that probe fails too:
  * open until 94 + 120 = 214 s; then 240 s, then 300 s (the cap) every time, until a probe succeeds.
  */
+import { humanMs, joinPath, type Place } from '../describe.js';
 import { InvalidArgumentError } from '../errors.js';
-import { parseDuration } from '../limiter/units.js';
+import { readDuration } from '../limiter/units.js';
+import { checkOptionNames } from '../limiter/validate.js';
 import type { Duration, Ms } from '../limiter/types.js';
 
 /** BreakerState names the three states of a breaker. */
@@ -87,7 +89,8 @@ export interface FailureRate {
 /** The number of time buckets a rolling failure-rate window is kept in. */
 export const WINDOW_BUCKETS = 10;
 
-const KEYS = new Set([
+/** The options of a breaker policy ({@link BreakerPolicySpec}). */
+export const BREAKER_OPTIONS = [
   'failureThreshold',
   'failureRate',
   'openFor',
@@ -95,78 +98,97 @@ const KEYS = new Set([
   'maxOpenFor',
   'probes',
   'successesToClose',
-]);
-const RATE_KEYS = new Set(['rate', 'window', 'minimumCalls']);
+] as const;
+const RATE_OPTIONS = ['rate', 'window', 'minimumCalls'] as const;
 const DEFAULT_MAX_OPEN_MS: Ms = 300_000;
 
-function bad(message: string): never {
-  throw new InvalidArgumentError(`tollgate: breaker ${message}`);
-}
-
-function positiveInt(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    bad(`${what} ${String(value)} must be a positive integer`);
-  }
-  return value;
-}
-
-function checkKeys(obj: object, allowed: ReadonlySet<string>, what: string): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.has(k))
-      bad(`${what} has unknown option ${JSON.stringify(k)}; allowed: ${[...allowed].join(', ')}`);
-  }
-}
-
 /**
- * compileBreakerPolicy validates a {@link BreakerPolicySpec} and fills in its defaults.
+ * compileBreakerPolicy validates a {@link BreakerPolicySpec} and fills in its defaults. `at` names
+ * the spec in messages: who was given it (`limiter "a"`, `breaker "x"`) and its path (`breaker`).
  *
  * @throws InvalidArgumentError for a spec that is not an object, an unknown option, a threshold,
  *   `probes`, `successesToClose` or `minimumCalls` that is not a positive integer, a rate outside
  *   (0, 1], a bad duration, a `backoffFactor` below 1 or not finite, or `maxOpenFor < openFor`.
  * @example compileBreakerPolicy({ openFor: '10s' }).openForMs // 10000
  */
-export function compileBreakerPolicy(spec: BreakerPolicySpec = {}): BreakerPolicy {
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
-    bad('policy must be an object');
-  checkKeys(spec, KEYS, 'policy');
+export function compileBreakerPolicy(
+  spec: BreakerPolicySpec = {},
+  at: Place = { where: 'breaker', path: '' },
+): BreakerPolicy {
+  const { where } = at;
+  const path = (field: string): string => joinPath(at.path, field);
+  const bad = (field: string, value: unknown, expected: string): never => {
+    throw new InvalidArgumentError({ where, path: path(field), value, expected });
+  };
+  const positiveInt = (field: string, value: unknown, what: string): number => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      bad(field, value, `a positive integer (${what})`);
+    }
+    return value as number;
+  };
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+    throw new InvalidArgumentError({
+      where,
+      path: at.path === '' ? 'policy' : at.path,
+      value: spec,
+      expected: "an object of breaker options, e.g. { failureThreshold: 5, openFor: '30s' }",
+    });
+  }
+  checkOptionNames(spec, BREAKER_OPTIONS, at);
   let failureRate: FailureRate | null = null;
   if (spec.failureRate !== undefined) {
     const r = spec.failureRate;
     if (typeof r !== 'object' || r === null || Array.isArray(r))
-      bad('failureRate must be an object { rate, window, minimumCalls? }');
-    checkKeys(r, RATE_KEYS, 'failureRate');
+      bad(
+        'failureRate',
+        r,
+        "an object { rate, window, minimumCalls? }, e.g. { rate: 0.5, window: '1m' }",
+      );
+    checkOptionNames(r, RATE_OPTIONS, { where, path: path('failureRate') });
     if (typeof r.rate !== 'number' || !(r.rate > 0 && r.rate <= 1)) {
-      bad(`failureRate.rate ${String(r.rate)} must be a number with 0 < rate <= 1`);
+      bad('failureRate.rate', r.rate, 'a share of failed calls above 0 and at most 1, e.g. 0.5');
     }
-    const windowMs = parseDuration(r.window, 'breaker failureRate.window');
+    const windowMs = readDuration(r.window, { where, path: path('failureRate.window') });
     failureRate = {
       rate: r.rate,
       windowMs,
       minimumCalls:
-        r.minimumCalls === undefined ? 10 : positiveInt(r.minimumCalls, 'failureRate.minimumCalls'),
+        r.minimumCalls === undefined
+          ? 10
+          : positiveInt(
+              'failureRate.minimumCalls',
+              r.minimumCalls,
+              'calls in the window before the rate counts',
+            ),
       bucketMs: Math.ceil(windowMs / WINDOW_BUCKETS),
     };
   }
   let failureThreshold: number | null = null;
   if (spec.failureThreshold !== undefined)
-    failureThreshold = positiveInt(spec.failureThreshold, 'failureThreshold');
+    failureThreshold = positiveInt('failureThreshold', spec.failureThreshold, 'failures in a row');
   else if (failureRate === null) failureThreshold = 5;
-  const openForMs = parseDuration(spec.openFor ?? '30s', 'breaker openFor');
+  const openForMs = readDuration(spec.openFor ?? '30s', { where, path: path('openFor') });
   const maxOpenForMs =
     spec.maxOpenFor === undefined
       ? Math.max(DEFAULT_MAX_OPEN_MS, openForMs)
-      : parseDuration(spec.maxOpenFor, 'breaker maxOpenFor');
-  if (maxOpenForMs < openForMs)
-    bad(`maxOpenFor ${maxOpenForMs} ms must be at least openFor ${openForMs} ms`);
+      : readDuration(spec.maxOpenFor, { where, path: path('maxOpenFor') });
+  if (maxOpenForMs < openForMs) {
+    bad(
+      'maxOpenFor',
+      spec.maxOpenFor,
+      `a duration no shorter than openFor (${humanMs(openForMs)})`,
+    );
+  }
   const backoffFactor = spec.backoffFactor ?? 2;
   if (typeof backoffFactor !== 'number' || !Number.isFinite(backoffFactor) || backoffFactor < 1) {
-    bad(`backoffFactor ${String(backoffFactor)} must be a finite number >= 1 (1: no backoff)`);
+    bad('backoffFactor', backoffFactor, 'a finite number from 1 (1: no backoff)');
   }
-  const probes = spec.probes === undefined ? 1 : positiveInt(spec.probes, 'probes');
+  const probes =
+    spec.probes === undefined ? 1 : positiveInt('probes', spec.probes, 'probe calls at once');
   const successesToClose =
     spec.successesToClose === undefined
       ? probes
-      : positiveInt(spec.successesToClose, 'successesToClose');
+      : positiveInt('successesToClose', spec.successesToClose, 'probe successes that close it');
   return {
     failureThreshold,
     failureRate,

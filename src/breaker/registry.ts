@@ -45,7 +45,10 @@ export class BreakerRegistry {
    */
   get(name: string, policy: BreakerPolicySpec): CircuitBreaker {
     if (this.#stopped) throw new LimiterClosedError(`get of breaker "${name}"`);
-    const compiled = compileBreakerPolicy(policy);
+    const compiled = compileBreakerPolicy(policy, {
+      where: `breaker ${JSON.stringify(name)}`,
+      path: '',
+    });
     const existing = this.#breakers.get(name);
     if (existing !== undefined) {
       if (!samePolicy(existing.policy, compiled)) {

@@ -18,7 +18,7 @@ import { checkUnits } from './validate.js';
  * @throws InvalidArgumentError when the grant's units do not have one amount per limit of `policy`.
  */
 export function refund(policy: Policy, state: KeyState, grant: GrantRecord, now: Ms): KeyState {
-  checkUnits(policy, grant.units, 'refund');
+  checkUnits(policy, grant.units, 'refund', 'grant.units');
   return adjust(
     policy,
     state,
@@ -44,8 +44,8 @@ export function settle(
   actual: Units,
   now: Ms,
 ): { state: KeyState; grant: GrantRecord } {
-  checkUnits(policy, grant.units, 'settle');
-  checkUnits(policy, actual, 'settle');
+  checkUnits(policy, grant.units, 'settle', 'grant.units');
+  checkUnits(policy, actual, 'settle', 'actual');
   const { state: next, marks } = adjust(policy, state, grant, actual, now);
   return { state: next, grant: { ...grant, units: actual, marks } };
 }

@@ -2,6 +2,7 @@
  * Conversions at the boundary: duration strings to integer milliseconds. Parsed once, when a
  * policy is compiled, never on the hot path.
  */
+import { describeValue, humanMs, type Place } from '../describe.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Duration, Ms } from './types.js';
 
@@ -18,42 +19,50 @@ const DURATION = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
 /** The longest interval a limit may have: 366 days, so scaled token-bucket units stay exact. */
 export const MAX_INTERVAL_MS: Ms = 366 * 86_400_000;
 
+/** What a duration may be, for messages: the range of {@link parseDuration} in human units. */
+export const DURATION_ALLOWED = `a duration from 1 ms to ${humanMs(MAX_INTERVAL_MS)}, as ms or a string like '500ms', '2s', '5m', '1h' or '1d'`;
+
 /**
- * parseDuration turns a {@link Duration} into integer milliseconds.
+ * parseDuration turns a {@link Duration} into integer milliseconds. `at` names the value in the
+ * message: a {@link Place} (`{ where: 'limiter "a"', path: 'limits[0].interval' }`), or just a
+ * path.
  *
  * @throws InvalidArgumentError for anything but a positive integer of ms (at most
  *   {@link MAX_INTERVAL_MS}) or a string such as `'1.5s'`, `'1 m'` that resolves to one.
  * @example parseDuration('1m') // 60000
  */
-export function parseDuration(value: Duration, what = 'interval'): Ms {
-  let ms: number;
+export function parseDuration(
+  value: Duration,
+  at: Place | string = { where: 'parseDuration', path: 'duration' },
+): Ms {
+  return readDuration(value, typeof at === 'string' ? { where: '', path: at } : at);
+}
+
+/**
+ * readDuration is {@link parseDuration} with the allowed values said otherwise in the message
+ * (an acquire's timeout also allows 0, which its caller checks first).
+ *
+ * @throws InvalidArgumentError `<where>: <path> is <value>; expected <expected>`.
+ */
+export function readDuration(value: unknown, at: Place, expected = DURATION_ALLOWED): Ms {
+  let ms = NaN;
   if (typeof value === 'number') {
     ms = value;
   } else if (typeof value === 'string') {
     const m = DURATION.exec(value);
-    if (!m) {
-      throw new InvalidArgumentError(
-        `tollgate: ${what} ${JSON.stringify(value)} is not a duration; expected ms or e.g. '500ms', '1s', '1 m', '1h', '1d'`,
-      );
+    if (m) {
+      ms = Number(m[1]) * (MS_PER_UNIT[m[2]!] ?? NaN);
+      // '1.0005s' is not a whole millisecond; round only float noise away ('0.1s' * 1000).
+      const rounded = Math.round(ms);
+      if (Math.abs(ms - rounded) > 1e-6) {
+        const problem = `is ${describeValue(value)}, not a whole number of ms`;
+        throw new InvalidArgumentError({ ...at, value, expected, problem });
+      }
+      ms = rounded;
     }
-    ms = Number(m[1]) * (MS_PER_UNIT[m[2]!] ?? NaN);
-    // '1.0005s' is not a whole millisecond; round only float noise away ('0.1s' * 1000).
-    const rounded = Math.round(ms);
-    if (Math.abs(ms - rounded) > 1e-6) {
-      throw new InvalidArgumentError(
-        `tollgate: ${what} ${JSON.stringify(value)} is not a whole number of milliseconds`,
-      );
-    }
-    ms = rounded;
-  } else {
-    throw new InvalidArgumentError(
-      `tollgate: ${what} must be a number of ms or a duration string, got ${typeof value}`,
-    );
   }
   if (!Number.isSafeInteger(ms) || ms <= 0 || ms > MAX_INTERVAL_MS) {
-    throw new InvalidArgumentError(
-      `tollgate: ${what} ${String(value)} must be a whole number of ms from 1 to ${MAX_INTERVAL_MS}`,
-    );
+    throw new InvalidArgumentError({ ...at, value, expected });
   }
   return ms;
 }

@@ -2,8 +2,9 @@
  * Boundary checks. A policy or a cost is validated once, here, before anything reaches a key's
  * mailbox; bad input throws a typed error and no state changes.
  */
+import { describeValue, humanMs, joinPath, type Place } from '../describe.js';
 import { CostExceedsCapacityError, InvalidArgumentError } from '../errors.js';
-import { formatMs, parseDuration } from './units.js';
+import { formatMs, readDuration } from './units.js';
 import type { AlgorithmName, CostSpec, Limit, Policy, PolicySpec, Units } from './types.js';
 
 const ALGORITHMS: readonly AlgorithmName[] = ['token-bucket', 'sliding-window', 'fixed-window'];
@@ -21,23 +22,28 @@ function isPositiveInt(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
 }
 
-function bad(message: string): never {
-  throw new InvalidArgumentError(`tollgate: ${message}`);
-}
+/** How a positive integer field reads in a message, with what it counts. */
+const positiveInteger = (what: string): string => `a positive integer (${what})`;
 
 /**
  * checkOptionNames refuses an own key of `obj` that is not in `allowed` (a misspelt option from
- * plain JavaScript, which TypeScript would have caught), naming the nearest allowed one.
+ * plain JavaScript, which TypeScript would have caught), naming the nearest allowed one. `at.path`
+ * is the path of `obj` itself (`''` for the top level).
  *
- * @throws InvalidArgumentError `"<where> has no option "timout"; did you mean "timeout"? (allowed: …)"`
+ * @throws InvalidArgumentError `<where>: options.timout is not an option (did you mean "timeout"?);
+ *   expected one of cost, timeout, …`
  */
-export function checkOptionNames(obj: object, allowed: readonly string[], where: string): void {
+export function checkOptionNames(obj: object, allowed: readonly string[], at: Place): void {
   for (const k of Object.keys(obj)) {
     if (allowed.includes(k)) continue;
     const near = nearestName(k, allowed);
-    bad(
-      `${where} has no option ${JSON.stringify(k)}${near === null ? '' : `; did you mean ${JSON.stringify(near)}?`} (allowed: ${allowed.join(', ')})`,
-    );
+    throw new InvalidArgumentError({
+      where: at.where,
+      path: joinPath(at.path, k),
+      value: (obj as Record<string, unknown>)[k],
+      problem: `is not an option${near === null ? '' : ` (did you mean ${JSON.stringify(near)}?)`}`,
+      expected: `one of ${allowed.join(', ')}`,
+    });
   }
 }
 
@@ -70,6 +76,9 @@ function editDistance(a: string, b: string): number {
 /** The options of one limit ({@link LimitSpec}). */
 const LIMIT_OPTIONS = ['limit', 'interval', 'dimension', 'burst', 'name', 'algorithm'] as const;
 
+/** The algorithms, as a message lists them. */
+const ALGORITHMS_ALLOWED = `one of ${ALGORITHMS.map((a) => `'${a}'`).join(', ')}`;
+
 /**
  * compilePolicy validates a {@link PolicySpec} and resolves it into a {@link Policy}.
  *
@@ -79,61 +88,90 @@ const LIMIT_OPTIONS = ['limit', 'interval', 'dimension', 'burst', 'name', 'algor
  * @example compilePolicy({ limits: [{ limit: 10, interval: '1s' }] })
  */
 export function compilePolicy(spec: PolicySpec): Policy {
-  if (typeof spec !== 'object' || spec === null || !Array.isArray(spec.limits)) {
-    bad('policy must be an object with a `limits` array');
+  return compilePolicyOf(spec, 'compilePolicy');
+}
+
+/**
+ * compilePolicyOf is {@link compilePolicy} for a caller that names itself in messages (`where`:
+ * `limiter "a"`) and the policy argument (`root`: `options` of `system.limiter`); paths in the
+ * policy are its own (`limits[0].limit`).
+ */
+export function compilePolicyOf(spec: PolicySpec, where: string, root = 'policy'): Policy {
+  const bad = (path: string, value: unknown, expected: string, problem?: string): never => {
+    throw new InvalidArgumentError({
+      where,
+      path,
+      value,
+      expected,
+      ...(problem !== undefined && { problem }),
+    });
+  };
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+    bad(root, spec, 'an object { limits, algorithm?, concurrency? }');
+  }
+  if (!Array.isArray(spec.limits)) {
+    bad('limits', spec.limits, "an array of limits, e.g. [{ limit: 10, interval: '1s' }]");
   }
   const algorithm = spec.algorithm ?? 'token-bucket';
-  if (!ALGORITHMS.includes(algorithm)) {
-    bad(
-      `policy algorithm ${JSON.stringify(algorithm)} is unknown; expected one of ${ALGORITHMS.join(', ')}`,
-    );
-  }
+  if (!ALGORITHMS.includes(algorithm)) bad('algorithm', algorithm, ALGORITHMS_ALLOWED);
   let concurrency: number | null = null;
   if (spec.concurrency !== undefined) {
     if (!isPositiveInt(spec.concurrency)) {
-      bad(`policy concurrency ${String(spec.concurrency)} must be a positive integer`);
+      bad('concurrency', spec.concurrency, positiveInteger('calls in flight at once'));
     }
     concurrency = spec.concurrency;
   }
   if (spec.limits.length === 0 && concurrency === null) {
-    bad('policy needs at least one limit or a concurrency');
+    bad('limits', spec.limits, 'at least one limit, or a concurrency');
   }
-  const names = new Set<string>();
+  const names = new Map<string, number>();
   const limits = spec.limits.map((l, i): Limit => {
-    const where = `limit #${i}`;
-    if (typeof l !== 'object' || l === null) bad(`${where} must be an object`);
-    checkOptionNames(l, LIMIT_OPTIONS, where);
+    const at = `limits[${i}]`;
+    if (typeof l !== 'object' || l === null || Array.isArray(l)) {
+      bad(at, l, "an object, e.g. { limit: 10, interval: '1s' }");
+    }
+    checkOptionNames(l, LIMIT_OPTIONS, { where, path: at });
     if (!isPositiveInt(l.limit))
-      bad(`${where} limit ${String(l.limit)} must be a positive integer`);
-    const intervalMs = parseDuration(l.interval, `${where} interval`);
+      bad(`${at}.limit`, l.limit, positiveInteger('how many per interval'));
+    const intervalMs = readDuration(l.interval, { where, path: `${at}.interval` });
     const dimension = l.dimension ?? 'requests';
     if (typeof dimension !== 'string' || dimension.length === 0) {
-      bad(`${where} dimension must be a non-empty string`);
+      bad(`${at}.dimension`, dimension, "a non-empty string, e.g. 'tokens'");
     }
     const alg = l.algorithm ?? algorithm;
-    if (!ALGORITHMS.includes(alg)) {
-      bad(
-        `${where} algorithm ${JSON.stringify(alg)} is unknown; expected one of ${ALGORITHMS.join(', ')}`,
-      );
-    }
+    if (!ALGORITHMS.includes(alg)) bad(`${at}.algorithm`, alg, ALGORITHMS_ALLOWED);
     let capacity = l.limit;
     if (l.burst !== undefined) {
-      if (alg !== 'token-bucket') bad(`${where} burst applies to token-bucket only, not ${alg}`);
-      if (!isPositiveInt(l.burst))
-        bad(`${where} burst ${String(l.burst)} must be a positive integer`);
+      if (alg !== 'token-bucket') {
+        bad(`${at}.burst`, l.burst, `no burst: a ${alg} limit has none (token-bucket only)`);
+      }
+      if (!isPositiveInt(l.burst)) {
+        bad(`${at}.burst`, l.burst, positiveInteger('the most admitted at once'));
+      }
       capacity = l.burst;
     }
     if (capacity * intervalMs > MAX_SCALED) {
+      const per = humanMs(intervalMs);
       bad(
-        `${where} ${l.burst !== undefined ? 'burst' : 'limit'} ${capacity} per ${formatMs(intervalMs)} is too large to count exactly: at most ${Math.floor(MAX_SCALED / intervalMs).toLocaleString('en-US')} per ${formatMs(intervalMs)} (capacity × interval in ms must stay under 2^51)`,
+        `${at}.${l.burst !== undefined ? 'burst' : 'limit'}`,
+        capacity,
+        `at most ${Math.floor(MAX_SCALED / intervalMs).toLocaleString('en-US')} per ${per}, to count exactly (capacity × interval in ms stays under 2^51)`,
       );
     }
     const name = l.name ?? `${dimension}/${formatMs(intervalMs)}`;
-    if (typeof name !== 'string' || name.length === 0)
-      bad(`${where} name must be a non-empty string`);
-    if (names.has(name))
-      bad(`limit name ${JSON.stringify(name)} is used twice; give each limit a unique name`);
-    names.add(name);
+    if (typeof name !== 'string' || name.length === 0) {
+      bad(`${at}.name`, name, 'a non-empty string');
+    }
+    const first = names.get(name);
+    if (first !== undefined) {
+      bad(
+        `${at}.name`,
+        name,
+        'a name no other limit has (the default is dimension/interval)',
+        `is ${describeValue(name)}, the name of limits[${first}] too`,
+      );
+    }
+    names.set(name, i);
     return { name, dimension, algorithm: alg, limit: l.limit, intervalMs, capacity };
   });
   const dimensions = [...new Set(['requests', ...limits.map((l) => l.dimension)])];
@@ -144,6 +182,8 @@ export function compilePolicy(spec: PolicySpec): Policy {
  * compileCost turns a cost into units per limit of `policy`. `requests` defaults to 1. When the
  * policy counts `tokens` and the cost names none, `tokens` is `inputTokens + outputTokens`.
  *
+ * @param at names the cost in messages: who asked (`acquire on limiter "a", key "k"`) and its
+ *   path (`options.cost`); a string names who asked, and the path is `cost`.
  * @param capped whether a cost above a limit's capacity is refused (acquire) or allowed (settle,
  *   where actual usage may exceed what could be admitted at once).
  * @throws InvalidArgumentError for a non-object, a negative, non-integer or non-finite amount, or a
@@ -153,39 +193,58 @@ export function compilePolicy(spec: PolicySpec): Policy {
 export function compileCost(
   policy: Policy,
   cost: CostSpec | undefined,
-  call = 'acquire',
+  where: Place | string = 'compileCost',
   capped = true,
 ): Units {
-  const dims = costByDimension(policy, cost, call);
+  const at = typeof where === 'string' ? { where, path: 'cost' } : where;
+  const dims = costByDimension(policy, cost, at);
   return policy.limits.map((l) => {
     const units = dims.get(l.dimension) ?? 0;
-    if (capped && units > l.capacity)
-      throw new CostExceedsCapacityError(l.name, units, l.capacity, call);
+    if (capped && units > l.capacity) {
+      const path =
+        l.dimension === 'tokens' && cost?.tokens === undefined
+          ? `${joinPath(at.path, 'inputTokens')} + outputTokens`
+          : joinPath(at.path, l.dimension);
+      throw new CostExceedsCapacityError(l.name, units, l.capacity, at.where, path);
+    }
     return units;
   });
 }
 
+/** What a cost may be, for messages. */
+export const COST_ALLOWED = 'an object of units per dimension, e.g. { tokens: 1200 }';
+
+/** What one amount of a cost may be. */
+const UNITS_ALLOWED = `a whole number of units from 0 to ${MAX_UNITS.toLocaleString('en-US')}`;
+
 function costByDimension(
   policy: Policy,
   cost: CostSpec | undefined,
-  call: string,
+  at: Place,
 ): Map<string, number> {
   const dims = new Map<string, number>([['requests', 1]]);
   if (cost === undefined) return dims;
   if (typeof cost !== 'object' || cost === null || Array.isArray(cost)) {
-    bad(`${call} cost must be an object of units per dimension, e.g. { tokens: 1200 }`);
+    throw new InvalidArgumentError({ ...at, value: cost, expected: COST_ALLOWED });
   }
   const countsTokens = policy.dimensions.includes('tokens');
+  const known = countsTokens
+    ? [...policy.dimensions, 'inputTokens', 'outputTokens']
+    : policy.dimensions;
   for (const [dim, value] of Object.entries(cost)) {
     if (value === undefined) continue;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_UNITS) {
-      bad(`${call} cost ${dim}=${String(value)} must be an integer from 0 to ${MAX_UNITS}`);
+    const path = joinPath(at.path, dim);
+    if (!known.includes(dim)) {
+      throw new InvalidArgumentError({
+        where: at.where,
+        path,
+        value,
+        problem: 'names a dimension no limit counts',
+        expected: `one of ${known.join(', ')}`,
+      });
     }
-    const derivable = countsTokens && (dim === 'inputTokens' || dim === 'outputTokens');
-    if (!policy.dimensions.includes(dim) && !derivable) {
-      bad(
-        `${call} cost names dimension ${JSON.stringify(dim)}, which no limit counts; known: ${policy.dimensions.join(', ')}`,
-      );
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_UNITS) {
+      throw new InvalidArgumentError({ where: at.where, path, value, expected: UNITS_ALLOWED });
     }
     dims.set(dim, value);
   }
@@ -201,12 +260,28 @@ function costByDimension(
  * another policy (one with more or fewer limits) would be read against the wrong limits, so the
  * core and the stores refuse them before anything changes or is sent (issue #10).
  *
- * @throws InvalidArgumentError naming the call and both lengths.
+ * @throws InvalidArgumentError naming the call, the units' path and both lengths.
  */
-export function checkUnits(policy: Policy, units: Units, call: string): void {
+export function checkUnits(policy: Policy, units: Units, call: string, path = 'units'): void {
   if (units.length !== policy.limits.length) {
-    bad(
-      `${call} got ${units.length} units for a policy of ${policy.limits.length} limits; compile the cost with the policy it is used with`,
-    );
+    throw new InvalidArgumentError({
+      where: call,
+      path,
+      value: units,
+      problem: `is ${describeValue(units)}, ${units.length} ${units.length === 1 ? 'amount' : 'amounts'}`,
+      expected: `one amount per limit of the policy, ${policy.limits.length}: compile the cost with the policy it is used with`,
+    });
+  }
+}
+
+/** checkBatchUnits is {@link checkUnits} for every request of a batch (`batch[2].units`). */
+export function checkBatchUnits(
+  policy: Policy,
+  batch: readonly { readonly units: Units }[],
+  call: string,
+): void {
+  for (let i = 0; i < batch.length; i++) {
+    const units = batch[i]!.units;
+    if (units.length !== policy.limits.length) checkUnits(policy, units, call, `batch[${i}].units`);
   }
 }

@@ -4,6 +4,7 @@
  * lease. Each ending takes the waiter out of the queue first (keyQueue.ts), so the queue never
  * holds an ended waiter, and an ended waiter holds nothing.
  */
+import { lazyPlace, onLimiter } from '../describe.js';
 import { AcquireTimeoutError, CostExceedsCapacityError } from '../errors.js';
 import type { Ms, Policy } from '../limiter/types.js';
 import { compileCost } from '../limiter/validate.js';
@@ -152,7 +153,9 @@ export function compileFor<G extends GrantHandle>(
   const { policy } = ctx;
   if (w.policy === policy) return w.state === WaiterState.Pending;
   try {
-    w.units = compileCost(policy, w.cost);
+    // The cost was valid when asked; only a smaller capacity can refuse it now.
+    const at = lazyPlace(() => onLimiter(ctx.rt.limiter, 'acquire', ctx.key), 'options.cost');
+    w.units = compileCost(policy, w.cost, at);
     w.policy = policy;
     return w.state === WaiterState.Pending;
   } catch (e) {

@@ -23,6 +23,7 @@
  * is returned; observers that keep snapshots must copy what they need. The context is never
  * shared outside this actor.
  */
+import { onLimiter } from '../describe.js';
 import { AcquireAbortedError, GrantStateError, InvalidArgumentError } from '../errors.js';
 import type { Ms } from '../limiter/types.js';
 import { arrive, onAcquire, serve } from './admit.js';
@@ -294,7 +295,9 @@ function handle<G extends GrantHandle>(
       const { store } = ctx.rt;
       if (store.pause === undefined) {
         event.done.reject(
-          new InvalidArgumentError(`tollgate: the ${store.name} store cannot pause a key`),
+          new InvalidArgumentError(
+            `tollgate: ${onLimiter(ctx.rt.limiter, 'pause', ctx.key)}: the ${store.name} store cannot pause a key`,
+          ),
         );
         return;
       }

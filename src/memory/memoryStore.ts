@@ -35,7 +35,7 @@ import { adopt, decideInPlace, marksOf, plain, releaseInPlace } from '../limiter
 import { read } from '../limiter/read.js';
 import { refund, release, settle } from '../limiter/settle.js';
 import type { KeyState, Ms, Policy, Units } from '../limiter/types.js';
-import { checkUnits } from '../limiter/validate.js';
+import { checkBatchUnits, checkUnits } from '../limiter/validate.js';
 import { MemoryGrant, newEntry, reorder, reown, type Entry } from './entry.js';
 
 /** MemorySnapshot is the JSON form of a memory store: every key that is not at full capacity. */
@@ -149,7 +149,7 @@ export class MemoryStore implements Store {
     now: Ms,
     cache?: KeyCache,
   ): StoreDecision {
-    checkUnits(policy, req.units, 'decide');
+    checkUnits(policy, req.units, 'decide', 'request.units');
     if (this.#paused.size > 0) {
       const wait = this.#pausedFor(key, now);
       if (wait > 0) return { ok: false, retryAfterMs: wait, limit: PAUSED };
@@ -174,7 +174,7 @@ export class MemoryStore implements Store {
     now: Ms,
   ): StoreDecision[] {
     // Every request is checked before the first is booked: a batch is refused whole.
-    for (const req of batch) checkUnits(policy, req.units, 'decide');
+    checkBatchUnits(policy, batch, 'decide');
     const wait = this.#paused.size > 0 ? this.#pausedFor(key, now) : 0;
     if (wait > 0) {
       const refused: StoreDecision = { ok: false, retryAfterMs: wait, limit: PAUSED };
@@ -217,8 +217,8 @@ export class MemoryStore implements Store {
    * @throws InvalidArgumentError when `grant.units` or `actual` has not one amount per limit.
    */
   settle(key: string, policy: Policy, grant: StoreGrant, actual: Units, now: Ms): void {
-    checkUnits(policy, grant.units, 'settle');
-    checkUnits(policy, actual, 'settle');
+    checkUnits(policy, grant.units, 'settle', 'grant.units');
+    checkUnits(policy, actual, 'settle', 'actual');
     // A grant of another epoch gets only the extra charge: each limit settles at the larger of
     // booked and actual. Either way the key is advanced to now and taken under `policy`, as the
     // Redis store's settle writes its state back.
@@ -235,7 +235,7 @@ export class MemoryStore implements Store {
    * slot either after a reset: the entry made after it does not count that slot).
    */
   cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): void {
-    checkUnits(policy, grant.units, 'cancel');
+    checkUnits(policy, grant.units, 'cancel', 'grant.units');
     if (this.#holds(key, policy, grant)) {
       const s = refund(policy, this.#view(key, policy, now), grant, now);
       this.#put(key, policy, release(s, grant));

@@ -34,7 +34,7 @@ import type {
 } from '../store.js';
 import { StoreRejectedError, StoreUnavailableError } from '../errors.js';
 import type { LimitReading, Ms, Policy, Units } from '../limiter/types.js';
-import { checkUnits } from '../limiter/validate.js';
+import { checkBatchUnits, checkUnits } from '../limiter/validate.js';
 import { freeChannel, keyNames } from './keys.js';
 import { FlushQueue, type Pending } from './flushQueue.js';
 import { placeOf } from './keyPlace.js';
@@ -143,7 +143,7 @@ export class RedisStore implements Store {
   ): Promise<StoreDecision[]> {
     return new Promise<StoreDecision[]>((resolve, reject) => {
       try {
-        for (const r of batch) checkUnits(policy, r.units, 'decide');
+        checkBatchUnits(policy, batch, 'decide');
       } catch (e) {
         reject(e);
         return;
@@ -233,13 +233,13 @@ export class RedisStore implements Store {
     actual: Units,
     now: Ms,
   ): Promise<void> {
-    checkUnits(policy, grant.units, 'settle');
-    checkUnits(policy, actual, 'settle');
+    checkUnits(policy, grant.units, 'settle', 'grant.units');
+    checkUnits(policy, actual, 'settle', 'actual');
     await this.#adjust('settle', key, policy, grant, actual, false, now);
   }
 
   async cancel(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
-    checkUnits(policy, grant.units, 'cancel');
+    checkUnits(policy, grant.units, 'cancel', 'grant.units');
     await this.#adjust(
       'cancel',
       key,

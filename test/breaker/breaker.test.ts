@@ -260,9 +260,12 @@ describe('CircuitBreaker', () => {
     it('refuses a bad name or policy with InvalidArgumentError', () => {
       const clock = new VirtualClock();
       expect(() => new CircuitBreaker('', {}, clock)).toThrow(
-        /breaker name must be a non-empty string/,
+        'tollgate: new CircuitBreaker: name is "" (a string); expected a non-empty string',
       );
       expect(() => new CircuitBreaker('x', { probes: 0 }, clock)).toThrow(InvalidArgumentError);
+      expect(() => new CircuitBreaker('x', { probes: 0 }, clock)).toThrow(
+        'tollgate: breaker "x": probes is 0; expected a positive integer (probe calls at once)',
+      );
       expect(clock.pendingTimers).toBe(0);
     });
   });

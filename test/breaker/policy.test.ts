@@ -39,77 +39,116 @@ describe('breaker policy', () => {
     expect(compileBreakerPolicy({ openFor: '10m' }).maxOpenForMs).toBe(600_000);
   });
 
-  const bad: [string, unknown, RegExp][] = [
-    ['a policy that is not an object', 'fast', /policy must be an object/],
+  const B = 'tollgate: breaker: ';
+  const DURATION =
+    "expected a duration from 1 ms to 366 days, as ms or a string like '500ms', '2s', '5m', '1h' or '1d'";
+  const RATE = 'expected a share of failed calls above 0 and at most 1, e.g. 0.5';
+  const BACKOFF = 'expected a finite number from 1 (1: no backoff)';
+  // Where, the option's path, the value with its type, and what is allowed (#11).
+  const bad: [string, unknown, string][] = [
+    [
+      'a policy that is not an object',
+      'fast',
+      `${B}policy is "fast" (a string); expected an object of breaker options, e.g. { failureThreshold: 5, openFor: '30s' }`,
+    ],
     [
       'an unknown option',
       { threshold: 3 },
-      /unknown option "threshold"; allowed: failureThreshold/,
+      `${B}threshold is not an option; expected one of failureThreshold, failureRate, openFor, backoffFactor, maxOpenFor, probes, successesToClose`,
     ],
-    ['a zero threshold', { failureThreshold: 0 }, /failureThreshold 0 must be a positive integer/],
+    [
+      'a misspelt option',
+      { openFr: '1s' },
+      `${B}openFr is not an option (did you mean "openFor"?); expected one of failureThreshold, failureRate, openFor, backoffFactor, maxOpenFor, probes, successesToClose`,
+    ],
+    [
+      'a zero threshold',
+      { failureThreshold: 0 },
+      `${B}failureThreshold is 0; expected a positive integer (failures in a row)`,
+    ],
     [
       'a fractional threshold',
       { failureThreshold: 2.5 },
-      /failureThreshold 2.5 must be a positive integer/,
+      `${B}failureThreshold is 2.5; expected a positive integer (failures in a row)`,
     ],
-    ['NaN probes', { probes: NaN }, /probes NaN must be a positive integer/],
+    [
+      'NaN probes',
+      { probes: NaN },
+      `${B}probes is NaN; expected a positive integer (probe calls at once)`,
+    ],
     [
       'zero successesToClose',
       { successesToClose: 0 },
-      /successesToClose 0 must be a positive integer/,
+      `${B}successesToClose is 0; expected a positive integer (probe successes that close it)`,
+    ],
+    [
+      'a failureRate that is not an object',
+      { failureRate: 0.5 },
+      `${B}failureRate is 0.5; expected an object { rate, window, minimumCalls? }, e.g. { rate: 0.5, window: '1m' }`,
     ],
     [
       'a zero rate',
       { failureRate: { rate: 0, window: '1m' } },
-      /rate 0 must be a number with 0 < rate <= 1/,
+      `${B}failureRate.rate is 0; ${RATE}`,
     ],
     [
       'a rate above 1',
       { failureRate: { rate: 1.5, window: '1m' } },
-      /rate 1.5 must be a number with 0 < rate <= 1/,
+      `${B}failureRate.rate is 1.5; ${RATE}`,
     ],
-    ['a NaN rate', { failureRate: { rate: NaN, window: '1m' } }, /rate NaN must be/],
+    [
+      'a NaN rate',
+      { failureRate: { rate: NaN, window: '1m' } },
+      `${B}failureRate.rate is NaN; ${RATE}`,
+    ],
+    [
+      'a rate given as a string',
+      { failureRate: { rate: '0.5', window: '1m' } },
+      `${B}failureRate.rate is "0.5" (a string); ${RATE}`,
+    ],
     [
       'a bad window',
       { failureRate: { rate: 0.5, window: 'soon' } },
-      /failureRate.window "soon" is not a duration/,
+      `${B}failureRate.window is "soon" (a string); ${DURATION}`,
     ],
     [
       'a missing window',
       { failureRate: { rate: 0.5 } },
-      /failureRate.window must be a number of ms or a duration string/,
+      `${B}failureRate.window is undefined; ${DURATION}`,
     ],
     [
       'zero minimumCalls',
       { failureRate: { rate: 0.5, window: '1m', minimumCalls: 0 } },
-      /minimumCalls 0 must be a positive integer/,
+      `${B}failureRate.minimumCalls is 0; expected a positive integer (calls in the window before the rate counts)`,
     ],
     [
       'an unknown rate option',
       { failureRate: { rate: 0.5, window: '1m', min: 3 } },
-      /failureRate has unknown option "min"/,
+      `${B}failureRate.min is not an option; expected one of rate, window, minimumCalls`,
     ],
-    ['a negative openFor', { openFor: -1 }, /openFor -1 must be a whole number of ms from 1/],
-    [
-      'a backoffFactor below 1',
-      { backoffFactor: 0.5 },
-      /backoffFactor 0.5 must be a finite number >= 1/,
-    ],
+    ['a negative openFor', { openFor: -1 }, `${B}openFor is -1; ${DURATION}`],
+    ['a backoffFactor below 1', { backoffFactor: 0.5 }, `${B}backoffFactor is 0.5; ${BACKOFF}`],
     [
       'an infinite backoffFactor',
       { backoffFactor: Infinity },
-      /backoffFactor Infinity must be a finite number >= 1/,
+      `${B}backoffFactor is Infinity; ${BACKOFF}`,
     ],
     [
       'maxOpenFor below openFor',
       { openFor: '1m', maxOpenFor: '30s' },
-      /maxOpenFor 30000 ms must be at least openFor 60000 ms/,
+      `${B}maxOpenFor is "30s" (a string); expected a duration no shorter than openFor (1 min)`,
     ],
   ];
   for (const [what, spec, message] of bad) {
     it(`refuses ${what} with InvalidArgumentError`, () => {
       expect(() => compileBreakerPolicy(spec as BreakerPolicySpec)).toThrow(InvalidArgumentError);
-      expect(() => compileBreakerPolicy(spec as BreakerPolicySpec)).toThrow(message);
+      let err: unknown;
+      try {
+        compileBreakerPolicy(spec as BreakerPolicySpec);
+      } catch (e) {
+        err = e;
+      }
+      expect((err as Error).message).toBe(message);
     });
   }
 

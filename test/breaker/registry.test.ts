@@ -44,6 +44,9 @@ describe('BreakerRegistry', () => {
     expect(() => reg.get('y', { failureRate: { rate: 2, window: '1m' } })).toThrow(
       InvalidArgumentError,
     );
+    expect(() => reg.get('y', { failureRate: { rate: 2, window: '1m' } })).toThrow(
+      'tollgate: breaker "y": failureRate.rate is 2; expected a share of failed calls above 0 and at most 1, e.g. 0.5',
+    );
     expect(reg.size).toBe(1);
     reg.stopAll();
   });

@@ -9,6 +9,10 @@ import { MemoryStore } from '../../src/memory/memoryStore.js';
 import type { StoreGrant } from '../../src/store.js';
 import { runConformance } from './runConformance.js';
 
+/** The end of a message about units of another length (#10, #11). */
+const TAIL =
+  'expected one amount per limit of the policy, 2: compile the cost with the policy it is used with';
+
 runConformance('memory store conformance', async () => ({
   store: new MemoryStore(),
   setTime: () => {},
@@ -57,13 +61,13 @@ describe('memory store: units of another length (#10)', () => {
     // A batch whose last request is bad books none of it, the good one before included.
     expect(() =>
       store.decide('k', two, [req('c', [1, 10]), req('d', [1, 10, 1])], 'each', 0),
-    ).toThrow('decide got 3 units for a policy of 2 limits');
+    ).toThrow(`tollgate: decide: batch[1].units is [1,10,1] (an array), 3 amounts; ${TAIL}`);
     expect(() => store.settle('k', two, grant, [1], 0)).toThrow(InvalidArgumentError);
     expect(() => store.settle('k', two, { ...grant, units: [1] }, [1, 0], 0)).toThrow(
-      'settle got 1 units for a policy of 2 limits',
+      `tollgate: settle: grant.units is [1] (an array), 1 amount; ${TAIL}`,
     );
     expect(() => store.cancel('k', two, { ...grant, units: [1, 10, 0] }, 0)).toThrow(
-      'cancel got 3 units for a policy of 2 limits',
+      `tollgate: cancel: grant.units is [1,10,0] (an array), 3 amounts; ${TAIL}`,
     );
     expect(remaining(store)).toEqual([1, 90]);
   });

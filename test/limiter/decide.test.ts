@@ -4,6 +4,10 @@ import { compileCost, compilePolicy, decide, initialState, read } from '../../sr
 import { decideInPlace, ownLimits, plain, type OwnedKeyState } from '../../src/limiter/inPlace.js';
 import { play, retry } from './play.js';
 
+/** The end of a message about units of another length (#10, #11). */
+const TAIL =
+  'expected one amount per limit of the policy, 2: compile the cost with the policy it is used with';
+
 describe('decide', () => {
   it('admits a request 1.5 s after the last one under a limit of 1/s (seed: stale counts)', () => {
     const p = compilePolicy({ limits: [{ limit: 1, interval: '1s' }] });
@@ -68,7 +72,7 @@ describe('units of another length (#10)', () => {
     for (const units of [[1], [1, 10, 5], []]) {
       expect(() => decide(p, state, units, 0)).toThrow(InvalidArgumentError);
       expect(() => decide(p, state, units, 0)).toThrow(
-        `decide got ${units.length} units for a policy of 2 limits`,
+        `tollgate: decide: units is ${JSON.stringify(units)} (an array), ${units.length} amount${units.length === 1 ? '' : 's'}; expected one amount per limit of the policy, 2: compile the cost with the policy it is used with`,
       );
     }
     expect(decide(p, state, [1, 10], 0).ok).toBe(true);
@@ -78,7 +82,7 @@ describe('units of another length (#10)', () => {
     const owned: OwnedKeyState = { at: 0, inFlight: 0, limits: ownLimits(p, initialState(p, 0)) };
     const before = plain(p, owned);
     expect(() => decideInPlace(p, owned, [1], 5)).toThrow(
-      'decide got 1 units for a policy of 2 limits',
+      `tollgate: decide: units is [1] (an array), 1 amount; ${TAIL}`,
     );
     expect(plain(p, owned)).toEqual(before);
     expect(decideInPlace(p, owned, [1, 10], 5)).toBeUndefined();

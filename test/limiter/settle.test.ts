@@ -21,6 +21,10 @@ import type {
 } from '../../src/limiter/index.js';
 import { play, retry } from './play.js';
 
+/** The end of a message about units of another length (#10, #11). */
+const TAIL =
+  'expected one amount per limit of the policy, 2: compile the cost with the policy it is used with';
+
 const ALGORITHMS: AlgorithmName[] = ['token-bucket', 'sliding-window', 'fixed-window'];
 
 function grant(
@@ -258,11 +262,11 @@ describe('units of another length (#10)', () => {
   it('settle throws InvalidArgumentError for actual units or a record of another length', () => {
     expect(() => settle(p, booked.state, booked.grant, [1], 10)).toThrow(InvalidArgumentError);
     expect(() => settle(p, booked.state, booked.grant, [1, 50, 0], 10)).toThrow(
-      'settle got 3 units for a policy of 2 limits',
+      `tollgate: settle: actual is [1,50,0] (an array), 3 amounts; ${TAIL}`,
     );
     const short = { ...booked.grant, units: [1] };
     expect(() => settle(p, booked.state, short, [1, 50], 10)).toThrow(
-      'settle got 1 units for a policy of 2 limits',
+      `tollgate: settle: grant.units is [1] (an array), 1 amount; ${TAIL}`,
     );
     expect(settle(p, booked.state, booked.grant, [1, 50], 10).grant.units).toEqual([1, 50]);
   });
@@ -270,7 +274,7 @@ describe('units of another length (#10)', () => {
   it('refund throws InvalidArgumentError for a record of another length', () => {
     const long = { ...booked.grant, units: [1, 100, 7] };
     expect(() => refund(p, booked.state, long, 10)).toThrow(
-      'refund got 3 units for a policy of 2 limits',
+      `tollgate: refund: grant.units is [1,100,7] (an array), 3 amounts; ${TAIL}`,
     );
   });
 });

@@ -22,6 +22,10 @@ import type { StoreGrant } from '../../src/store.js';
 import { keyNames, redisStore, type RedisStoreOptions } from '../../src/redis/index.js';
 import { startRedis, type RedisServer } from './harness.js';
 
+/** The end of a message about units of another length (#10, #11). */
+const UNITS_TAIL =
+  'expected one amount per limit of the policy, 2: compile the cost with the policy it is used with';
+
 let server: RedisServer;
 let n = 0;
 /** A prefix no other test uses, so tests share one server without sharing keys. */
@@ -816,7 +820,9 @@ describe('redis store: units of another length (#10)', () => {
     const bad = store.decide('bad', p, [req('a', [1, 5]), req('b', [1])], 'each', 0);
     const good = store.decide('good', p, [req('c', [1, 5])], 'each', 0);
     await expect(bad).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(bad).rejects.toThrow('decide got 1 units for a policy of 2 limits');
+    await expect(bad).rejects.toThrow(
+      `tollgate: decide: batch[1].units is [1] (an array), 1 amount; ${UNITS_TAIL}`,
+    );
     const [g] = await good;
     expect(g!.ok).toBe(true);
     const grant = (g as { ok: true; grant: StoreGrant }).grant;
@@ -824,7 +830,7 @@ describe('redis store: units of another length (#10)', () => {
       InvalidArgumentError,
     );
     await expect(store.cancel('good', p, { ...grant, units: [1, 5, 0] }, 0)).rejects.toThrow(
-      'cancel got 3 units for a policy of 2 limits',
+      `tollgate: cancel: grant.units is [1,5,0] (an array), 3 amounts; ${UNITS_TAIL}`,
     );
     const stats = await admin.info('commandstats');
     const calls = [...stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].map((m) => Number(m[1]));
