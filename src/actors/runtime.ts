@@ -89,8 +89,11 @@ export function checkStore(store: unknown): void {
           ...(typeof s.name === 'string' ? [] : ['name (a string)']),
         ];
   if (missing.length > 0) {
-    throw new InvalidArgumentError(
-      `tollgate: createLimiterSystem store must implement Store; missing: ${missing.join(', ')}`,
-    );
+    throw new InvalidArgumentError({
+      where: 'createLimiterSystem',
+      path: 'options.store',
+      value: store,
+      expected: `a Store, e.g. memoryStore() or redisStore({ client }); missing: ${missing.join(', ')}`,
+    });
   }
 }

@@ -121,12 +121,23 @@ export class LimiterSystem {
     this.breakers.events.on('stateChange', (e) => {
       this.events.emit('breaker', { breaker: e.name, from: e.from, to: e.to, at: e.at });
     });
-    this.#idleMs = parseDuration(options.idleTimeout ?? '2s', 'idleTimeout');
-    this.#pollMs = parseDuration(options.pollInterval ?? '250ms', 'pollInterval');
+    const where = 'createLimiterSystem';
+    this.#idleMs = parseDuration(options.idleTimeout ?? '2s', {
+      where,
+      path: 'options.idleTimeout',
+    });
+    this.#pollMs = parseDuration(options.pollInterval ?? '250ms', {
+      where,
+      path: 'options.pollInterval',
+    });
     if (options.store !== undefined && options.snapshot !== undefined) {
-      throw new InvalidArgumentError(
-        'tollgate: pass either store or snapshot (snapshots restore the memory store)',
-      );
+      throw new InvalidArgumentError({
+        where,
+        path: 'options.snapshot',
+        value: options.snapshot,
+        problem: 'is given with options.store',
+        expected: 'one of them: a snapshot restores the memory store',
+      });
     }
     if (options.store !== undefined) checkStore(options.store);
     this.#ownsStore = options.store === undefined;
@@ -175,7 +186,12 @@ export class LimiterSystem {
   limiter(name: string, options: LimiterOptions): Limiter {
     this.checkOpen('limiter');
     if (typeof name !== 'string' || name.length === 0) {
-      throw new InvalidArgumentError('tollgate: limiter name must be a non-empty string');
+      throw new InvalidArgumentError({
+        where: 'system.limiter',
+        path: 'name',
+        value: name,
+        expected: 'a non-empty string',
+      });
     }
     const limiter = new Limiter(this, name, options);
     const existing = this.#limiters.get(name);

@@ -42,7 +42,8 @@ import { Limiter } from '../actors/limiter.js';
 import type { Grant } from '../actors/grant.js';
 import { systemClock } from '../clock.js';
 import type { CostSpec, Duration, Ms } from '../limiter/types.js';
-import { parseDuration } from '../limiter/units.js';
+import { parseDuration, readDuration } from '../limiter/units.js';
+import { TIMEOUT_ALLOWED } from '../actors/options.js';
 import { Call } from './call.js';
 import { accountingOf, fitOutput, generates, isCounted, jsonBody, modelOf } from './endpoints.js';
 import {
@@ -124,7 +125,7 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
   const hungAfterMs =
     options.hungAfter === undefined
       ? HUNG_AFTER_MS
-      : parseDuration(options.hungAfter, 'limitedFetch hungAfter');
+      : parseDuration(options.hungAfter, { where: WHERE, path: 'options.hungAfter' });
   // The tokenizer's one-time set-up runs now, not in the first call's path.
   if (estimate === undefined) void loadTokenizer().catch(() => {});
   const inner = options.fetch ?? globalThis.fetch;
@@ -204,33 +205,39 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
   return limited;
 }
 
+/** Who refuses a bad option, in messages. */
+const WHERE = 'limitedFetch';
+
 function checkOptions(options: LimitedFetchOptions): LimitedFetchOptions {
-  if (typeof options !== 'object' || options === null || !(options.limiter instanceof Limiter)) {
-    throw new InvalidArgumentError(
-      'tollgate: limitedFetch expects { limiter } with a Limiter from system.limiter()',
-    );
+  const bad = (path: string, value: unknown, expected: string): never => {
+    throw new InvalidArgumentError({ where: WHERE, path, value, expected });
+  };
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    bad('options', options, 'an object { limiter, … }');
   }
-  const { key, estimate, fetch: f, now } = options;
+  if (!(options.limiter instanceof Limiter)) {
+    bad('options.limiter', options.limiter, 'a Limiter from system.limiter()');
+  }
+  const { key, estimate, fetch: f, now, timeout, accounting } = options;
   if (key !== undefined && typeof key !== 'string' && typeof key !== 'function') {
-    throw new InvalidArgumentError(
-      `tollgate: limitedFetch key must be a string or a function, got ${typeof key}`,
-    );
+    bad('options.key', key, 'a string, or a function (url, body) => string');
   }
   for (const [name, fn] of [
     ['estimate', estimate],
     ['fetch', f],
     ['now', now],
   ] as const) {
-    if (fn !== undefined && typeof fn !== 'function') {
-      throw new InvalidArgumentError(
-        `tollgate: limitedFetch ${name} must be a function, got ${typeof fn}`,
-      );
-    }
+    if (fn !== undefined && typeof fn !== 'function') bad(`options.${name}`, fn, 'a function');
   }
   if (f === undefined && typeof globalThis.fetch !== 'function') {
-    throw new InvalidArgumentError(
-      'tollgate: limitedFetch found no global fetch; pass options.fetch',
-    );
+    bad('options.fetch', f, 'a fetch function: this runtime has no global fetch');
+  }
+  // Checked now, not at the first call: the acquire would refuse it then, on every call.
+  if (timeout !== undefined && (timeout as unknown) !== 0) {
+    readDuration(timeout, { where: WHERE, path: 'options.timeout' }, TIMEOUT_ALLOWED);
+  }
+  if (accounting !== undefined && accounting !== 'max' && accounting !== 'usage') {
+    bad('options.accounting', accounting, "'max' or 'usage'");
   }
   return options;
 }

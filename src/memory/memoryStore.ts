@@ -363,9 +363,12 @@ export class MemoryStore implements Store {
       snapshot.version !== 1 ||
       typeof snapshot.keys !== 'object'
     ) {
-      throw new InvalidArgumentError(
-        'tollgate: restore expects a memory snapshot { version: 1, keys }',
-      );
+      throw new InvalidArgumentError({
+        where: 'memoryStore',
+        path: 'snapshot',
+        value: snapshot,
+        expected: 'a memory snapshot { version: 1, keys }, e.g. system.snapshot().store',
+      });
     }
     for (const [key, e] of Object.entries(snapshot.keys)) {
       this.#drop(key);

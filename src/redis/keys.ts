@@ -21,9 +21,12 @@ export interface RedisKeyNames {
 /** checkPrefix throws unless `prefix` is a string without `{` or `}`. */
 export function checkPrefix(prefix: unknown): string {
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
-    throw new InvalidArgumentError(
-      `tollgate: redis prefix must be a string without '{' or '}' (got ${JSON.stringify(prefix)})`,
-    );
+    throw new InvalidArgumentError({
+      where: 'redisStore',
+      path: 'options.prefix',
+      value: prefix,
+      expected: "a string without '{' or '}'",
+    });
   }
   return prefix;
 }

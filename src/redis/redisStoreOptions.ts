@@ -5,10 +5,16 @@
  */
 import type { RedisClient } from './client.js';
 import type { Clock } from '../clock.js';
+import type { Place } from '../describe.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Duration, Ms } from '../limiter/types.js';
-import { parseDuration } from '../limiter/units.js';
+import { readDuration } from '../limiter/units.js';
 import { checkPrefix } from './keys.js';
+
+/** Who refuses a bad option, in messages. */
+const WHERE = 'redisStore';
+
+const at = (path: string): Place => ({ where: WHERE, path });
 
 /** UnavailablePolicy is what happens to requests while Redis cannot answer. */
 export type UnavailablePolicy = 'fail-closed' | 'fail-open' | 'insurance';
@@ -71,35 +77,37 @@ export interface StoreSettings {
  *   or `insuranceFraction` is not in (0, 1].
  */
 export function readOptions(options: RedisStoreOptions): StoreSettings {
-  if (
-    typeof options !== 'object' ||
-    options === null ||
-    typeof options.client?.defineCommand !== 'function'
-  ) {
-    throw new InvalidArgumentError(
-      `tollgate: redisStore needs { client }: an ioredis Redis or Cluster${ioredisMissing() ? '; ioredis is not installed: npm install ioredis' : ''}`,
+  const bad = (path: string, value: unknown, expected: string): never => {
+    throw new InvalidArgumentError({ where: WHERE, path, value, expected });
+  };
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    bad('options', options, 'an object { client, … } with an ioredis Redis or Cluster');
+  }
+  if (typeof options.client?.defineCommand !== 'function') {
+    bad(
+      'options.client',
+      options.client,
+      ioredisMissing()
+        ? 'an ioredis Redis or Cluster (ioredis is not installed: npm install ioredis)'
+        : 'an ioredis Redis or Cluster',
     );
   }
   const prefix = checkPrefix(options.prefix ?? 'tollgate:');
   const time = options.time ?? 'redis';
-  if (time !== 'redis' && time !== 'runtime') {
-    throw new InvalidArgumentError(
-      `tollgate: redisStore time must be 'redis' or 'runtime' (got ${String(time)})`,
-    );
-  }
-  const timeoutMs = parseDuration(options.timeout ?? '1s', 'timeout');
-  const retryMs = parseDuration(options.retryInterval ?? '1s', 'retryInterval');
-  const defaultLeaseMs = parseDuration(options.leaseTtl ?? '10m', 'leaseTtl');
+  if (time !== 'redis' && time !== 'runtime') bad('options.time', time, "'redis' or 'runtime'");
+  const timeoutMs = readDuration(options.timeout ?? '1s', at('options.timeout'));
+  const retryMs = readDuration(options.retryInterval ?? '1s', at('options.retryInterval'));
+  const defaultLeaseMs = readDuration(options.leaseTtl ?? '10m', at('options.leaseTtl'));
   const policy = options.onUnavailable ?? 'fail-closed';
   if (policy !== 'fail-closed' && policy !== 'fail-open' && policy !== 'insurance') {
-    throw new InvalidArgumentError(
-      `tollgate: onUnavailable must be 'fail-closed', 'fail-open' or 'insurance' (got ${String(policy)})`,
-    );
+    bad('options.onUnavailable', policy, "'fail-closed', 'fail-open' or 'insurance'");
   }
   const fraction = options.insuranceFraction ?? 0.5;
   if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
-    throw new InvalidArgumentError(
-      `tollgate: insuranceFraction must be in (0, 1] (got ${String(fraction)})`,
+    bad(
+      'options.insuranceFraction',
+      fraction,
+      'a share of every limit above 0 and at most 1, e.g. 0.5',
     );
   }
   const clock = options.clock;
@@ -110,9 +118,7 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
       typeof clock.setTimeout !== 'function' ||
       typeof clock.clearTimeout !== 'function')
   ) {
-    throw new InvalidArgumentError(
-      'tollgate: redisStore clock must be a Clock { now, setTimeout, clearTimeout }',
-    );
+    bad('options.clock', clock, 'a Clock { now, setTimeout, clearTimeout }');
   }
   return {
     client: options.client,

@@ -461,9 +461,22 @@ describe('limitedFetch: errors and feedback', () => {
 
   it('rejects bad options up front', () => {
     const { limiter } = setup();
-    expect(() => limitedFetch({} as never)).toThrow(/limiter/);
-    expect(() => limitedFetch({ limiter, key: 3 as never })).toThrow(/key/);
-    expect(() => limitedFetch({ limiter, fetch: 'x' as never })).toThrow(/fetch/);
+    expect(() => limitedFetch({} as never)).toThrow(
+      'tollgate: limitedFetch: options.limiter is undefined; expected a Limiter from system.limiter()',
+    );
+    expect(() => limitedFetch({ limiter, key: 3 as never })).toThrow(
+      'tollgate: limitedFetch: options.key is 3; expected a string, or a function (url, body) => string',
+    );
+    expect(() => limitedFetch({ limiter, fetch: 'x' as never })).toThrow(
+      'tollgate: limitedFetch: options.fetch is "x" (a string); expected a function',
+    );
+    // Checked when the fetch is made, not at its first call (#11).
+    expect(() => limitedFetch({ limiter, timeout: -1 as never })).toThrow(
+      "tollgate: limitedFetch: options.timeout is -1; expected 0 (refuse at once) or a duration from 1 ms to 366 days, as ms or a string like '500ms', '2s', '5m', '1h' or '1d'",
+    );
+    expect(() => limitedFetch({ limiter, accounting: 'min' as never })).toThrow(
+      "tollgate: limitedFetch: options.accounting is \"min\" (a string); expected 'max' or 'usage'",
+    );
   });
 });
 

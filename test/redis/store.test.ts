@@ -327,12 +327,18 @@ describe('redis store through the runtime', () => {
 
   it('rejects a prefix with a brace, and bad options, with a typed error', () => {
     const client = server.client();
-    expect(() => redisStore({ client, prefix: 'a{b' })).toThrow(/prefix/);
-    expect(() => redisStore({ client, onUnavailable: 'maybe' as 'fail-open' })).toThrow(
-      /onUnavailable/,
+    expect(() => redisStore({ client, prefix: 'a{b' })).toThrow(
+      `tollgate: redisStore: options.prefix is "a{b" (a string); expected a string without '{' or '}'`,
     );
-    expect(() => redisStore({ client, insuranceFraction: 0 })).toThrow(/insuranceFraction/);
-    expect(() => redisStore({ client, time: 'local' as 'redis' })).toThrow(/time/);
+    expect(() => redisStore({ client, onUnavailable: 'maybe' as 'fail-open' })).toThrow(
+      `tollgate: redisStore: options.onUnavailable is "maybe" (a string); expected 'fail-closed', 'fail-open' or 'insurance'`,
+    );
+    expect(() => redisStore({ client, insuranceFraction: 0 })).toThrow(
+      'tollgate: redisStore: options.insuranceFraction is 0; expected a share of every limit above 0 and at most 1, e.g. 0.5',
+    );
+    expect(() => redisStore({ client, time: 'local' as 'redis' })).toThrow(
+      `tollgate: redisStore: options.time is "local" (a string); expected 'redis' or 'runtime'`,
+    );
   });
 
   it('expires a key once it is back at full capacity', async () => {
@@ -751,8 +757,14 @@ describe('redis store: leases by default (#10)', () => {
     expect(redisStore({ client }).defaultLeaseMs).toBe(600_000);
     expect(redisStore({ client, leaseTtl: '2m' }).defaultLeaseMs).toBe(120_000);
     expect(redisStore({ client, leaseTtl: 1 }).defaultLeaseMs).toBe(1);
-    expect(() => redisStore({ client, leaseTtl: 0 })).toThrow(/leaseTtl/);
-    expect(() => redisStore({ client, leaseTtl: 'soon' as '1s' })).toThrow(/leaseTtl/);
+    const allowed =
+      "expected a duration from 1 ms to 366 days, as ms or a string like '500ms', '2s', '5m', '1h' or '1d'";
+    expect(() => redisStore({ client, leaseTtl: 0 })).toThrow(
+      `tollgate: redisStore: options.leaseTtl is 0; ${allowed}`,
+    );
+    expect(() => redisStore({ client, leaseTtl: 'soon' as '1s' })).toThrow(
+      `tollgate: redisStore: options.leaseTtl is "soon" (a string); ${allowed}`,
+    );
   });
 });
 
