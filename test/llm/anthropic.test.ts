@@ -14,6 +14,7 @@ import {
   type FakeAnthropic,
   type FakeAnthropicOptions,
 } from './fakeAnthropic.js';
+import { stampSent } from './fakeProvider.js';
 
 let system: LimiterSystem | undefined;
 let fake: FakeAnthropic | undefined;
@@ -31,7 +32,7 @@ async function setup(server: FakeAnthropicOptions, policy: LimiterOptions) {
   const client = new Anthropic({
     apiKey: 'test',
     baseURL: fake.url,
-    fetch: limitedFetch({ limiter }),
+    fetch: limitedFetch({ limiter, fetch: stampSent() }), // judged when sent (SENT_AT)
     maxRetries: 0,
   });
   return { limiter, client, fake };

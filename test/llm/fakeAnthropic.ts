@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { json, promptTokens } from './fakeProvider.js';
+import { judgedAt, json, promptTokens } from './fakeProvider.js';
 
 /** A token bucket: `limit` units, refilled continuously over `windowMs`. */
 export interface BucketLimit {
@@ -42,11 +42,13 @@ class Bucket {
   }
   /** The units available now. */
   level(now: number): number {
+    // A stamped request may be judged at an instant before the last one's (fakeProvider.SENT_AT).
+    const at = Math.max(now, this.#at);
     this.#level = Math.min(
       this.limit.limit,
-      this.#level + ((now - this.#at) * this.limit.limit) / this.limit.windowMs,
+      this.#level + ((at - this.#at) * this.limit.limit) / this.limit.windowMs,
     );
-    this.#at = now;
+    this.#at = at;
     return this.#level;
   }
   /** Ms until `n` units are available. */
@@ -110,7 +112,7 @@ export async function startFakeAnthropic(
     if (req.method !== 'POST' || req.url !== '/v1/messages')
       return json(res, 404, {}, { type: 'error', error: { type: 'not_found_error' } });
     counts.requests++;
-    const now = Date.now();
+    const now = judgedAt(req);
     const maxTokens = body.max_tokens ?? 1024;
     const wait = Math.max(
       buckets.requests?.waitFor(1, now) ?? 0,

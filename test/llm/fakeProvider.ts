@@ -4,7 +4,8 @@
  * https://platform.openai.com/docs/guides/rate-limits describes them.
  *
  * - Requests and tokens per window, each a sliding window on real time (`Date.now()`, the
- *   server's own clock, independent of any limiter's). A request's tokens are counted when it
+ *   server's own clock, independent of any limiter's; a request stamped {@link SENT_AT} is judged
+ *   at its stamp). A request's tokens are counted when it
  *   arrives, like OpenAI does: its input tokens (o200k_base, the cookbook's chat formula: 3 per
  *   message + role + content, + 3) plus its `max_completion_tokens`/`max_tokens` (default 1024).
  * - Over a limit: 429 with `retry-after-ms`, `retry-after` and an OpenAI-style error body; a
@@ -18,6 +19,30 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+
+/**
+ * The header a test's fetch stamps with the instant it sends a request (`Date.now()`), which is
+ * right after the limiter granted it. A fake server judges a stamped request's limits at that
+ * instant rather than at its arrival: on a loaded machine requests granted a second apart can
+ * arrive bunched (#11: a 429 under two busy loops), which says nothing of the limiter. The
+ * server and the test share one process, so one clock.
+ */
+export const SENT_AT = 'x-test-sent-at';
+
+/** stampSent wraps `inner` (the global fetch) to stamp every request with {@link SENT_AT}. */
+export function stampSent(inner: typeof fetch = fetch): typeof fetch {
+  return (input, init) => {
+    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : {}));
+    headers.set(SENT_AT, String(Date.now()));
+    return inner(input, { ...init, headers });
+  };
+}
+
+/** The instant a fake server judges `req` at: its {@link SENT_AT} stamp, else now. */
+export function judgedAt(req: IncomingMessage): number {
+  const sent = Number(req.headers[SENT_AT]);
+  return Number.isFinite(sent) && sent > 0 ? sent : Date.now();
+}
 import { countTokens as count } from 'gpt-tokenizer/encoding/o200k_base';
 
 /** WindowLimit is `limit` units per sliding window of `windowMs` ms. */
@@ -165,7 +190,7 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
         { error: { message: 'The server had an error', type: 'server_error' } },
       );
     }
-    const now = Date.now();
+    const now = judgedAt(req);
     const input = promptTokens(body.messages);
     const maxTokens: number =
       body.max_completion_tokens ?? body.max_tokens ?? options.defaultMaxTokens ?? 1024;
@@ -194,8 +219,8 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
         },
       );
     }
-    requestLog.push({ at: now, n: 1 });
-    tokenLog.push({ at: now, n: cost });
+    record(requestLog, { at: now, n: 1 });
+    record(tokenLog, { at: now, n: cost });
     // Each answer starts one word further into the list, so replies differ.
     const size = Math.min(maxTokens, options.replyWords ?? 12);
     const words = Array.from({ length: size }, (_, i) => WORDS[(counts.ok + i) % WORDS.length]!);
@@ -296,6 +321,13 @@ export async function startFakeProvider(options: FakeProviderOptions = {}): Prom
 interface Entry {
   readonly at: number;
   readonly n: number;
+}
+
+/** Adds `entry` to `log`, kept in order of `at` (stamped requests may arrive out of order). */
+function record(log: Entry[], entry: Entry): void {
+  let i = log.length;
+  while (i > 0 && log[i - 1]!.at > entry.at) i--;
+  log.splice(i, 0, entry);
 }
 
 function prune(log: Entry[], windowMs: number, now: number): void {

@@ -19,7 +19,12 @@ import {
   type LimiterSystem,
 } from '../../src/index.js';
 import { limitedFetch } from '../../src/llm/fetch.js';
-import { startFakeProvider, type FakeProvider, type FakeProviderOptions } from './fakeProvider.js';
+import {
+  stampSent,
+  startFakeProvider,
+  type FakeProvider,
+  type FakeProviderOptions,
+} from './fakeProvider.js';
 
 let system: LimiterSystem | undefined;
 let fake: FakeProvider | undefined;
@@ -44,7 +49,8 @@ async function setup(
     new OpenAI({
       apiKey: 'test',
       baseURL: `${fake!.url}/v1`,
-      fetch: limitedFetch({ limiter, ...(accounting && { accounting }) }),
+      // The server judges each call at the instant limitedFetch sent it (SENT_AT).
+      fetch: limitedFetch({ limiter, fetch: stampSent(), ...(accounting && { accounting }) }),
       maxRetries: retries,
     });
   return { limiter, client, fake };

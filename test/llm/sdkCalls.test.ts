@@ -10,7 +10,12 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import OpenAI, { toFile } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLimiterSystem, type Limiter, type LimiterSystem } from '../../src/index.js';
+import {
+  VirtualClock,
+  createLimiterSystem,
+  type Limiter,
+  type LimiterSystem,
+} from '../../src/index.js';
 import { limitedFetch } from '../../src/llm/fetch.js';
 import { startFakeProvider, type FakeProvider } from './fakeProvider.js';
 
@@ -22,8 +27,10 @@ afterEach(async () => {
   system = fake = undefined;
 });
 
+// The tests read exact `remaining` figures: on virtual time, so that no bucket refills while a
+// loaded machine runs them (a tokens-per-minute bucket refills a token every few ms).
 function limiter(): Limiter {
-  system = createLimiterSystem();
+  system = createLimiterSystem({ clock: new VirtualClock() });
   return system.limiter('openai', {
     limits: [{ limit: 100, interval: '1m' }],
     concurrency: 1,
@@ -132,7 +139,7 @@ describe('a JSON body that stalls (#17, finding 12)', () => {
 
 describe('a 2xx that tells no usage (#17, finding 4)', () => {
   function tokenLimiter(): Limiter {
-    system = createLimiterSystem();
+    system = createLimiterSystem({ clock: new VirtualClock() });
     return system.limiter('anthropic', {
       limits: [
         { limit: 100, interval: '1m' },
@@ -185,7 +192,7 @@ describe('max_tokens above what a limit can hold (#17, finding 11)', () => {
   const url = 'https://api.anthropic.com/v1/messages';
 
   it('books the output the limit can hold, and settles to the real usage', async () => {
-    system = createLimiterSystem();
+    system = createLimiterSystem({ clock: new VirtualClock() });
     const l = system.limiter('anthropic', {
       limits: [
         { limit: 50_000, interval: '1m', dimension: 'inputTokens' },
@@ -206,7 +213,7 @@ describe('max_tokens above what a limit can hold (#17, finding 11)', () => {
   });
 
   it('with one tokens limit, lowers the output to fit beside the input; an input too big still fails', async () => {
-    system = createLimiterSystem();
+    system = createLimiterSystem({ clock: new VirtualClock() });
     const l = system.limiter('openai', {
       limits: [{ limit: 1_000, interval: '1m', dimension: 'tokens' }],
     });
@@ -299,7 +306,7 @@ describe('the breaker sees a hung or failing provider (#17, finding 9)', () => {
 
 describe("the provider's remaining is applied after the settle (#17, finding 5)", () => {
   it('leaves the key at what the provider reports, not that plus the refund', async () => {
-    system = createLimiterSystem();
+    system = createLimiterSystem({ clock: new VirtualClock() });
     const l = system.limiter('openai', {
       limits: [{ limit: 1_000, interval: '1m', dimension: 'tokens' }],
     });
