@@ -66,11 +66,21 @@ interface Held {
   released: boolean;
   /** The grant's id in the model (when the model runs). */
   id: number;
+  /**
+   * What the grant booked and still holds, per token-bucket limit, by booking instant: its
+   * acquire, then each extra charge of a settle, oldest first. A give-back takes from the
+   * newest first, and counts at that booking's instant.
+   */
+  holds: { bookedAt: number; left: number[] }[];
 }
 
 /** One change to usage, for the over-admission ledger. */
 interface Entry {
-  /** The booking instant it counts at: when it was booked, or for a refund the grant's. */
+  /**
+   * The booking instant it counts at: when it was booked; for a give-back, the instant of what it
+   * gave back (token bucket: the grant's newest booking it still holds, see Held.holds; windows:
+   * the grant's own).
+   */
   readonly bookedAt: number;
   /**
    * Signed amounts per limit, in the core's scale (token bucket: units × interval): for a refund,
@@ -290,13 +300,15 @@ export function runSchedule(
     if (checks.refund) checkRefund(before, d.state, d.grant);
 
     state = d.state;
+    const amounts = units.map((u, i) => u * scaleOf(policy, i));
     held.push({
       grant: d.grant,
       refunded: false,
       released: !d.grant.slot,
       id: m?.ok === true ? m.id : -1,
+      holds: [{ bookedAt: t, left: [...amounts] }],
     });
-    ledger.push({ bookedAt: t, amounts: units.map((u, i) => u * scaleOf(policy, i)) });
+    ledger.push({ bookedAt: t, amounts });
     if (checks.overAdmission) checkOverAdmission(t);
   };
 
@@ -325,9 +337,31 @@ export function runSchedule(
       model.settle(h.id, h.grant.at, h.grant.units, actual, now, back);
     }
     const up = actual.map((a, i) => Math.max(0, a - h.grant.units[i]!) * scaleOf(policy, i));
-    if (up.some((x) => x > 0)) ledger.push({ bookedAt: t, amounts: up });
-    const down = actual.map((a, i) => -(back[i] ?? Math.max(0, h.grant.units[i]! - a)));
-    if (down.some((x) => x < 0)) ledger.push({ bookedAt: h.grant.at, amounts: down });
+    if (up.some((x) => x > 0)) {
+      ledger.push({ bookedAt: t, amounts: up });
+      h.holds.push({ bookedAt: t, left: [...up] });
+    }
+    // A window's give-back counts at the grant's own instant. A token bucket's takes back what the
+    // grant holds, newest booking first: what an extra charge booked at t and a refund then gave
+    // back was booked at t, not at the grant's instant (counting it there over-counted [t, now]).
+    const windows = actual.map((a, i) =>
+      back[i] === undefined ? -Math.max(0, h.grant.units[i]! - a) : 0,
+    );
+    if (windows.some((x) => x < 0)) ledger.push({ bookedAt: h.grant.at, amounts: windows });
+    back.forEach((b, i) => {
+      let rest = b ?? 0;
+      for (let k = h.holds.length - 1; k >= 0 && rest > 0; k--) {
+        const hold = h.holds[k]!;
+        const take = Math.min(rest, hold.left[i]!);
+        if (take <= 0) continue;
+        hold.left[i]! -= take;
+        rest -= take;
+        const amounts = actual.map((_, j) => (j === i ? -take : 0));
+        ledger.push({ bookedAt: hold.bookedAt, amounts });
+      }
+      // A bucket never gives back more than the grant holds (the model check says so too).
+      expect(rest, `token bucket l${i} gave back more than grant ${h.id} holds`).toBe(0);
+    });
   };
 
   for (const op of ops) {
