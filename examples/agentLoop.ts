@@ -10,10 +10,12 @@
 import OpenAI from 'openai';
 import { createLimiterSystem } from '../src/index.js';
 import { limitedFetch } from '../src/llm/fetch.js';
-import { startFakeProvider } from '../test/llm/fakeProvider.js';
+import { stampSent, startFakeProvider } from '../test/llm/fakeProvider.js';
 
-// Its window is half the limiter's: a call granted on time can still reach it late on a busy
-// machine (the test suite runs this example under load), and it must not count as over.
+// The stand-in judges each call at the instant it was sent (`stampSent` below marks it), not at
+// its arrival: on a busy machine (the test suite runs this example under load) calls granted a
+// second apart can arrive bunched, which says nothing of the limiter. Its window is half the
+// limiter's besides.
 const server = await startFakeProvider({ requests: { limit: 5, windowMs: 500 }, replyWords: 8 });
 
 const system = createLimiterSystem();
@@ -29,7 +31,9 @@ const openai = system.limiter('openai', {
 const client = new OpenAI({
   apiKey: 'sk-example',
   baseURL: `${server.url}/v1`,
-  fetch: limitedFetch({ limiter: openai }), // the only line tollgate adds to an SDK client
+  // The only line tollgate adds to an SDK client. `fetch: stampSent()` is for the stand-in
+  // server only; with the real API, `limitedFetch({ limiter: openai })`.
+  fetch: limitedFetch({ limiter: openai, fetch: stampSent() }),
   maxRetries: 2,
 });
 

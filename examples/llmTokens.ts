@@ -8,7 +8,9 @@ const system = createLimiterSystem();
 const openai = system.limiter('openai', {
   limits: [
     { limit: 60, interval: '1m' }, // requests per minute
-    { limit: 4_000, interval: '1m', dimension: 'tokens' }, // tokens per minute
+    // Tokens per minute, in a sliding window as providers count them: what the line below prints
+    // stays put for a minute (a token bucket would refill a little while the program runs).
+    { limit: 4_000, interval: '1m', dimension: 'tokens', algorithm: 'sliding-window' },
   ],
   concurrency: 2,
 });

@@ -7,6 +7,7 @@ import { createLimiterSystem, type Limiter } from '../src/index.js';
 
 const system = createLimiterSystem();
 const budget = system.limiter('anthropic', {
+  algorithm: 'sliding-window', // a budget counts what was used in the last minute, exactly
   limits: [
     { limit: 50, interval: '1m' },
     { limit: 20_000, interval: '1m', dimension: 'inputTokens' },

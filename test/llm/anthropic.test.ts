@@ -7,7 +7,13 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLimiterSystem, type LimiterOptions, type LimiterSystem } from '../../src/index.js';
+import {
+  VirtualClock,
+  createLimiterSystem,
+  type Clock,
+  type LimiterOptions,
+  type LimiterSystem,
+} from '../../src/index.js';
 import { limitedFetch } from '../../src/llm/fetch.js';
 import {
   startFakeAnthropic,
@@ -25,9 +31,9 @@ afterEach(async () => {
   system = fake = undefined;
 });
 
-async function setup(server: FakeAnthropicOptions, policy: LimiterOptions) {
+async function setup(server: FakeAnthropicOptions, policy: LimiterOptions, clock?: Clock) {
   fake = await startFakeAnthropic(server);
-  system = createLimiterSystem();
+  system = createLimiterSystem(clock === undefined ? {} : { clock });
   const limiter = system.limiter('anthropic', policy);
   const client = new Anthropic({
     apiKey: 'test',
@@ -84,7 +90,8 @@ describe('@anthropic-ai/sdk through limitedFetch', () => {
   });
 
   it('counts a countTokens call as one request and no tokens', async () => {
-    const { limiter, client, fake } = await setup({}, policy);
+    // Virtual time: the requests bucket refills one every 100 ms, and a loaded machine read 10.
+    const { limiter, client, fake } = await setup({}, policy, new VirtualClock());
     const counted = await client.messages.countTokens({
       model: 'claude-sonnet-4',
       messages: [{ role: 'user', content: 'How many tokens is this?' }],
