@@ -12,7 +12,8 @@ import { Observable as RxObservable } from 'rxjs/internal/Observable';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { KeyReading } from '../store.js';
 import type { Duration } from '../limiter/types.js';
-import { parseDuration } from '../limiter/units.js';
+import { onLimiter } from '../describe.js';
+import { readDuration } from '../limiter/units.js';
 import type { TollgateEmitter, TollgateEventName } from './events.js';
 
 /** KeyStats is one key's state as `stats()` and `stats$()` report it. */
@@ -65,7 +66,12 @@ export function keyStats$(
   options?: StatsOptions,
 ): Observable<KeyStats> {
   const everyMs =
-    options?.every === undefined ? null : parseDuration(options.every, 'stats$ every');
+    options?.every === undefined
+      ? null
+      : readDuration(options.every, {
+          where: onLimiter(limiter.name, 'stats$', key),
+          path: 'options.every',
+        });
   const { events, clock } = core;
   return new RxObservable<KeyStats>((subscriber) => {
     const unwatch = events.watch(); // facts are built only while somebody watches

@@ -210,6 +210,12 @@ const rows: Row[] = [
     message: `tollgate: run on limiter "api", key "k": options.timeout is "1.0005s" (a string), not a whole number of ms; expected ${TIMEOUT}`,
   },
   {
+    what: 'a stats$ period that is no duration',
+    call: ({ api }) => api.stats$('k', { every: -5 as never }),
+    message: `tollgate: stats$ on limiter "api", key "k": options.every is -5; expected ${DURATION}`,
+    path: 'options.every',
+  },
+  {
     what: 'a cost that is a number',
     call: ({ api }) => api.acquire('k', { cost: -1 as never }),
     message:
