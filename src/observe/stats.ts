@@ -30,7 +30,8 @@ export interface StatsOptions {
   readonly every?: Duration;
 }
 
-const CHANGES = [
+/** The events that change what a key's stats read. */
+export const CHANGES = [
   'granted',
   'queued',
   'timeout',

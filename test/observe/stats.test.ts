@@ -24,7 +24,7 @@ import {
   type StatsOptions,
 } from '../../src/index.js';
 import { parseDuration } from '../../src/limiter/units.js';
-import { keyStats$ } from '../../src/observe/stats.js';
+import { CHANGES, keyStats$ } from '../../src/observe/stats.js';
 
 type StatsSource = Parameters<typeof keyStats$>[0];
 type Core = Parameters<typeof keyStats$>[1];
@@ -38,18 +38,9 @@ function pipelineStats$(
 ): Observable<KeyStats> {
   const everyMs = options?.every === undefined ? null : parseDuration(options.every, 'every');
   const changes = merge(
-    ...(
-      [
-        'granted',
-        'queued',
-        'timeout',
-        'aborted',
-        'settled',
-        'released',
-        'cancelled',
-        'reset',
-      ] as const
-    ).map((t) => fromEvent(core.events, t) as Observable<{ limiter: string; key: string }>),
+    ...CHANGES.map(
+      (t) => fromEvent(core.events, t) as Observable<{ limiter: string; key: string }>,
+    ),
   ).pipe(filter((e) => e.limiter === limiter.name && e.key === key));
   const ticks =
     everyMs === null
