@@ -278,3 +278,85 @@ describe('units of another length (#10)', () => {
     );
   });
 });
+
+// Issue #18: a token bucket's refunds after settles that interleave with other grants. A grant's
+// mark is where its part of the queue ended; once the bucket has emptied and been booked again at
+// the grant's own instant, an extra charge of that grant must lower the mark to the back of the
+// new queue, or a later refund takes back capacity that has already drained.
+describe('refunds after interleaved settles never give back drained capacity (#18)', () => {
+  // 10 per second: a unit is 1,000 scaled, the bucket holds 10,000 and drains 10 per ms.
+  const p = compilePolicy({ limits: [{ name: 'rps', limit: 10, interval: '1s' }] });
+  const units = (n: number) => [n];
+
+  /**
+   * The issue's sequence at `t0`: X 5 and Y 3, refund X, A 2, refund Y, settle A to 0, B 1.
+   * Returns the state, A (0 units, its mark from before the bucket emptied) and B.
+   */
+  function staleMark(t0: number) {
+    const x = grant(p, initialState(p, t0), { requests: 5 }, t0); // used 5,000, mark 5,000
+    const y = grant(p, x.state, { requests: 3 }, t0); // used 8,000, mark 8,000
+    // X's part, [0, 5,000), is all there: 5,000 back; Y moves forward (refunded 5,000).
+    let s = refund(p, y.state, x.grant, t0);
+    expect(s.limits[0]).toEqual({ used: 3000, refunded: 5000, emptiedAt: t0 });
+    const a = grant(p, s, { requests: 2 }, t0); // used 5,000, mark 5,000 + 5,000 = 10,000
+    expect(a.grant.marks).toEqual([10_000]);
+    // Y's part ends at 8,000 − 5,000 = 3,000: all 3,000 back (refunded 8,000, used 2,000).
+    s = refund(p, a.state, y.grant, t0);
+    expect(s.limits[0]).toEqual({ used: 2000, refunded: 8000, emptiedAt: t0 });
+    // A's part ends at 10,000 − 8,000 = 2,000 = used: the bucket is empty again.
+    const zero = settle(p, s, a.grant, units(0), t0);
+    expect(zero.state.limits[0]).toEqual({ used: 0 });
+    // B books into the empty bucket at the same instant: the counter starts over, and A, booked
+    // at that instant too, is not cut off by emptiedAt. A's mark (10,000) is now stale.
+    const b = grant(p, zero.state, { requests: 1 }, t0);
+    expect(b.state.limits[0]).toEqual({ used: 1000, refunded: 0, emptiedAt: t0 });
+    expect(zero.grant.marks).toEqual([10_000]);
+    expect(b.grant.marks).toEqual([1000]);
+    return { state: b.state, a: zero.grant, b: b.grant };
+  }
+
+  it('lowers a stale mark on an extra charge, so a later refund gives back only what is left', () => {
+    const { state, a } = staleMark(0);
+    // A is charged 2 again: its 2,000 join the back, behind B. Its mark is lowered to the back
+    // of the queue, 1,000 + 2,000 + 0 refunded = 3,000.
+    const up = settle(p, state, a, units(2), 0);
+    expect(up.state.limits[0]).toEqual({ used: 3000, refunded: 0, emptiedAt: 0 });
+    expect(up.grant.marks).toEqual([3000]);
+    // At 200 the bucket drained 2,000: all of B's 1,000 and 1,000 of A's 2,000. C books 9.
+    const c = grant(p, up.state, { requests: 9 }, 200);
+    expect(c.state.limits[0]).toEqual({ used: 10_000, refunded: 0, emptiedAt: 0 });
+    // A's part ends at 3,000 − 0 − 10 × 200 = 1,000: that is all it gets back (not 2,000).
+    const back = settle(p, c.state, up.grant, units(0), 200);
+    expect(back.state.limits[0]).toEqual({ used: 9000, refunded: 1000, emptiedAt: 0 });
+    // So a cost of 2 does not fit at 200 (9,000 + 2,000 > 10,000): it waits 100 ms.
+    play(p, [{ at: 200, cost: 2, want: retry(100) }], back.state);
+  });
+
+  it('carries the back of the queue to the grant’s instant, counting refunds, when the charge comes later', () => {
+    const { state, a, b } = staleMark(1000);
+    // D 4 at 1000 behind B (used 5,000); B refunded at 1000 from the front: 1,000 back, D moves
+    // forward, so the counter grows (refunded 1,000, used 4,000).
+    const d = grant(p, state, { requests: 4 }, 1000);
+    const s = refund(p, d.state, b, 1000);
+    expect(s.limits[0]).toEqual({ used: 4000, refunded: 1000, emptiedAt: 1000 });
+    // A charged 2 at 1050: used 4,000 − 500 + 2,000 = 5,500. The back of the queue at 1050, in
+    // counter terms and carried back to A's instant 1000: 5,500 + 1,000 + 10 × 50 = 7,000.
+    const up = settle(p, s, a, units(2), 1050);
+    expect(up.state.limits[0]).toEqual({ used: 5500, refunded: 1000, emptiedAt: 1000 });
+    expect(up.grant.marks).toEqual([7000]);
+    // E books 3 behind A at 1050 (used 8,500). At 1500 the bucket drained 4,500: D's 3,500 and
+    // 1,000 of A's 2,000; A holds 1,000, E 3,000 (used 4,000).
+    const e = grant(p, up.state, { requests: 3 }, 1050);
+    // A's part ends at 7,000 − 1,000 − 10 × 500 = 1,000: exactly what it holds comes back.
+    const back = settle(p, e.state, up.grant, units(0), 1500);
+    expect(back.state.limits[0]).toEqual({ used: 3000, refunded: 2000, emptiedAt: 1000 });
+    play(
+      p,
+      [
+        { at: 1500, cost: 8, want: retry(100) }, // 3,000 + 8,000 − 10,000 = 1,000 over
+        { at: 1500, cost: 7, want: 'granted' },
+      ],
+      back.state,
+    );
+  });
+});

@@ -7,8 +7,10 @@ import {
   initialState,
   read,
   refund,
+  settle,
 } from '../../src/limiter/index.js';
 import { tokenBucket } from '../../src/limiter/tokenBucket.js';
+import { MAX_SCALED } from '../../src/limiter/validate.js';
 import type { KeyState, LimitSpec } from '../../src/limiter/index.js';
 import { play, retry } from './play.js';
 
@@ -176,6 +178,17 @@ describe('tokenBucket', () => {
       expect(tokenBucket.refund(L, s, units, 0, 250, 20_000, whole)).toEqual(want);
     });
 
+    // #18: with a clock that stepped back across a key that was dropped, a grant can carry an
+    // instant after the key's `now`. It was booked in a state that is gone: nothing to give back.
+    it('refund gives nothing to a grant booked after now (the key was dropped and rebuilt earlier)', () => {
+      // A 5 at 1000 into an empty bucket (mark 5,000); the key is dropped, the clock steps back to
+      // 500, and a new key is filled with 10 at 500 (emptiedAt 500).
+      const s = tb(10_000, 0, 500);
+      expect(tokenBucket.refund(L, s, 5, 1000, 500, 5000, true)).toBe(s);
+      // The same grant booked at 500 (the first 5 of the 10) is there, and gives back 5,000.
+      expect(tokenBucket.refund(L, s, 5, 500, 500, 5000, true)).toEqual(tb(5000, 5000, 500));
+    });
+
     it('refund gives nothing once the part has drained, or without a mark', () => {
       const s = tb(17_500);
       // mark 2,000: its part ended at 2,000 − 2,500 < 0 by 250.
@@ -189,6 +202,21 @@ describe('tokenBucket', () => {
       expect(tokenBucket.remark!(L, tb(19_500), 20_000, 0, 250)).toBe(20_000);
       expect(tokenBucket.remark!(L, tb(19_500), 30_000, 0, 250)).toBe(22_000);
     });
+
+    // #18: a grant booked at 100, charged extra at 200. The back of the queue at 200 is used +
+    // refunded = 8,000 in counter terms; carried back to 100 by the 10 × 100 drained since: 9,000.
+    // Adding the grant's instant instead of subtracting it (11,000) would let a refund over-admit;
+    // subtracting the refunds (3,000) would lose capacity.
+    it.each([
+      { mark: 20_000, want: 9000 }, // lowered to the back of the queue
+      { mark: 9000, want: 9000 }, // exactly the back: kept
+      { mark: 8999, want: 8999 }, // below it: kept, never raised
+    ])(
+      'remark at grant time 100 and now 200, with refunds, lowers mark $mark to $want',
+      ({ mark, want }) => {
+        expect(tokenBucket.remark!(L, tb(5000, 3000), mark, 100, 200)).toBe(want);
+      },
+    );
 
     it.each([
       { used: 0, want: { remaining: 20, resetMs: 0 } },
@@ -217,6 +245,47 @@ describe('tokenBucket', () => {
     expect(decide(q, afterRefund, one, 1000).ok).toBe(false);
   });
 
+  // #18: the refund counter only grows while the bucket never empties; marks are counted on it,
+  // so it is started over before it passes MAX_SCALED, and every grant booked until then gives
+  // back nothing more (emptiedAt just after the refund). Months of busy traffic get there; here a
+  // key restored from a snapshot is that far already.
+  describe('the refund counter starts over before marks leave exact integers', () => {
+    // G booked 20 at 0 at the back of the queue: its mark is the counter then plus 20,000. At 250
+    // the bucket drained 2,500; G settles from 20 to 15: 5,000 back.
+    const keyAt = (refunded: number): KeyState => ({
+      at: 250,
+      inFlight: 0,
+      limits: [{ used: 17_500, refunded, emptiedAt: 0 }],
+    });
+    const g = (refunded: number) => ({
+      at: 0,
+      units: [20],
+      slot: false,
+      marks: [refunded + 20_000],
+    });
+
+    it('keeps counting when the counter reaches MAX_SCALED exactly', () => {
+      const r = MAX_SCALED - 5000;
+      const s = settle(p, keyAt(r), g(r), [15], 250).state;
+      expect(s.limits[0]).toEqual({ used: 12_500, refunded: MAX_SCALED, emptiedAt: 0 });
+    });
+
+    it('starts over one unit past MAX_SCALED, and grants booked before give back nothing', () => {
+      const r = MAX_SCALED - 4999;
+      const moved = settle(p, keyAt(r), g(r), [15], 250);
+      // The 5,000 still come back; the counter starts over, and the cutoff is just after now.
+      expect(moved.state.limits[0]).toEqual({ used: 12_500, refunded: 0, emptiedAt: 251 });
+      // G's other 15 units (its part still holds 12,500) are not given back any more.
+      const again = settle(p, moved.state, moved.grant, [0], 250).state;
+      expect(again).toEqual(moved.state);
+      // A grant booked after the cutoff settles exactly on the new counter.
+      const d = decide(p, moved.state, [2], 251);
+      if (!d.ok) throw new Error('2 fit: 12,490 + 2,000 ≤ 20,000');
+      expect(d.grant.marks).toEqual([14_490]);
+      expect(refund(p, d.state, d.grant, 251)).toEqual(advance(p, moved.state, 251));
+    });
+  });
+
   // Refunds, row by row, on 10/s burst 20 (a unit is 1,000 scaled, the bucket drains 10 per ms):
   // a grant's part of the queue ends at its mark − (refunded since) − 10 × (ms since), and a
   // refund gives back at most that (see the header of tokenBucket.ts).
@@ -243,6 +312,16 @@ describe('tokenBucket', () => {
       const s = refund(p, state, grants[0]!, 500);
       expect(s.limits[0]).toEqual({ used: 15_000, refunded: 0, emptiedAt: 0 });
       play(p, [{ at: 500, cost: 6, want: retry(100) }], s); // ⌈(15,000 + 6,000 − 20,000) / 10⌉
+    });
+
+    it('no refund for a grant booked in the key’s future (#18)', () => {
+      // A 5 at 1000 (mark 5,000). Its key is dropped, the clock steps back to 500, and the key,
+      // built anew, is filled with 20 at 500. A's refund at 500 must not take 5,000 of B's.
+      const { grants } = scene([{ at: 1000, cost: 5 }]);
+      const { state } = scene([{ at: 500, cost: 20 }]);
+      const s = refund(p, state, grants[0]!, 500);
+      expect(s).toEqual(state);
+      play(p, [{ at: 500, cost: 1, want: retry(100) }], s);
     });
 
     it('a late refund after the bucket emptied and was booked again gives nothing back', () => {
