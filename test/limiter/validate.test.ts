@@ -6,6 +6,7 @@ import {
 } from '../../src/errors.js';
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
 import type { CostSpec, PolicySpec } from '../../src/limiter/index.js';
+import { MAX_INTERVAL_MS } from '../../src/limiter/units.js';
 import { MAX_SCALED, MAX_UNITS } from '../../src/limiter/validate.js';
 
 /** Run `f`, expect it to throw, and return what it threw. */
@@ -429,5 +430,96 @@ describe('compileCost', () => {
 
   it('allows a cost above capacity when not capped (settle: actual usage)', () => {
     expect(compileCost(p, { tokens: 5000 }, 'settle', false)).toEqual([1, 5000]);
+  });
+});
+
+// #18. These assert the error's class and code, and at most that the message names the field:
+// the wording of validate.ts's messages is not pinned here.
+describe('what compilePolicy and compileCost refuse and accept, by type and at every edge (#18)', () => {
+  function expectRefused(f: () => unknown, field?: string): void {
+    const e = thrown(f);
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect((e as InvalidArgumentError).code).toBe('INVALID_ARGUMENT');
+    if (field !== undefined) expect((e as Error).message).toContain(field);
+  }
+
+  it.each([
+    ['undefined', undefined],
+    ['a number', 5],
+    ['a string', 'limits'],
+    ['null', null],
+    ['an object without limits', {}],
+  ])('refuses a policy that is %s with InvalidArgumentError, not a TypeError', (_what, bad) => {
+    expectRefused(() => compilePolicy(spec(bad)));
+  });
+
+  it.each([
+    ['null', null],
+    ['undefined', undefined],
+    ['a string', 'rps'],
+  ])('refuses a limit entry that is %s with InvalidArgumentError', (_what, entry) => {
+    expectRefused(
+      () => compilePolicy(spec({ limits: [{ limit: 1, interval: '1s' }, entry] })),
+      'limit',
+    );
+  });
+
+  it.each([
+    ['a number', 5],
+    ['an object', { name: 'tokens' }],
+    ['true', true],
+  ])('refuses a dimension that is %s', (_what, dimension) => {
+    expectRefused(() => compilePolicy(one({ dimension })), 'dimension');
+  });
+
+  it.each([
+    ['a number', 5],
+    ['an object', { first: 'rps' }],
+    ['true', true],
+  ])('refuses a name that is %s', (_what, name) => {
+    expectRefused(() => compilePolicy(one({ name })), 'name');
+  });
+
+  it('a limit that counts a custom dimension charges it (a dimension is a string key)', () => {
+    const p = compilePolicy({ limits: [{ limit: 3, interval: '1s', dimension: 'images' }] });
+    expect(compileCost(p, { images: 2 })).toEqual([2]);
+  });
+
+  it.each<[string, Record<string, unknown>, Record<string, unknown>?]>([
+    ['limit 1', { limit: 1 }],
+    ['burst 1', { burst: 1 }],
+    ['an interval of 1 ms', { interval: 1 }],
+    ["an interval of '1ms'", { interval: '1ms' }],
+    ['an interval of 366 days in ms', { limit: 1, interval: MAX_INTERVAL_MS }],
+    ['concurrency 1', {}, { concurrency: 1 }],
+  ])('accepts %s, the low or high edge of its range', (_what, limit, rest) => {
+    expect(() => compilePolicy(one(limit, rest))).not.toThrow();
+  });
+
+  it.each<[string, Record<string, unknown>, Record<string, unknown>?, string?]>([
+    ['limit 0', { limit: 0 }, undefined, 'limit'],
+    ['burst 0', { burst: 0 }, undefined, 'burst'],
+    ['an interval of 0 ms', { interval: 0 }, undefined, 'interval'],
+    [
+      'an interval of 366 days + 1 ms',
+      { limit: 1, interval: MAX_INTERVAL_MS + 1 },
+      undefined,
+      'interval',
+    ],
+    ['concurrency 0', {}, { concurrency: 0 }, 'concurrency'],
+  ])('refuses %s, one past the edge', (_what, limit, rest, field) => {
+    expectRefused(() => compilePolicy(one(limit, rest)), field);
+  });
+
+  it('accepts a cost of 0 and of MAX_UNITS (2^40) in a dimension, and refuses one more or one less', () => {
+    const p = compilePolicy({
+      limits: [{ limit: 10, interval: '1s', dimension: 'tokens' }],
+    });
+    expect(compileCost(p, { tokens: 0 })).toEqual([0]);
+    // Above the capacity, so only a settle (uncapped) takes it.
+    expect(compileCost(p, { tokens: MAX_UNITS }, 'settle', false)).toEqual([MAX_UNITS]);
+    expect(compileCost(p, { inputTokens: MAX_UNITS }, 'settle', false)).toEqual([MAX_UNITS]);
+    expectRefused(() => compileCost(p, { tokens: MAX_UNITS + 1 }, 'settle', false), 'tokens');
+    expectRefused(() => compileCost(p, { tokens: -1 }), 'tokens');
   });
 });
