@@ -10,7 +10,11 @@
  *
  * The memory store's key cache (the entry a key actor keeps, so the store skips a lookup) is
  * checked the same way: a store used through a cache agrees with one used without, whatever
- * drops, sweeps, forgets or restores happen in between.
+ * drops, sweeps, forgets or restores happen in between. Both stores share every helper (`isFull`,
+ * `isIdle`, the in-place arithmetic), so agreeing with each other proves nothing about those:
+ * the store is also checked against the reference model (test/props/model.ts), which shares no
+ * code with src/limiter. Its readings must be the model's, it never drops a key the model says
+ * still holds something, and after a sweep it keeps exactly those keys (#18).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -41,7 +45,8 @@ import type {
 } from '../../src/limiter/index.js';
 import type { KeyCache, StoreDecision, StoreGrant } from '../../src/store.js';
 import { MemoryStore } from '../../src/memory/memoryStore.js';
-import { acquireCost, settleCost } from './harness.js';
+import { acquireCost, settleCost, usedOf } from './harness.js';
+import { KeyModel } from './model.js';
 import { RUNS, scheduleArb, type Op } from './schedule.js';
 
 interface Held {
@@ -245,11 +250,29 @@ describe('memory store key cache', () => {
           const cachedStore = new MemoryStore();
           const keys = ['a', 'b'];
           const caches: KeyCache[] = keys.map(() => ({ storeEntry: undefined }));
-          const grants: { key: number; plain: StoreGrant; cached: StoreGrant }[] = [];
           let now = 1000;
+          // The reference model of each key; a reset starts the key's model over.
+          const models = keys.map(() => new KeyModel(policy, now));
+          const grants: {
+            key: number;
+            plain: StoreGrant;
+            cached: StoreGrant;
+            /** The grant's id in its key's model. */
+            id: number;
+            /** Booked before its key was reset: it holds nothing, an extra charge still books. */
+            dead: boolean;
+          }[] = [];
           let n = 0;
           const outcome = (d: StoreDecision) =>
             d.ok ? { ok: true, at: d.grant.at, marks: d.grant.marks } : d;
+          /** The store's `used` of `key` at `now`, in the core's scale (0 when it holds nothing). */
+          const usedIn = (key: string): number => {
+            const kept = plainStore.snapshot(now).keys[key];
+            return kept === undefined ? 0 : usedOf(kept.state.limits[0]!);
+          };
+          /** Whether the model says the key holds nothing: every limit empty, no slot held. */
+          const idle = (m: KeyModel): boolean =>
+            m.inFlight === 0 && m.used(now).every((u) => u === 0);
           for (const op of ops) {
             switch (op.kind) {
               case 'wait':
@@ -267,7 +290,19 @@ describe('memory store key cache', () => {
                 const p = plainStore.decideOne(key, policy, req, now);
                 const c = cachedStore.decideOne(key, policy, req, now, caches[op.key]);
                 expect(outcome(c)).toEqual(outcome(p));
-                if (p.ok && c.ok) grants.push({ key: op.key, plain: p.grant, cached: c.grant });
+                const m = models[op.key]!.decide(units, now, req.slot);
+                expect(p.ok ? { ok: true, at: p.grant.at } : p).toEqual(
+                  m.ok ? { ok: true, at: m.at } : m,
+                );
+                if (p.ok && c.ok && m.ok) {
+                  grants.push({
+                    key: op.key,
+                    plain: p.grant,
+                    cached: c.grant,
+                    id: m.id,
+                    dead: false,
+                  });
+                }
                 break;
               }
               case 'settle':
@@ -275,13 +310,28 @@ describe('memory store key cache', () => {
                 if (grants.length === 0) break;
                 const g = grants[op.pick % grants.length]!;
                 const key = keys[g.key]!;
+                const model = models[g.key]!;
                 if (op.kind === 'release') {
                   plainStore.release(key, policy, g.plain, now);
                   cachedStore.release(key, policy, g.cached, now);
+                  if (!g.dead && g.plain.slot) model.release();
                 } else {
                   const actual = policy.limits.map(() => op.units);
+                  const before = usedIn(key);
                   plainStore.settle(key, policy, g.plain, actual, now);
                   cachedStore.settle(key, policy, g.cached, actual, now);
+                  const booked = g.plain.units;
+                  if (g.dead) {
+                    // Only the extra charge: the grant's units went with the reset.
+                    const to = actual.map((a, i) => Math.max(a, booked[i]!));
+                    model.settle(g.id, g.plain.at, booked, to, now);
+                  } else {
+                    // What a token bucket gave back is the store's to choose (at most what the
+                    // grant still holds, exactly that when the model says so): the model checks it.
+                    const tb = policy.limits[0]!.algorithm === 'token-bucket';
+                    const back = tb && actual[0]! < booked[0]! ? before - usedIn(key) : undefined;
+                    model.settle(g.id, g.plain.at, booked, actual, now, [back]);
+                  }
                 }
                 grants.splice(op.pick % grants.length, 1);
                 break;
@@ -289,6 +339,8 @@ describe('memory store key cache', () => {
               case 'reset':
                 plainStore.reset(keys[op.key]!);
                 cachedStore.reset(keys[op.key]!);
+                models[op.key] = new KeyModel(policy, now);
+                for (const g of grants) if (g.key === op.key) g.dead = true;
                 break;
               case 'forget':
                 plainStore.forget(keys[op.key]!, now);
@@ -306,13 +358,28 @@ describe('memory store key cache', () => {
                 plainStore.restore(p);
                 cachedStore.restore(c);
                 grants.length = 0; // slots are not carried by snapshots
+                // A restore replaces the keys the snapshot names (without their slots), and only
+                // those: a key that held nothing but slots is not in it, and keeps them.
+                keys.forEach((key, k) => {
+                  if (key in p.keys) models[k]!.inFlight = 0;
+                });
                 break;
               }
             }
-            for (const key of keys) {
-              expect(cachedStore.read(key, policy, now)).toEqual(plainStore.read(key, policy, now));
-            }
+            keys.forEach((key, k) => {
+              const r = plainStore.read(key, policy, now);
+              expect(cachedStore.read(key, policy, now)).toEqual(r);
+              const m = models[k]!;
+              expect({
+                limits: r.limits.map(({ remaining, resetMs }) => ({ remaining, resetMs })),
+                inFlight: r.inFlight,
+              }).toEqual({ limits: m.read(now), inFlight: m.inFlight });
+            });
             expect(cachedStore.size).toBe(plainStore.size);
+            // A key that holds something is never dropped; after a sweep, no other key is kept.
+            const holding = models.filter((m) => !idle(m)).length;
+            if (op.kind === 'sweep') expect(plainStore.size).toBe(holding);
+            else expect(plainStore.size).toBeGreaterThanOrEqual(holding);
           }
         },
       ),
