@@ -70,6 +70,7 @@ function adjust(
     const delta = actual[i]! - grant.units[i]!;
     const ls = s.limits[i]!;
     const mark = marks?.[i] ?? 0;
+    // Stryker disable next-line EqualityOperator: a refund of 0 units returns the state itself
     if (delta < 0) return alg.refund(limit, ls, -delta, grant.at, s.at, mark, actual[i] === 0);
     if (delta > 0) {
       const after = alg.book(limit, ls, delta, s.at);

@@ -332,6 +332,19 @@ describe('refunds after interleaved settles never give back drained capacity (#1
     play(p, [{ at: 200, cost: 2, want: retry(100) }], back.state);
   });
 
+  it('changes neither the state nor the grant’s mark when settled at the units it holds', () => {
+    // A holds 0 units with a stale mark. Settling it at 0 is no event: the mark stays 10,000. Were
+    // it lowered to the back of the queue now (1,000), a later extra charge could not raise it to
+    // where that charge really ends, and A's refunds would give back less than A holds.
+    const { state, a } = staleMark(0);
+    const same = settle(p, state, a, units(0), 0);
+    expect(same.state).toEqual(state);
+    expect(same.grant).toEqual(a);
+    const c = grant(p, state, { requests: 5 }, 0); // behind B: the back is at 6,000
+    const up = settle(p, c.state, same.grant, units(2), 0);
+    expect(up.grant.marks).toEqual([8000]);
+  });
+
   it('carries the back of the queue to the grant’s instant, counting refunds, when the charge comes later', () => {
     const { state, a, b } = staleMark(1000);
     // D 4 at 1000 behind B (used 5,000); B refunded at 1000 from the front: 1,000 back, D moves
