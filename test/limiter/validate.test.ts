@@ -496,7 +496,7 @@ describe('what compilePolicy and compileCost refuse and accept, by type and at e
     expect(() => compilePolicy(one(limit, rest))).not.toThrow();
   });
 
-  it.each<[string, Record<string, unknown>, Record<string, unknown>?, string?]>([
+  it.each<[string, Record<string, unknown>, Record<string, unknown> | undefined, string]>([
     ['limit 0', { limit: 0 }, undefined, 'limit'],
     ['burst 0', { burst: 0 }, undefined, 'burst'],
     ['an interval of 0 ms', { interval: 0 }, undefined, 'interval'],
