@@ -7,7 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, type AlgorithmName } from '../../src/limiter/index.js';
-import { MemoryStore } from '../../src/memory/memoryStore.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { MemoryStore, type MemorySnapshot } from '../../src/memory/memoryStore.js';
+import { PAUSED, type StoreDecision, type StoreGrant } from '../../src/store.js';
 
 const ALGORITHMS: AlgorithmName[] = ['token-bucket', 'sliding-window', 'fixed-window'];
 const req = (id: string) => ({ id, units: [1], slot: false, leaseMs: null });
@@ -51,5 +53,188 @@ describe('memory store sweep (#18)', () => {
     expect(store.size).toBe(1);
     store.forget('j', 2000);
     expect(store.size).toBe(0);
+  });
+});
+
+describe('memory store pauses', () => {
+  const policy = compilePolicy({ limits: [{ name: 'rps', limit: 100, interval: '1s' }] });
+
+  it('refuses every request of a paused key with the time left, until the pause ends', () => {
+    const store = new MemoryStore();
+    store.pause('k', 500, 100); // until 600
+    expect(store.decideOne('k', policy, req('a'), 200)).toEqual({
+      ok: false,
+      retryAfterMs: 400,
+      limit: PAUSED,
+    });
+    expect(store.decideOne('j', policy, req('b'), 200).ok).toBe(true); // other keys go on
+    expect(store.decideOne('k', policy, req('c'), 599)).toMatchObject({ retryAfterMs: 1 });
+    expect(store.decideOne('k', policy, req('d'), 600).ok).toBe(true);
+  });
+
+  it('refuses a batch whole: one refusal per request, or one for a queue', () => {
+    const store = new MemoryStore();
+    store.pause('k', 300, 0);
+    const refused = { ok: false, retryAfterMs: 200, limit: PAUSED };
+    const batch = [req('a'), req('b')];
+    expect(store.decide('k', policy, batch, 'each', 100)).toEqual([refused, refused]);
+    expect(store.decide('k', policy, batch, 'queue', 100)).toEqual([refused]);
+    expect(store.decide('k', policy, batch, 'each', 300).map((d) => d.ok)).toEqual([true, true]);
+  });
+
+  it('never shortens a pause, and lengthens it', () => {
+    const store = new MemoryStore();
+    store.pause('k', 500, 0);
+    store.pause('k', 100, 0);
+    expect(store.decideOne('k', policy, req('a'), 400)).toMatchObject({ retryAfterMs: 100 });
+    store.pause('k', 1000, 0);
+    expect(store.decideOne('k', policy, req('b'), 400)).toMatchObject({ retryAfterMs: 600 });
+  });
+
+  it('clears an ended pause where the key is written back, so a clock stepping back is not paused again', () => {
+    const store = new MemoryStore();
+    store.pause('k', 500, 0);
+    store.read('k', policy, 600); // a read writes nothing: the ended pause stays
+    expect(store.decideOne('k', policy, req('a'), 300)).toMatchObject({ limit: PAUSED });
+    expect(store.decideOne('k', policy, req('b'), 600).ok).toBe(true); // a grant writes: cleared
+    expect(store.decideOne('k', policy, req('c'), 300).ok).toBe(true);
+  });
+
+  it.each(['settle', 'cancel'] as const)('a %s after the pause ended clears it', (how) => {
+    const store = new MemoryStore();
+    const d = store.decideOne('k', policy, req('a'), 0);
+    if (!d.ok) throw new Error('granted on an empty key');
+    store.pause('k', 500, 0);
+    if (how === 'settle') store.settle('k', policy, d.grant, [2], 600);
+    else store.cancel('k', policy, d.grant, 600);
+    expect(store.decideOne('k', policy, req('b'), 300).ok).toBe(true);
+  });
+
+  it('keeps the entry of a paused key that holds nothing until the pause ends', () => {
+    const store = new MemoryStore();
+    const d = store.decideOne('k', policy, req('a'), 0);
+    if (!d.ok) throw new Error('granted on an empty key');
+    store.pause('k', 500, 0);
+    store.cancel('k', policy, d.grant, 100); // the key holds nothing, but is paused
+    expect(store.size).toBe(1);
+    store.sweep(400);
+    expect(store.decideOne('k', policy, req('b'), 400)).toMatchObject({ retryAfterMs: 100 });
+    store.sweep(500); // the pause ended and the key holds nothing: both go
+    expect(store.size).toBe(0);
+    expect(store.decideOne('k', policy, req('c'), 300).ok).toBe(true);
+  });
+
+  it('reset ends a pause', () => {
+    const store = new MemoryStore();
+    store.pause('k', 500, 0);
+    store.reset('k');
+    expect(store.decideOne('k', policy, req('a'), 100).ok).toBe(true);
+  });
+
+  it('estimates a paused key from the end of its pause', () => {
+    const store = new MemoryStore();
+    const one = compilePolicy({ limits: [{ name: 'rps', limit: 1, interval: '1s' }] });
+    expect(store.estimate('k', one, [[1], [1]], 0)).toBe(1000);
+    store.pause('k', 300, 0);
+    // The first fits at 300, the second 1,000 ms after it.
+    expect(store.estimate('k', one, [[1], [1]], 0)).toBe(1300);
+    expect(store.estimate('k', one, [], 100)).toBe(200);
+  });
+});
+
+describe('memory store snapshots, epochs and slots', () => {
+  const policy = compilePolicy({
+    limits: [{ name: 'rps', limit: 2, interval: '1s' }],
+    concurrency: 2,
+  });
+  const slotted = (id: string) => ({ id, units: [1], slot: true, leaseMs: null });
+  const granted = (d: StoreDecision): StoreGrant => {
+    if (!d.ok) throw new Error(`refused: ${d.limit}`);
+    return d.grant;
+  };
+
+  it('snapshots the keys that hold units, advanced to now, without slots', () => {
+    // 2 per second: a unit is 1,000 scaled, the bucket drains 2 per ms.
+    const store = new MemoryStore();
+    granted(store.decideOne('a', policy, slotted('1'), 0));
+    granted(store.decideOne('b', policy, slotted('2'), 0));
+    granted(store.decideOne('b', policy, slotted('3'), 0));
+    // At 600 a holds nothing but its slot; b's bucket drained 1,200 of 2,000.
+    const snapshot = store.snapshot(600);
+    expect(snapshot).toEqual({
+      version: 1,
+      keys: {
+        b: {
+          policy,
+          state: { at: 600, inFlight: 0, limits: [{ used: 800, refunded: 0, emptiedAt: 0 }] },
+        },
+      },
+    });
+    const copy = new MemoryStore(snapshot);
+    expect(copy.size).toBe(1);
+    // 1 unit fits (1,200 free); 800 more drain in 400 ms.
+    expect(copy.read('b', policy, 600)).toMatchObject({
+      at: 600,
+      limits: [{ remaining: 1, resetMs: 400 }],
+      inFlight: 0,
+    });
+    expect(store.read('b', policy, 600)).toMatchObject({
+      limits: [{ remaining: 1, resetMs: 400 }],
+    });
+  });
+
+  it.each([
+    ['null', null],
+    ['a number', 1],
+    ['another version', { version: 2, keys: {} }],
+    ['no keys', { version: 1 }],
+  ])('refuses to restore %s', (_what, snapshot) => {
+    const store = new MemoryStore();
+    expect(() => store.restore(snapshot as unknown as MemorySnapshot)).toThrow(
+      InvalidArgumentError,
+    );
+  });
+
+  it('gives a grant from before a restore nothing back, and frees none of its slot', () => {
+    const store = new MemoryStore();
+    const g = granted(store.decideOne('k', policy, slotted('1'), 0));
+    granted(store.decideOne('k', policy, slotted('2'), 0));
+    store.restore(store.snapshot(0)); // the key anew: 2 units, no slot
+    store.cancel('k', policy, g, 0);
+    expect(store.read('k', policy, 0)).toMatchObject({ inFlight: 0, limits: [{ remaining: 0 }] });
+  });
+
+  it('frees a slot only for a grant of the entry that counts it', () => {
+    const store = new MemoryStore();
+    const a = granted(store.decideOne('k', policy, slotted('1'), 0));
+    const b = granted(store.decideOne('k', policy, slotted('2'), 0));
+    expect(store.decideOne('k', policy, slotted('3'), 1000)).toMatchObject({
+      limit: 'concurrency',
+    });
+    store.release('k', policy, { ...a, slot: false }, 1000); // holds no slot: nothing freed
+    store.release('k', policy, { at: 0, units: [1], slot: true }, 1000); // no epoch: nothing
+    expect(store.read('k', policy, 1000).inFlight).toBe(2);
+    store.release('k', policy, a, 1000);
+    expect(store.read('k', policy, 1000).inFlight).toBe(1);
+    store.reset('k'); // a new entry: b's slot is not counted in it
+    const c = granted(store.decideOne('k', policy, slotted('4'), 1000));
+    store.release('k', policy, b, 1000);
+    expect(store.read('k', policy, 1000).inFlight).toBe(1);
+    store.release('k', policy, { ...c, epoch: c.epoch! + 1 }, 1000); // an epoch to come: nothing
+    expect(store.read('k', policy, 1000).inFlight).toBe(1);
+    store.release('k', policy, c, 1000);
+    expect(store.read('k', policy, 1000).inFlight).toBe(0);
+    store.release('gone', policy, c, 1000); // a key without an entry: nothing to do
+  });
+
+  it('forgets a key on eviction only once it holds nothing', () => {
+    const store = new MemoryStore();
+    const g = granted(store.decideOne('k', policy, slotted('1'), 0));
+    store.forget('k', 5000); // back at full capacity, but a slot is held
+    expect(store.size).toBe(1);
+    store.release('k', policy, g, 5000);
+    store.forget('k', 5000);
+    expect(store.size).toBe(0);
+    store.forget('k', 5000); // nothing left to forget
   });
 });
