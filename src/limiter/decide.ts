@@ -77,6 +77,7 @@ export function decide(
   // Commit: book every limit, and take the grant's marks (token buckets only; see GrantRecord).
   // advance() made a fresh array when some limit refilled: book into it rather than another.
   const booked: LimitState[] =
+    // Stryker disable next-line ConditionalExpression,ArrayDeclaration: which array is written changes no value (an allocation saved)
     s.limits !== state.limits ? (s.limits as LimitState[]) : new Array<LimitState>(limits.length);
   let marks: number[] | undefined;
   for (let i = 0; i < limits.length; i++) {

@@ -20,6 +20,7 @@ import type { FixedWindowState, Limit, Ms } from './types.js';
  */
 export function windowsPassed(limit: Limit, start: Ms, now: Ms): number {
   const elapsed = now - start;
+  // Stryker disable next-line ConditionalExpression: a shortcut: 0 ≤ elapsed < interval floors to 0 as well
   return elapsed < limit.intervalMs ? 0 : Math.floor(elapsed / limit.intervalMs);
 }
 

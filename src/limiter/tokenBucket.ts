@@ -46,14 +46,17 @@ function filled(used: number, refunded: number, emptiedAt: Ms | undefined): Toke
  * plain numbers, shared with the in-place decision (inPlace.ts).
  */
 export function drainedUsed(limit: Limit, used: number, from: Ms, now: Ms): number {
+  // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: a shortcut: used 0 drains to 0, and no caller passes now < from (at now = from nothing drains)
   if (used === 0 || now <= from) return used;
   const drained = limit.limit * (now - from);
+  // Stryker disable next-line EqualityOperator: drained = used gives used − drained = 0 as well
   return drained >= used ? 0 : used - drained;
 }
 
 /** Ms until `units` fit a bucket holding `used` (scaled): `waitMs` on plain numbers. */
 export function waitForUsed(limit: Limit, used: number, units: number): Ms {
   const over = used + units * limit.intervalMs - limit.capacity * limit.intervalMs;
+  // Stryker disable next-line EqualityOperator: over = 0 gives ⌈0 / limit⌉ = 0 as well
   return over <= 0 ? 0 : Math.ceil(over / limit.limit);
 }
 
@@ -113,6 +116,7 @@ export const tokenBucket: LimitAlgorithm<TokenBucketState> = {
   read(limit, s) {
     const free = limit.capacity * limit.intervalMs - s.used;
     return {
+      // Stryker disable next-line EqualityOperator: free = 0 gives ⌊0 / interval⌋ = 0 as well
       remaining: free <= 0 ? 0 : Math.floor(free / limit.intervalMs),
       resetMs: Math.ceil(s.used / limit.limit),
     };

@@ -88,3 +88,24 @@ describe('units of another length (#10)', () => {
     expect(decideInPlace(p, owned, [1, 10], 5)).toBeUndefined();
   });
 });
+
+describe('decide: the grant record', () => {
+  it('carries marks only when the policy has a token bucket (absent, not undefined, otherwise)', () => {
+    const windows = compilePolicy({
+      limits: [{ limit: 2, interval: '1s' }],
+      algorithm: 'fixed-window',
+    });
+    const d = decide(windows, initialState(windows, 0), [1], 0);
+    if (!d.ok) throw new Error('expected a grant');
+    expect(Object.keys(d.grant).sort()).toEqual(['at', 'slot', 'units']);
+    const mixed = compilePolicy({
+      limits: [
+        { name: 'w', limit: 2, interval: '1s', algorithm: 'sliding-window' },
+        { name: 'b', limit: 2, interval: '1s' },
+      ],
+    });
+    const m = decide(mixed, initialState(mixed, 0), [1, 2], 0);
+    if (!m.ok) throw new Error('expected a grant');
+    expect(m.grant.marks).toEqual([0, 2000]); // a window's mark is 0
+  });
+});

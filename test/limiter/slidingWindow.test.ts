@@ -108,6 +108,11 @@ describe('slidingWindow', () => {
       expect(slidingWindow.refund(F, later, 2, 0, 1150)).toBe(later);
     });
 
+    it('refund of 0 units returns the state itself', () => {
+      const s = { used: 3, log: [200, 1, 250, 2] };
+      expect(slidingWindow.refund(F, s, 0, 250, 300)).toBe(s);
+    });
+
     it('refund of the last entry leaves an empty log', () => {
       expect(slidingWindow.refund(F, { used: 1, log: [200, 1] }, 1, 200, 300)).toEqual({
         used: 0,

@@ -189,6 +189,22 @@ describe('tokenBucket', () => {
       expect(tokenBucket.refund(L, s, 5, 500, 500, 5000, true)).toEqual(tb(5000, 5000, 500));
     });
 
+    it('refund returns the state itself when it gives nothing: 0 units, an empty bucket, a part drained to its end', () => {
+      const s = tb(17_500);
+      expect(tokenBucket.refund(L, s, 0, 0, 250, 20_000, true)).toBe(s);
+      const empty = { used: 0 };
+      expect(tokenBucket.refund(L, empty, 3, 250, 250, 3000, true)).toBe(empty);
+      // mark 2,500: its part ends at 2,500 − 10 × 250 = 0, exactly drained.
+      expect(tokenBucket.refund(L, s, 2, 0, 250, 2500, true)).toBe(s);
+    });
+
+    it('refund without `whole` takes the units as a part of the grant: the counter grows', () => {
+      // 3 of a grant at the back of the queue (its part ends at 17,500 = used): had they been the
+      // whole grant, nothing behind would move and the counter would stay.
+      expect(tokenBucket.refund(L, tb(17_500), 3, 0, 250, 20_000)).toEqual(tb(14_500, 3000));
+      expect(tokenBucket.refund(L, tb(17_500), 3, 0, 250, 20_000, true)).toEqual(tb(14_500));
+    });
+
     it('refund gives nothing once the part has drained, or without a mark', () => {
       const s = tb(17_500);
       // mark 2,000: its part ended at 2,000 − 2,500 < 0 by 250.
@@ -355,6 +371,23 @@ describe('tokenBucket', () => {
         ],
         s,
       );
+    });
+
+    it('a whole grant refunded from the front of the queue moves the grants behind it forward', () => {
+      // A 5, B 3, C 2 at 0 (marks 5,000, 8,000, 10,000). A back whole at 0: 5,000, but B and C
+      // move forward, so the counter grows (refunded 5,000) even though all of A came back.
+      const { state, grants } = scene([
+        { at: 0, cost: 5 },
+        { at: 0, cost: 3 },
+        { at: 0, cost: 2 },
+      ]);
+      const s1 = refund(p, state, grants[0]!, 0);
+      expect(s1.limits[0]).toEqual({ used: 5000, refunded: 5000, emptiedAt: 0 });
+      // At 300 the bucket drained 3,000: all of B. B's part ends at 8,000 − 5,000 − 3,000 = 0:
+      // nothing back, and C's 2,000 stay (giving B 2,000 would free C's units).
+      const s2 = refund(p, s1, grants[1]!, 300);
+      expect(s2.limits[0]).toEqual({ used: 2000, refunded: 5000, emptiedAt: 0 });
+      expect(remaining(s2, 300)).toBe(18);
     });
 
     it('an earlier grant refunded first moves a later one forward: both exact', () => {
