@@ -212,7 +212,7 @@ describe('memory store snapshots, epochs and slots', () => {
       limit: 'concurrency',
     });
     store.release('k', policy, { ...a, slot: false }, 1000); // holds no slot: nothing freed
-    store.release('k', policy, { at: 0, units: [1], slot: true }, 1000); // no epoch: nothing
+    store.release('k', policy, { id: 'x', at: 0, units: [1], slot: true }, 1000); // no epoch: nothing
     expect(store.read('k', policy, 1000).inFlight).toBe(2);
     store.release('k', policy, a, 1000);
     expect(store.read('k', policy, 1000).inFlight).toBe(1);
