@@ -37,6 +37,7 @@ export function advance(policy: Policy, state: KeyState, now: Ms): KeyState {
     const limit = limits[i]!;
     const before = state.limits[i]!;
     const after = algorithmOf(limit).advance(limit, before, state.at, now);
+    // Stryker disable next-line ConditionalExpression: copying the array when nothing changed changes no value (an allocation saved)
     if (after !== before) {
       next ??= state.limits.slice();
       next[i] = after;
@@ -73,7 +74,9 @@ export function rebase(from: Policy, to: Policy, state: KeyState, now: Ms): KeyS
     const i = from.limits.findIndex(
       (l) => l.name === limit.name && l.algorithm === limit.algorithm,
     );
+    // Stryker disable next-line ConditionalExpression: limits[-1] is undefined as well
     const old = i < 0 ? undefined : from.limits[i]!;
+    // Stryker disable next-line ConditionalExpression: limits[-1] is undefined as well
     const st = i < 0 ? undefined : s.limits[i]!;
     if (old === undefined || st === undefined) return algorithmOf(limit).init(limit, s.at);
     if (limit.algorithm === 'token-bucket' && 'used' in st) {
