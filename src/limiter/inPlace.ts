@@ -90,6 +90,7 @@ export function ownLimits(policy: Policy, state: KeyState): OwnedLimitState[] {
 
 function ownLimit(limit: Limit, s: LimitState): OwnedLimitState {
   if (limit.algorithm !== 'token-bucket') return copyWindow(limit, s);
+  // Stryker disable next-line UnaryOperator: overwritten by writeTokenBucket just below
   const owned: OwnedTokenBucket = { used: 0, refunded: 0, emptiedAt: -Infinity };
   writeTokenBucket(owned, s as TokenBucketState);
   return owned;
@@ -107,9 +108,11 @@ function copyWindow(limit: Limit, s: LimitState): OwnedSlidingWindow | OwnedFixe
 
 /** Writes a pure bucket state into an owned one (an empty bucket has no counters or cutoff). */
 function writeTokenBucket(owned: OwnedTokenBucket, from: TokenBucketState): void {
+  // Stryker disable next-line ConditionalExpression: a pure empty bucket is { used: 0 }, whose absent counters default to the same
   const empty = from.used === 0;
   owned.used = from.used;
   owned.refunded = empty ? 0 : (from.refunded ?? 0);
+  // Stryker disable next-line UnaryOperator: while used is 0 the cutoff is never read, and a booking into the empty bucket sets it
   owned.emptiedAt = empty ? -Infinity : (from.emptiedAt ?? -Infinity);
 }
 
@@ -119,9 +122,11 @@ function writeTokenBucket(owned: OwnedTokenBucket, from: TokenBucketState): void
  */
 export function adopt(policy: Policy, owned: OwnedKeyState, from: KeyState): void {
   const { limits } = policy;
+  // Stryker disable next-line EqualityOperator: one past the end, both limits are undefined, so the next line skips it
   for (let i = 0; i < limits.length; i++) {
     const o = owned.limits[i]!;
     const f = from.limits[i]!;
+    // Stryker disable next-line ConditionalExpression: a shortcut: writing a state into itself changes nothing
     if (o === f) continue;
     switch (limits[i]!.algorithm) {
       case 'token-bucket':
@@ -194,6 +199,7 @@ export function decideInPlace(
   const { limits } = policy;
   // `decide` advances only when time moved on; `from` = `t` makes every advance below a no-op.
   const from = state.at;
+  // Stryker disable next-line EqualityOperator: now = from gives the same t
   const t = now > from ? now : from;
 
   // Decide on the state as advanced to `t`, computed without writing it.
@@ -248,9 +254,11 @@ export function marksOf(policy: Policy, state: OwnedKeyState): number[] | undefi
   const { limits } = policy;
   let tokenBuckets = 0;
   for (let i = 0; i < limits.length; i++) {
+    // Stryker disable next-line UpdateOperator: only whether it is 0 is read, and counting down from 0 never reaches 0 again
     if (limits[i]!.algorithm === 'token-bucket') tokenBuckets++;
   }
   if (tokenBuckets === 0) return undefined;
+  // Stryker disable next-line ConditionalExpression: a shortcut: the map below gives the same one mark
   if (limits.length === 1) return [markOf(limits[0]!, state.limits[0]!)];
   return limits.map((limit, i) => markOf(limit, state.limits[i]!));
 }
@@ -281,9 +289,11 @@ function tokenBucketBook(limit: Limit, s: OwnedTokenBucket, units: number, from:
   if (used === 0) {
     // Empty (or drained empty): as the pure empty bucket, counters and cutoff gone.
     s.refunded = 0;
+    // Stryker disable next-line UnaryOperator: while used is 0 the cutoff is never read, and a booking into the empty bucket sets it
     s.emptiedAt = -Infinity;
   }
   s.used = used;
+  // Stryker disable next-line ConditionalExpression: booking 0 adds nothing; into an empty bucket it sets a cutoff that is never read while empty
   if (units !== 0) {
     const add = units * limit.intervalMs;
     // Booking into an empty bucket: every grant before holds nothing, and the counter starts over.
@@ -294,6 +304,7 @@ function tokenBucketBook(limit: Limit, s: OwnedTokenBucket, units: number, from:
 
 /** The index of the first entry of the log still inside the window at `t` (advanced from `from`). */
 function slidingWindowFirst(limit: Limit, log: readonly number[], from: Ms, t: Ms): number {
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: a shortcut: an owned log holds only entries live at its key's instant `from`
   return t <= from ? 0 : firstLive(limit, log, t);
 }
 
@@ -308,6 +319,7 @@ function slidingWindowWait(
   const first = slidingWindowFirst(limit, log, from, t);
   let used = s.used;
   for (let i = 0; i < first; i += 2) used -= log[i + 1]!;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: used is the sum of the log, so subtracting every entry gives 0 already
   if (first > 0 && first === log.length) used = 0; // as the pure empty window
   return waitForLog(limit, used, log, first, units, t);
 }
@@ -321,11 +333,14 @@ function slidingWindowBook(
 ): void {
   const { log } = s;
   const first = slidingWindowFirst(limit, log, from, t);
+  // Stryker disable next-line ConditionalExpression: a shortcut: the branch below empties the log and subtracts all of used as well
   if (first === log.length) {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: an empty log already has used 0
     if (first > 0) {
       log.length = 0;
       s.used = 0;
     }
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: with first 0 the block frees nothing
   } else if (first > 0) {
     let freed = 0;
     for (let i = 0; i < first; i += 2) freed += log[i + 1]!;
@@ -334,6 +349,7 @@ function slidingWindowBook(
   }
   if (units === 0) return;
   const n = log.length;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: on an empty log, log[-2] is undefined, never t
   if (n > 0 && log[n - 2] === t) log[n - 1] = log[n - 1]! + units;
   else log.push(t, units);
   s.used += units;
@@ -341,11 +357,13 @@ function slidingWindowBook(
 
 /** How many whole windows advancing from `from` to `t` moves the state on (0 when `t` is not past `from`). */
 function fixedWindowAt(limit: Limit, s: OwnedFixedWindow, from: Ms, t: Ms): number {
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: a shortcut: an owned window is the current one at its key's instant `from`
   return t <= from ? 0 : windowsPassed(limit, s.start, t);
 }
 
 function fixedWindowWait(limit: Limit, s: OwnedFixedWindow, units: number, from: Ms, t: Ms): Ms {
   const windows = fixedWindowAt(limit, s, from, t);
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: each window pays `limit` of the debt and moves start by one interval, so the wait is the same from the old window (or ≤ 0 once clear)
   if (windows === 0) return waitForWindow(limit, s.start, s.used, units, t);
   const start = s.start + windows * limit.intervalMs;
   return waitForWindow(limit, start, Math.max(0, s.used - windows * limit.limit), units, t);
@@ -353,6 +371,7 @@ function fixedWindowWait(limit: Limit, s: OwnedFixedWindow, units: number, from:
 
 function fixedWindowBook(limit: Limit, s: OwnedFixedWindow, units: number, from: Ms, t: Ms): void {
   const windows = fixedWindowAt(limit, s, from, t);
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: 0 windows move nothing
   if (windows > 0) {
     s.start += windows * limit.intervalMs;
     s.used = Math.max(0, s.used - windows * limit.limit);
