@@ -69,6 +69,7 @@ export class MemoryStore implements Store {
    * (brought under `policy`), else a new one that {@link #keep} puts in the map once it booked.
    */
   #entryFor(key: string, policy: Policy, now: Ms, cached?: Entry): Entry {
+    // Stryker disable next-line ConditionalExpression: a shortcut: a live cached entry is the one in the map
     const e = cached !== undefined && cached.live ? cached : this.#entries.get(key);
     if (e === undefined) return newEntry(policy, initialState(policy, now), ++this.#epoch);
     // A decision, grant or refusal, takes the key under `policy` (the Redis store's decide.lua
@@ -86,6 +87,7 @@ export class MemoryStore implements Store {
   }
 
   #keep(key: string, e: Entry): void {
+    // Stryker disable next-line ConditionalExpression: setting the same entry in the map again changes nothing
     if (e.live) return;
     e.live = true;
     this.#entries.set(key, e);
@@ -162,6 +164,7 @@ export class MemoryStore implements Store {
     if (cache !== undefined) cache.storeEntry = e;
     const grant = new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e), e.epoch);
     this.#clearEndedPause(key, now);
+    // Stryker disable next-line LogicalOperator: a shortcut: #forgetIfBlank drops only a key that holds nothing anyway
     if (!req.slot && allZero(req.units)) this.#forgetIfBlank(key, now);
     return grant;
   }
@@ -254,6 +257,7 @@ export class MemoryStore implements Store {
    * epoch (a slot taken before a reset is not counted in the entry made after it).
    */
   release(key: string, _policy: Policy, grant: StoreGrant, _now: Ms): void {
+    // Stryker disable next-line ConditionalExpression: a shortcut: releaseInPlace frees nothing for a grant without a slot
     if (!grant.slot) return;
     const e = this.#entries.get(key);
     if (e === undefined || grant.epoch === undefined) return;
@@ -391,6 +395,8 @@ export function memoryStore(snapshot?: MemorySnapshot): MemoryStore {
 
 /** allZero tells whether `units` books nothing (a loop: the grant path allocates no closure). */
 function allZero(units: Units): boolean {
+  // Stryker disable next-line all: a shortcut for the hot path: #forgetIfBlank drops only a key that holds nothing anyway
   for (let i = 0; i < units.length; i++) if (units[i] !== 0) return false;
+  // Stryker disable next-line BooleanLiteral: as above
   return true;
 }

@@ -238,3 +238,110 @@ describe('memory store snapshots, epochs and slots', () => {
     store.forget('k', 5000); // nothing left to forget
   });
 });
+
+describe('memory store: what it keeps, and grants across a limit change', () => {
+  const policy = compilePolicy({
+    limits: [{ name: 'rps', limit: 2, interval: '1s' }],
+    concurrency: 2,
+  });
+  const plainReq = (id: string, units: number[]) => ({ id, units, slot: false, leaseMs: null });
+  const slotted = (id: string) => ({ id, units: [1], slot: true, leaseMs: null });
+  const granted = (d: StoreDecision): StoreGrant => {
+    if (!d.ok) throw new Error(`refused: ${d.limit}`);
+    return d.grant;
+  };
+
+  it('is the synchronous store named memory', () => {
+    const store = new MemoryStore();
+    expect({ name: store.name, sync: store.sync }).toEqual({ name: 'memory', sync: true });
+  });
+
+  it('keeps no entry for a grant that books nothing and holds no slot', () => {
+    const store = new MemoryStore();
+    expect(store.decideOne('k', policy, plainReq('a', [0]), 0).ok).toBe(true);
+    expect(store.size).toBe(0);
+    expect(
+      store
+        .decide('j', policy, [plainReq('b', [0]), plainReq('c', [0])], 'each', 0)
+        .map((d) => d.ok),
+    ).toEqual([true, true]);
+    expect(store.size).toBe(0);
+    expect(store.decideOne('k', policy, slotted('d'), 0).ok).toBe(true); // a slot is worth keeping
+    expect(store.decideOne('j', policy, plainReq('e', [1]), 0).ok).toBe(true);
+    expect(store.size).toBe(2);
+  });
+
+  it('names the call when units have another length', () => {
+    const store = new MemoryStore();
+    const g = granted(store.decideOne('k', policy, plainReq('a', [1]), 0));
+    expect(() => store.decideOne('k', policy, plainReq('b', [1, 1]), 0)).toThrow(/decide/);
+    expect(() => store.settle('k', policy, g, [1, 1], 0)).toThrow(/settle/);
+  });
+
+  it('reads at the key’s own instant when the clock steps back', () => {
+    const store = new MemoryStore();
+    granted(store.decideOne('k', policy, plainReq('a', [1]), 1000));
+    expect(store.read('k', policy, 400).at).toBe(1000);
+    expect(store.read('k', policy, 1400).at).toBe(1400);
+    expect(store.read('new', policy, 400).at).toBe(400);
+  });
+
+  it('estimates without foreseeing slots, even when every slot is held', () => {
+    const store = new MemoryStore();
+    granted(store.decideOne('k', policy, slotted('a'), 0));
+    granted(store.decideOne('k', policy, slotted('b'), 0));
+    // Full bucket (2 of 2): the next unit fits at 500 (2 per s), the one after at 1000.
+    expect(store.estimate('k', policy, [[1], [1]], 0)).toBe(1000);
+  });
+
+  // rps 2/s and a sliding window w; a change of w's interval restarts it (a new epoch), a change
+  // of rps's rate does not.
+  const before = compilePolicy({
+    limits: [
+      { name: 'rps', limit: 2, interval: '1s' },
+      { name: 'w', limit: 5, interval: '1s', algorithm: 'sliding-window' },
+    ],
+    concurrency: 3,
+  });
+  const faster = compilePolicy({
+    limits: [
+      { name: 'rps', limit: 4, interval: '1s' },
+      { name: 'w', limit: 5, interval: '1s', algorithm: 'sliding-window' },
+    ],
+    concurrency: 3,
+  });
+  const restarted = compilePolicy({
+    limits: [
+      { name: 'rps', limit: 2, interval: '1s' },
+      { name: 'w', limit: 5, interval: '2s', algorithm: 'sliding-window' },
+    ],
+    concurrency: 3,
+  });
+  const two = (id: string) => ({ id, units: [1, 1], slot: true, leaseMs: null });
+
+  it('gives back to a grant from before a limit change that keeps every limit’s state', () => {
+    const store = new MemoryStore();
+    const g = granted(store.decideOne('k', before, two('a'), 0));
+    granted(store.decideOne('k', before, two('b'), 0));
+    store.settle('k', faster, g, [0, 0], 0); // under the new policy: rps back 1, w back 1
+    expect(store.read('k', faster, 0).limits.map((l) => l.remaining)).toEqual([3, 4]);
+  });
+
+  it('gives nothing back to a grant from before a limit change that restarts a limit, but frees its slot', () => {
+    const store = new MemoryStore();
+    const g = granted(store.decideOne('k', before, two('a'), 0));
+    granted(store.decideOne('k', before, two('b'), 0));
+    store.settle('k', restarted, { ...g, slot: false }, [0, 0], 0); // rps keeps 2, w starts empty
+    expect(store.read('k', restarted, 0).limits.map((l) => l.remaining)).toEqual([0, 5]);
+    const c = granted(store.decideOne('k', restarted, { ...two('c'), units: [0, 1] }, 0));
+    expect(store.read('k', restarted, 0)).toMatchObject({ inFlight: 3 });
+    // The grant from before still holds its slot in this entry, and so does the one after.
+    store.cancel('k', restarted, g, 0);
+    expect(store.read('k', restarted, 0)).toMatchObject({
+      inFlight: 2,
+      limits: [{ remaining: 0 }, { remaining: 4 }],
+    });
+    store.release('k', restarted, c, 0);
+    expect(store.read('k', restarted, 0).inFlight).toBe(1);
+  });
+});
