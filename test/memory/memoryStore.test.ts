@@ -345,3 +345,36 @@ describe('memory store: what it keeps, and grants across a limit change', () => 
     expect(store.read('k', restarted, 0).inFlight).toBe(1);
   });
 });
+
+describe('memory store: a policy of the same limits in another order', () => {
+  it('follows each limit by name, and keeps the state as it stands', () => {
+    const ab = compilePolicy({
+      limits: [
+        { name: 'a', limit: 2, interval: '1s' },
+        { name: 't', limit: 100, interval: '1s', dimension: 'tokens' },
+      ],
+    });
+    const ba = compilePolicy({
+      limits: [
+        { name: 't', limit: 100, interval: '1s', dimension: 'tokens', burst: 150 },
+        { name: 'a', limit: 2, interval: '1s' },
+      ],
+    });
+    const store = new MemoryStore();
+    expect(
+      store.decideOne('k', ab, { id: '1', units: [1, 40], slot: false, leaseMs: null }, 0).ok,
+    ).toBe(true);
+    // Under the reordered policy (a new burst only): a holds 1 of 2, t 40 of 150.
+    expect(
+      store.decideOne('k', ba, { id: '2', units: [10, 1], slot: false, leaseMs: null }, 0).ok,
+    ).toBe(true);
+    expect(store.read('k', ba, 0).limits.map((l) => [l.name, l.remaining])).toEqual([
+      ['t', 100],
+      ['a', 0],
+    ]);
+    expect(store.snapshot(0).keys.k!.state.limits).toEqual([
+      { used: 50_000, refunded: 0, emptiedAt: 0 },
+      { used: 2000, refunded: 0, emptiedAt: 0 },
+    ]);
+  });
+});
