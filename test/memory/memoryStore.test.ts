@@ -378,3 +378,61 @@ describe('memory store: a policy of the same limits in another order', () => {
     ]);
   });
 });
+
+describe('memory store: which decisions clear an ended pause (as Redis writes the key back)', () => {
+  const ab = compilePolicy({
+    limits: [
+      { name: 'a', limit: 2, interval: '1s' },
+      { name: 't', limit: 100, interval: '1s', dimension: 'tokens' },
+    ],
+  });
+  const reordered = compilePolicy({
+    limits: [
+      { name: 't', limit: 100, interval: '1s', dimension: 'tokens' },
+      { name: 'a', limit: 2, interval: '1s' },
+    ],
+  });
+  const slower = compilePolicy({
+    limits: [
+      { name: 'a', limit: 1, interval: '1s' },
+      { name: 't', limit: 100, interval: '1s', dimension: 'tokens' },
+    ],
+  });
+  const r = (id: string, units: number[]) => ({ id, units, slot: false, leaseMs: null });
+
+  /** A key full on `a` at 0, paused until 500. */
+  function pausedFull(): MemoryStore {
+    const store = new MemoryStore();
+    expect(store.decideOne('k', ab, r('0', [2, 0]), 0).ok).toBe(true);
+    store.pause('k', 500, 0);
+    return store;
+  }
+
+  it('a refusal under the same limits in another order writes nothing: the ended pause holds again when the clock steps back', () => {
+    const store = pausedFull();
+    expect(store.decideOne('k', reordered, r('1', [0, 2]), 600)).toMatchObject({
+      ok: false,
+      limit: 'a',
+    });
+    expect(store.decideOne('k', reordered, r('2', [0, 0]), 300)).toMatchObject({ limit: PAUSED });
+  });
+
+  it('a refusal under changed limits rebases the key, which writes it back: the ended pause is gone', () => {
+    const store = pausedFull();
+    expect(store.decideOne('k', slower, r('1', [2, 0]), 600)).toMatchObject({
+      ok: false,
+      limit: 'a',
+    });
+    expect(store.decideOne('k', slower, r('2', [0, 0]), 300).ok).toBe(true);
+  });
+
+  it('a batch clears an ended pause when it grants something, not when it grants nothing', () => {
+    const store = pausedFull();
+    expect(store.decide('k', ab, [r('1', [2, 0])], 'each', 600).map((d) => d.ok)).toEqual([false]);
+    expect(store.decideOne('k', ab, r('2', [0, 0]), 300)).toMatchObject({ limit: PAUSED });
+    expect(
+      store.decide('k', ab, [r('3', [1, 0]), r('4', [2, 0])], 'each', 600).map((d) => d.ok),
+    ).toEqual([true, false]);
+    expect(store.decideOne('k', ab, r('5', [0, 0]), 300).ok).toBe(true);
+  });
+});
