@@ -34,7 +34,7 @@ export default {
   ignorePatterns: ['dist', 'reports', 'coverage', 'bench', 'examples', 'test/consumers'],
   // The machine is shared: two workers at most.
   concurrency: 2,
-  timeoutMS: 20_000,
+  timeoutMS: 10_000,
   reporters: ['html', 'clear-text', 'progress'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   thresholds: { high: 95, low: 90, break: null },
