@@ -480,6 +480,13 @@ describe('what compilePolicy and compileCost refuse and accept, by type and at e
     expectRefused(() => compilePolicy(one({ name })), 'name');
   });
 
+  it.each([
+    ['a misspelt option', { intervall: '1s' }, 'intervall'],
+    ['an unknown option', { window: 5 }, 'window'],
+  ])('refuses a limit with %s, naming it', (_what, extra, field) => {
+    expectRefused(() => compilePolicy(one(extra)), field);
+  });
+
   it('a limit that counts a custom dimension charges it (a dimension is a string key)', () => {
     const p = compilePolicy({ limits: [{ limit: 3, interval: '1s', dimension: 'images' }] });
     expect(compileCost(p, { images: 2 })).toEqual([2]);
