@@ -17,6 +17,7 @@ import type { Grant } from './grant.js';
 import type { SystemCore } from './core.js';
 import { acquireThroughBreaker, tryThroughBreaker } from './breakerGate.js';
 import { applyFeedback } from './feedback.js';
+import { reservationOf } from './reservation.js';
 import {
   BREAKER,
   checkKey,
@@ -177,23 +178,8 @@ export class Limiter {
     const w = this.#waiter(key, options, false, 'reserve');
     w.wantsEta = true;
     this.#dispatch(key, w);
-    const granted = w.promise();
-    granted.catch(() => {});
     const storeKey = this.#core.storeKey(this.name, key);
-    return {
-      granted,
-      get etaMs() {
-        return w.state === WaiterState.Granted ? 0 : w.etaMs;
-      },
-      cancel: async () => {
-        if (w.state === WaiterState.Pending) {
-          // Decided meanwhile (the store was deciding it): the key gives the grant back in place.
-          await new Promise<void>((resolve, reject) =>
-            this.send(key, storeKey, { type: 'abort', waiter: w, done: { resolve, reject } }),
-          );
-        } else if (w.state === WaiterState.Granted) await w.grant!.cancel();
-      },
-    };
+    return reservationOf(w, (done) => this.send(key, storeKey, { type: 'abort', waiter: w, done }));
   }
 
   /**
