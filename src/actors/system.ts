@@ -10,14 +10,19 @@ import { isKeyIdle, keyLogic } from '../machines/keyLogic.js';
 import { endAll } from '../machines/keyOps.js';
 import type { KeyActorRef, KeyContext, KeyLogic, KeyRuntime } from '../machines/keyContext.js';
 import { asInternalError } from '../machines/storeOps.js';
-import { memoryStore, MemoryStore, type MemorySnapshot } from '../memory/memoryStore.js';
-import { parseDuration } from '../limiter/units.js';
-import type { Duration, Ms } from '../limiter/types.js';
+import { MemoryStore } from '../memory/memoryStore.js';
+import type { Ms } from '../limiter/types.js';
 import { TollgateEmitter } from '../observe/events.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import type { Grant } from './grant.js';
 import { Limiter, type LimiterOptions } from './limiter.js';
-import { LimiterRuntime, checkStore, rootLogic } from './runtime.js';
+import { LimiterRuntime, rootLogic } from './runtime.js';
+import {
+  randomPrefix,
+  readSystemOptions,
+  type LimiterSystemOptions,
+  type SystemSnapshot,
+} from './systemOptions.js';
 import { limiterDifferences } from './options.js';
 import type { BreakerOptions } from '../breaker/policy.js';
 import type { KeyIndex } from './core.js';
@@ -25,45 +30,7 @@ import { BreakerRegistry } from '../breaker/registry.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
 import type { Store } from '../store.js';
 
-/** Options of {@link createLimiterSystem}. */
-export interface LimiterSystemOptions {
-  /** Where limit state lives. @default memoryStore() */
-  readonly store?: Store;
-  /** The source of time and timers; tests pass a VirtualClock. @default systemClock */
-  readonly clock?: Clock;
-  /**
-   * A key actor with no waiter, timer or lease for this long is stopped; its state stays in the
-   * store as plain data (the memory store drops it once back at full capacity). A live actor
-   * costs a few KB and a new one ~20 µs, so keep this short when keys are many. Minimum 1 ms.
-   * @default '2s'
-   */
-  readonly idleTimeout?: Duration;
-  /**
-   * With a store shared across processes (Redis), a blocked queue asks again at least this often,
-   * because another process may free capacity without this one hearing of it. @default '250ms'
-   */
-  readonly pollInterval?: Duration;
-  /** State to start from, as returned by `system.snapshot()` (memory store only). */
-  readonly snapshot?: SystemSnapshot;
-}
-
-/**
- * Eight random hex digits and a dash, so that grant ids of two systems never collide. Web Crypto
- * (`globalThis.crypto`, in Node 20, Deno, Bun, browsers and edge runtimes), not `node:crypto`:
- * the core runs without Node's built-ins.
- */
-function randomPrefix(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(4));
-  let hex = '';
-  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
-  return hex + '-';
-}
-
-/** SystemSnapshot is the JSON form of a system's memory store. */
-export interface SystemSnapshot {
-  readonly version: 1;
-  readonly store: MemorySnapshot;
-}
+export type { LimiterSystemOptions, SystemSnapshot };
 
 interface LimiterEntry {
   readonly limiter: Limiter;
@@ -121,27 +88,11 @@ export class LimiterSystem {
     this.breakers.events.on('stateChange', (e) => {
       this.events.emit('breaker', { breaker: e.name, from: e.from, to: e.to, at: e.at });
     });
-    const where = 'createLimiterSystem';
-    this.#idleMs = parseDuration(options.idleTimeout ?? '2s', {
-      where,
-      path: 'options.idleTimeout',
-    });
-    this.#pollMs = parseDuration(options.pollInterval ?? '250ms', {
-      where,
-      path: 'options.pollInterval',
-    });
-    if (options.store !== undefined && options.snapshot !== undefined) {
-      throw new InvalidArgumentError({
-        where,
-        path: 'options.snapshot',
-        value: options.snapshot,
-        problem: 'is given with options.store',
-        expected: 'one of them: a snapshot restores the memory store',
-      });
-    }
-    if (options.store !== undefined) checkStore(options.store);
-    this.#ownsStore = options.store === undefined;
-    this.#store = options.store ?? memoryStore(options.snapshot?.store);
+    const settings = readSystemOptions(options);
+    this.#idleMs = settings.idleMs;
+    this.#pollMs = settings.pollMs;
+    this.#ownsStore = settings.ownsStore;
+    this.#store = settings.store;
     // A store that times its own calls (Redis) does so on this system's clock, unless given one.
     this.#store.useClock?.(this.clock);
     // The root actor anchors the XState system; key actors are its children, and it stops them

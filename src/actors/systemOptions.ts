@@ -1,0 +1,94 @@
+/**
+ * What `createLimiterSystem(options)` accepts, and its check: read once into the settings the
+ * system keeps. Bad options throw before the system starts anything.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { parseDuration } from '../limiter/units.js';
+import type { Duration, Ms } from '../limiter/types.js';
+import { memoryStore, type MemorySnapshot } from '../memory/memoryStore.js';
+import type { Clock } from '../clock.js';
+import type { Store } from '../store.js';
+import { checkStore } from './runtime.js';
+
+/** Options of {@link createLimiterSystem}. */
+export interface LimiterSystemOptions {
+  /** Where limit state lives. @default memoryStore() */
+  readonly store?: Store;
+  /** The source of time and timers; tests pass a VirtualClock. @default systemClock */
+  readonly clock?: Clock;
+  /**
+   * A key actor with no waiter, timer or lease for this long is stopped; its state stays in the
+   * store as plain data (the memory store drops it once back at full capacity). A live actor
+   * costs a few KB and a new one ~20 µs, so keep this short when keys are many. Minimum 1 ms.
+   * @default '2s'
+   */
+  readonly idleTimeout?: Duration;
+  /**
+   * With a store shared across processes (Redis), a blocked queue asks again at least this often,
+   * because another process may free capacity without this one hearing of it. @default '250ms'
+   */
+  readonly pollInterval?: Duration;
+  /** State to start from, as returned by `system.snapshot()` (memory store only). */
+  readonly snapshot?: SystemSnapshot;
+}
+
+/**
+ * Eight random hex digits and a dash, so that grant ids of two systems never collide. Web Crypto
+ * (`globalThis.crypto`, in Node 20, Deno, Bun, browsers and edge runtimes), not `node:crypto`:
+ * the core runs without Node's built-ins.
+ */
+export function randomPrefix(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(4));
+  let hex = '';
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  return hex + '-';
+}
+
+/** SystemSnapshot is the JSON form of a system's memory store. */
+export interface SystemSnapshot {
+  readonly version: 1;
+  readonly store: MemorySnapshot;
+}
+
+/** SystemSettings are {@link LimiterSystemOptions} checked, with their defaults applied. */
+export interface SystemSettings {
+  readonly idleMs: Ms;
+  readonly pollMs: Ms;
+  readonly store: Store;
+  /** Whether the system made its store (a memory store), and so closes it. */
+  readonly ownsStore: boolean;
+}
+
+/**
+ * readSystemOptions checks `options` and applies the defaults.
+ *
+ * @throws InvalidArgumentError for a duration that does not parse, a store that is not a
+ *   {@link Store}, or a snapshot given with a store.
+ */
+export function readSystemOptions(options: LimiterSystemOptions): SystemSettings {
+  const where = 'createLimiterSystem';
+  const idleMs = parseDuration(options.idleTimeout ?? '2s', {
+    where,
+    path: 'options.idleTimeout',
+  });
+  const pollMs = parseDuration(options.pollInterval ?? '250ms', {
+    where,
+    path: 'options.pollInterval',
+  });
+  if (options.store !== undefined && options.snapshot !== undefined) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'options.snapshot',
+      value: options.snapshot,
+      problem: 'is given with options.store',
+      expected: 'one of them: a snapshot restores the memory store',
+    });
+  }
+  if (options.store !== undefined) checkStore(options.store);
+  return {
+    idleMs,
+    pollMs,
+    store: options.store ?? memoryStore(options.snapshot?.store),
+    ownsStore: options.store === undefined,
+  };
+}
