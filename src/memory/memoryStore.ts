@@ -21,7 +21,6 @@ import {
   type StoreGrant,
   type StoreRequest,
 } from '../store.js';
-import { InvalidArgumentError } from '../errors.js';
 import {
   advance,
   initialState,
@@ -31,18 +30,15 @@ import {
   sameRecords,
 } from '../limiter/advance.js';
 import { decide } from '../limiter/decide.js';
-import { adopt, decideInPlace, marksOf, plain, releaseInPlace } from '../limiter/inPlace.js';
+import { adopt, decideInPlace, marksOf, releaseInPlace } from '../limiter/inPlace.js';
 import { read } from '../limiter/read.js';
 import { refund, release, settle } from '../limiter/settle.js';
 import type { KeyState, Ms, Policy, Units } from '../limiter/types.js';
 import { checkBatchUnits, checkUnits } from '../limiter/validate.js';
 import { MemoryGrant, newEntry, reorder, reown, type Entry } from './entry.js';
+import { checkSnapshot, savedState, type MemorySnapshot } from './snapshot.js';
 
-/** MemorySnapshot is the JSON form of a memory store: every key that is not at full capacity. */
-export interface MemorySnapshot {
-  readonly version: 1;
-  readonly keys: Readonly<Record<string, { readonly policy: Policy; readonly state: KeyState }>>;
-}
+export type { MemorySnapshot };
 
 /** MemoryStore is the in-process {@link Store}; create one with {@link memoryStore}. */
 export class MemoryStore implements Store {
@@ -345,13 +341,8 @@ export class MemoryStore implements Store {
   snapshot(now: Ms): MemorySnapshot {
     const keys: Record<string, { policy: Policy; state: KeyState }> = {};
     for (const [key, e] of this.#entries) {
-      // Slots are not kept: the grants holding them do not survive the restart, so nothing
-      // could ever release them.
-      // A copy: the entry's objects are rewritten in place by later grants.
-      const s = plain(e.policy, advance(e.policy, e, now));
-      const state: KeyState = { at: s.at, inFlight: 0, limits: s.limits };
-      if (isIdle(e.policy, state, now)) continue;
-      keys[key] = { policy: e.policy, state };
+      const state = savedState(e, now);
+      if (state !== null) keys[key] = { policy: e.policy, state };
     }
     return { version: 1, keys };
   }
@@ -361,19 +352,7 @@ export class MemoryStore implements Store {
    * @throws InvalidArgumentError when `snapshot` is not a version-1 memory snapshot.
    */
   restore(snapshot: MemorySnapshot): void {
-    if (
-      typeof snapshot !== 'object' ||
-      snapshot === null ||
-      snapshot.version !== 1 ||
-      typeof snapshot.keys !== 'object'
-    ) {
-      throw new InvalidArgumentError({
-        where: 'memoryStore',
-        path: 'snapshot',
-        value: snapshot,
-        expected: 'a memory snapshot { version: 1, keys }, e.g. system.snapshot().store',
-      });
-    }
+    checkSnapshot(snapshot);
     for (const [key, e] of Object.entries(snapshot.keys)) {
       this.#drop(key);
       this.#keep(key, newEntry(e.policy, e.state, ++this.#epoch));
