@@ -228,23 +228,32 @@ function costByDimension(
     throw new InvalidArgumentError({ ...at, value: cost, expected: COST_ALLOWED });
   }
   const countsTokens = policy.dimensions.includes('tokens');
-  const known = countsTokens
-    ? [...policy.dimensions, 'inputTokens', 'outputTokens']
-    : policy.dimensions;
+  // The path and the list of known dimensions are built only for a message: a valid cost, on
+  // every acquire and settle, allocates neither.
   for (const [dim, value] of Object.entries(cost)) {
     if (value === undefined) continue;
-    const path = joinPath(at.path, dim);
-    if (!known.includes(dim)) {
+    const known =
+      policy.dimensions.includes(dim) ||
+      (countsTokens && (dim === 'inputTokens' || dim === 'outputTokens'));
+    if (!known) {
+      const names = countsTokens
+        ? [...policy.dimensions, 'inputTokens', 'outputTokens']
+        : policy.dimensions;
       throw new InvalidArgumentError({
         where: at.where,
-        path,
+        path: joinPath(at.path, dim),
         value,
         problem: 'names a dimension no limit counts',
-        expected: `one of ${known.join(', ')}`,
+        expected: `one of ${names.join(', ')}`,
       });
     }
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_UNITS) {
-      throw new InvalidArgumentError({ where: at.where, path, value, expected: UNITS_ALLOWED });
+      throw new InvalidArgumentError({
+        where: at.where,
+        path: joinPath(at.path, dim),
+        value,
+        expected: UNITS_ALLOWED,
+      });
     }
     dims.set(dim, value);
   }
