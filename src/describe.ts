@@ -109,6 +109,37 @@ export function lazyPlace(where: () => string, path: string): Place {
   };
 }
 
+/**
+ * CallPlace is the one {@link Place} a limiter's calls are checked at: {@link CallPlace.at} points
+ * it at a call, key and field, and `where` is built only when a message reads it. One is reused
+ * for every call, so a valid acquire or settle allocates none; that is safe because a check runs
+ * to its end synchronously and an error copies `where` and `path` when it is built.
+ */
+export interface CallPlace extends Place {
+  /** Points the place at `call` on `key`, field `path`; returns the place itself. */
+  at(call: string, key: string, path: string): Place;
+}
+
+/** callPlace makes the {@link CallPlace} of the limiter `limiter`. */
+export function callPlace(limiter: string): CallPlace {
+  let call = '';
+  let key = '';
+  // An object literal: its getter is an own property, so `{ ...place }` copies `where` too.
+  const place = {
+    path: '',
+    get where() {
+      return onLimiter(limiter, call, key);
+    },
+    at(c: string, k: string, path: string): Place {
+      call = c;
+      key = k;
+      place.path = path;
+      return place;
+    },
+  };
+  return place;
+}
+
 /** joinPath appends a field to a path: `('limits[0]', 'limit')` → `limits[0].limit`. */
 export function joinPath(path: string, field: string): string {
   return path === '' ? field : `${path}.${field}`;

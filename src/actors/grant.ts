@@ -3,7 +3,7 @@
  * Grant is what `acquire` resolves with: the right to make one call. Settle it with the actual
  * usage once known, and release it when the call is over (or let its lease expire).
  */
-import { lazyPlace, onLimiter } from '../describe.js';
+import type { CallPlace } from '../describe.js';
 import { GrantStateError, InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import type { KeyEvent } from '../machines/keyContext.js';
 import type { CostSpec, Ms, Policy, Units } from '../limiter/types.js';
@@ -19,6 +19,8 @@ export interface GrantOwner {
   /** The limiter's name, for messages. */
   readonly name: string;
   readonly policy: Policy;
+  /** Where the limiter's calls are checked, for messages (reused: point it with `at`). */
+  readonly place: CallPlace;
   /** Sends an event to the key's actor, creating the actor if it was evicted. */
   send(key: string, storeKey: string, event: KeyEvent<Grant>): void;
 }
@@ -101,7 +103,7 @@ export class Grant {
     if (this.#settled)
       throw new GrantStateError(`tollgate: settle of grant ${this.id}, which was already settled`);
     const policy = this.#owner.policy;
-    const at = lazyPlace(() => onLimiter(this.#owner.name, 'settle', this.key), 'actual');
+    const at = this.#owner.place.at('settle', this.key, 'actual');
     if (typeof actual !== 'object' || actual === null || Array.isArray(actual)) {
       throw new InvalidArgumentError({ ...at, value: actual, expected: COST_ALLOWED });
     }

@@ -9,7 +9,7 @@ import type { BreakerOptions } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
 import type { Done, KeyActorRef, KeyEvent } from '../machines/keyContext.js';
 import { Waiter, WaiterState } from '../machines/waiter.js';
-import { onLimiter } from '../describe.js';
+import { type CallPlace, callPlace, onLimiter } from '../describe.js';
 import { readDuration } from '../limiter/units.js';
 import { compileCost, compilePolicyOf } from '../limiter/validate.js';
 import type { Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
@@ -81,6 +81,7 @@ export class Limiter {
     this.#core = core;
     this.#policy = compilePolicyOf(options, onLimiter(name), 'options');
     this.#defaultUnits = compileCost(this.#policy, undefined);
+    this.place = callPlace(name);
     ({
       maxQueue: this.maxQueue,
       leaseMs: this.leaseMs,
@@ -332,6 +333,9 @@ export class Limiter {
     });
   }
 
+  /** @internal GrantOwner: where this limiter's calls are checked, reused by every call. */
+  readonly place: CallPlace;
+
   /** @internal GrantOwner: send to a key's actor, creating it if needed. */
   send(key: string, storeKey: string, event: KeyEvent<Grant>): void {
     this.#actor(key, storeKey).send(event);
@@ -354,7 +358,9 @@ export class Limiter {
       this.#policy,
       this.#defaultUnits,
       options,
-      () => onLimiter(this.name, call, key),
+      this.place,
+      call,
+      key,
     );
     const w = new Waiter<Grant>(
       this.#core.idPrefix,
@@ -368,6 +374,7 @@ export class Limiter {
       timeoutMs,
       tryOnly,
       signal,
+      call,
     );
     if (signal !== undefined) {
       if (signal.aborted) {

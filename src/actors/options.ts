@@ -2,7 +2,7 @@
  * The options and answers of the limiter facade (src/actors/limiter.ts), and the checks of its
  * arguments at the boundary: every name here is public, or validates what a caller passed.
  */
-import { lazyPlace, onLimiter } from '../describe.js';
+import { type CallPlace, onLimiter } from '../describe.js';
 import { InvalidArgumentError } from '../errors.js';
 import { BREAKER_OPTIONS, compileBreakerPolicy, type BreakerOptions } from '../breaker/policy.js';
 import { DURATION_ALLOWED, readDuration } from '../limiter/units.js';
@@ -264,8 +264,8 @@ export const TIMEOUT_ALLOWED = `0 (refuse at once) or ${DURATION_ALLOWED}`;
 
 /**
  * parseAcquireOptions validates the options of a call and compiles the cost under `policy`
- * (`defaultUnits` when none is given). `place` names the call, limiter and key in messages
- * (`acquire on limiter "a", key "k"`); it is only called for a message, off the hot path.
+ * (`defaultUnits` when none is given). `place` is the limiter's, pointed at `call` on `key` for
+ * messages (`acquire on limiter "a", key "k"`); a valid call builds no message text.
  *
  * @throws InvalidArgumentError, CostExceedsCapacityError for bad options.
  */
@@ -273,7 +273,9 @@ export function parseAcquireOptions(
   policy: Policy,
   defaultUnits: Units,
   options: AcquireOptions | undefined,
-  place: () => string,
+  place: CallPlace,
+  call: string,
+  key: string,
 ): ParsedAcquire {
   if (options === undefined) {
     return {
@@ -286,15 +288,14 @@ export function parseAcquireOptions(
   }
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new InvalidArgumentError({
-      where: place(),
-      path: 'options',
+      ...place.at(call, key, 'options'),
       value: options,
       expected: "an object, e.g. { cost: { tokens: 1200 }, timeout: '10s' }",
     });
   }
   for (const k in options) {
     if (!ACQUIRE_OPTION_SET.has(k)) {
-      checkOptionNames(options, ACQUIRE_OPTIONS, { where: place(), path: 'options' });
+      checkOptionNames(options, ACQUIRE_OPTIONS, place.at(call, key, 'options'));
     }
   }
   const signal = options.signal;
@@ -306,28 +307,26 @@ export function parseAcquireOptions(
       typeof (signal as { addEventListener?: unknown }).addEventListener !== 'function')
   ) {
     throw new InvalidArgumentError({
-      where: place(),
-      path: 'options.signal',
+      ...place.at(call, key, 'options.signal'),
       value: signal,
       expected: 'an AbortSignal, e.g. AbortSignal.timeout(5000)',
     });
   }
   const cost = options.cost;
   const units =
-    cost === undefined ? defaultUnits : compileCost(policy, cost, lazyPlace(place, 'options.cost'));
+    cost === undefined ? defaultUnits : compileCost(policy, cost, place.at(call, key, 'options.cost'));
   let timeoutMs = Infinity;
   if (options.timeout !== undefined) {
     timeoutMs =
       options.timeout === 0
         ? 0
-        : readDuration(options.timeout, lazyPlace(place, 'options.timeout'), TIMEOUT_ALLOWED);
+        : readDuration(options.timeout, place.at(call, key, 'options.timeout'), TIMEOUT_ALLOWED);
   }
   let priority = 0;
   if (options.priority !== undefined) {
     if (typeof options.priority !== 'number' || !Number.isFinite(options.priority)) {
       throw new InvalidArgumentError({
-        where: place(),
-        path: 'options.priority',
+        ...place.at(call, key, 'options.priority'),
         value: options.priority,
         expected: 'a finite number (higher is served first)',
       });
