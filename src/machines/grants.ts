@@ -154,7 +154,7 @@ export function compileFor<G extends GrantHandle>(
   if (w.policy === policy) return w.state === WaiterState.Pending;
   try {
     // The cost was valid when asked; only a smaller capacity can refuse it now.
-    const at = lazyPlace(() => onLimiter(ctx.rt.limiter, 'acquire', ctx.key), 'options.cost');
+    const at = lazyPlace(() => onLimiter(ctx.rt.limiter, w.call, ctx.key), 'options.cost');
     w.units = compileCost(policy, w.cost, at);
     w.policy = policy;
     return w.state === WaiterState.Pending;

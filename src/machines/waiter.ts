@@ -79,6 +79,8 @@ export class Waiter<G = unknown> {
     /** A `tryAcquire`: decided once, never queued. */
     readonly tryOnly: boolean,
     readonly signal: AbortSignal | undefined,
+    /** The call that asked (`acquire`, `tryAcquire`, `reserve`, `run`), for messages. */
+    readonly call: string,
   ) {}
 
   /**

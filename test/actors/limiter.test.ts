@@ -340,6 +340,25 @@ describe('reserve', () => {
   });
 });
 
+describe('messages', () => {
+  it('name the call and key of each check, though one place is reused by every call', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 1000, interval: '1m', dimension: 'tokens', name: 'tpm' }],
+    });
+    const g = await l.acquire('a', { cost: { tokens: 10 }, timeout: '1s' });
+    await l.acquire('b', { cost: { tokens: 10 } });
+    expect(() => g.settle({ tokens: -1 })).toThrow(
+      /^tollgate: settle on limiter "llm", key "a": actual\.tokens is -1;/,
+    );
+    await expect(l.tryAcquire('c', { timeout: -1 })).rejects.toThrow(
+      /^tollgate: tryAcquire on limiter "llm", key "c": options\.timeout is -1;/,
+    );
+    expect(() => g.settle({ tokenz: 1 } as never)).toThrow(
+      /^tollgate: settle on limiter "llm", key "a": actual\.tokenz names a dimension/,
+    );
+  });
+});
+
 describe('setLimits', () => {
   it('re-decides waiters under the new limits through the mailbox', async () => {
     const l = setup().limiter('api', { limits: [{ limit: 1, interval: '1m', name: 'rpm' }] });
@@ -360,6 +379,23 @@ describe('setLimits', () => {
     l.setLimits({ limits: [{ limit: 50, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
     await clock.increment(0);
     expect(big.error).toBeInstanceOf(CostExceedsCapacityError);
+    expect(big.error?.message).toBe(
+      'tollgate: acquire on limiter "llm", key "k": options.cost.tokens 80 exceeds capacity 50 of limit "tpm"',
+    );
+  });
+
+  it('names the call that asked when a queued reservation no longer fits', async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m', dimension: 'tokens', name: 'tpm' }],
+    });
+    await l.acquire('k', { cost: { tokens: 100 } });
+    const r = l.reserve('k', { cost: { tokens: 80 } });
+    const big = track(r.granted);
+    l.setLimits({ limits: [{ limit: 50, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
+    await clock.increment(0);
+    expect(big.error?.message).toBe(
+      'tollgate: reserve on limiter "llm", key "k": options.cost.tokens 80 exceeds capacity 50 of limit "tpm"',
+    );
   });
 
   it('keeps the old policy when the new one is invalid', async () => {

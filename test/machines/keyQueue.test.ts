@@ -31,6 +31,7 @@ function waiter(
     kind === 'timeout 0' ? 0 : Infinity,
     kind === 'try',
     undefined,
+    kind === 'try' ? 'tryAcquire' : 'acquire',
   );
   w.deadline = deadline;
   return w;

@@ -21,6 +21,7 @@ function waiter(options: { timeoutMs?: number; tryOnly?: boolean; seq?: number }
     options.timeoutMs ?? Infinity,
     options.tryOnly ?? false,
     undefined,
+    'acquire',
   );
 }
 
