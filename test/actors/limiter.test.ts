@@ -350,8 +350,8 @@ describe('messages', () => {
     expect(() => g.settle({ tokens: -1 })).toThrow(
       /^tollgate: settle on limiter "llm", key "a": actual\.tokens is -1;/,
     );
-    await expect(l.tryAcquire('c', { timeout: -1 })).rejects.toThrow(
-      /^tollgate: tryAcquire on limiter "llm", key "c": options\.timeout is -1;/,
+    await expect(l.tryAcquire('c', { priority: NaN })).rejects.toThrow(
+      /^tollgate: tryAcquire on limiter "llm", key "c": options\.priority is NaN;/,
     );
     expect(() => g.settle({ tokenz: 1 } as never)).toThrow(
       /^tollgate: settle on limiter "llm", key "a": actual\.tokenz names a dimension/,
@@ -379,7 +379,7 @@ describe('setLimits', () => {
     l.setLimits({ limits: [{ limit: 50, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
     await clock.increment(0);
     expect(big.error).toBeInstanceOf(CostExceedsCapacityError);
-    expect(big.error?.message).toBe(
+    expect((big.error as Error).message).toBe(
       'tollgate: acquire on limiter "llm", key "k": options.cost.tokens 80 exceeds capacity 50 of limit "tpm"',
     );
   });
@@ -393,7 +393,7 @@ describe('setLimits', () => {
     const big = track(r.granted);
     l.setLimits({ limits: [{ limit: 50, interval: '1m', dimension: 'tokens', name: 'tpm' }] });
     await clock.increment(0);
-    expect(big.error?.message).toBe(
+    expect((big.error as Error).message).toBe(
       'tollgate: reserve on limiter "llm", key "k": options.cost.tokens 80 exceeds capacity 50 of limit "tpm"',
     );
   });
