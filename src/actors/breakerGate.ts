@@ -6,7 +6,7 @@
  */
 import { CircuitOpenError } from '../breaker/errors.js';
 import type { BreakerPermit } from '../breaker/permit.js';
-import type { BreakerOptions } from '../breaker/policy.js';
+import type { LimiterBreaker } from './options.js';
 import { AcquireTimeoutError } from '../errors.js';
 import { WaiterState, type Waiter } from '../machines/waiter.js';
 import type { SystemCore } from './core.js';
@@ -25,7 +25,7 @@ export async function acquireThroughBreaker(
   core: SystemCore,
   place: { readonly limiter: string; readonly key: string },
   w: Waiter<Grant>,
-  options: BreakerOptions,
+  options: LimiterBreaker,
   dispatch: Dispatch,
 ): Promise<Grant> {
   try {
@@ -40,7 +40,7 @@ async function admitThenQueue(
   core: SystemCore,
   place: { readonly limiter: string; readonly key: string },
   w: Waiter<Grant>,
-  options: BreakerOptions,
+  options: LimiterBreaker,
   dispatch: Dispatch,
 ): Promise<Grant> {
   const breaker = core.breaker(`${place.limiter}/${place.key}`, options);
@@ -51,7 +51,7 @@ async function admitThenQueue(
   for (;;) {
     const r = breaker.tryEnter();
     if (r.ok) return (await dispatchWith(w, r.permit, dispatch))!;
-    if ((options.whenOpen ?? 'fail') === 'fail') {
+    if (options.whenOpen === 'fail') {
       w.fail(new CircuitOpenError(breaker.name, r.state, r.retryAfterMs));
       return w.promise();
     }
@@ -84,7 +84,7 @@ export async function tryThroughBreaker(
   core: SystemCore,
   name: string,
   w: Waiter<Grant>,
-  options: BreakerOptions,
+  options: LimiterBreaker,
   dispatch: Dispatch,
 ): Promise<TryResult> {
   const r = core.breaker(name, options).tryEnter();

@@ -4,7 +4,7 @@
  * each other: the system builds limiters, and limiters see the system only through this.
  */
 import type { CircuitBreaker } from '../breaker/breaker.js';
-import type { BreakerOptions } from '../breaker/policy.js';
+import type { LimiterBreaker } from './options.js';
 import type { Clock } from '../clock.js';
 import type { KeyActorRef } from '../machines/keyContext.js';
 import type { TollgateEmitter } from '../observe/events.js';
@@ -34,5 +34,5 @@ export interface SystemCore {
   /** `limiter` has a new policy: its live keys take it through their mailboxes. */
   policyChanged(limiter: KeyIndex): void;
   checkOpen(call: string): void;
-  breaker(name: string, options: BreakerOptions): CircuitBreaker;
+  breaker(name: string, breaker: LimiterBreaker): CircuitBreaker;
 }

@@ -24,6 +24,7 @@ import {
   parseAcquireOptions,
   readLimiterOptions,
   type AcquireOptions,
+  type LimiterBreaker,
   type LimiterOptions,
   type ProviderSignal,
   type Reservation,
@@ -66,8 +67,8 @@ export class Limiter {
   readonly maxQueue: number;
   /** @internal */
   readonly leaseMs: Ms | null;
-  /** @internal the breaker options, validated; null without a breaker. */
-  readonly breaker: BreakerOptions | null;
+  /** @internal the breaker option, compiled; null without a breaker. */
+  readonly breaker: LimiterBreaker | null;
   /** @internal the longest pause `feedback` applies (LimiterOptions.maxPause). */
   readonly maxPauseMs: Ms;
 

@@ -4,7 +4,12 @@
  */
 import { type CallPlace, onLimiter } from '../describe.js';
 import { InvalidArgumentError } from '../errors.js';
-import { BREAKER_OPTIONS, compileBreakerPolicy, type BreakerOptions } from '../breaker/policy.js';
+import {
+  BREAKER_OPTIONS,
+  compileBreakerPolicy,
+  type BreakerOptions,
+  type BreakerPolicy,
+} from '../breaker/policy.js';
 import { DURATION_ALLOWED, readDuration } from '../limiter/units.js';
 import { checkOptionNames, compileCost } from '../limiter/validate.js';
 import type { CostSpec, Duration, Ms, Policy, PolicySpec, Units } from '../limiter/types.js';
@@ -119,14 +124,14 @@ export function limiterDifferences(
     maxQueue: number;
     leaseMs: Ms | null;
     maxPauseMs: Ms;
-    breaker: BreakerOptions | null;
+    breaker: LimiterBreaker | null;
   },
   b: {
     policy: Policy;
     maxQueue: number;
     leaseMs: Ms | null;
     maxPauseMs: Ms;
-    breaker: BreakerOptions | null;
+    breaker: LimiterBreaker | null;
   },
 ): string[] {
   const out: string[] = [];
@@ -135,15 +140,17 @@ export function limiterDifferences(
   if (a.maxQueue !== b.maxQueue) out.push('maxQueue');
   if (a.leaseMs !== b.leaseMs) out.push('leaseTtl');
   if (a.maxPauseMs !== b.maxPauseMs) out.push('maxPause');
-  if (JSON.stringify(compiledBreaker(a.breaker)) !== JSON.stringify(compiledBreaker(b.breaker)))
-    out.push('breaker');
+  if (JSON.stringify(a.breaker) !== JSON.stringify(b.breaker)) out.push('breaker');
   return out;
 }
 
-function compiledBreaker(options: BreakerOptions | null): unknown {
-  if (options === null) return null;
-  const { whenOpen, ...policy } = options;
-  return { whenOpen: whenOpen ?? 'fail', ...compileBreakerPolicy(policy) };
+/**
+ * LimiterBreaker is a limiter's `breaker` option, validated and compiled once: the policy every
+ * key's breaker is created with (and looked up by), and what acquire does while it is open.
+ */
+export interface LimiterBreaker {
+  readonly whenOpen: 'fail' | 'wait';
+  readonly policy: BreakerPolicy;
 }
 
 /** The options of `system.limiter(name, options)`. */
@@ -173,7 +180,7 @@ export function readLimiterOptions(
   name: string,
   options: LimiterOptions,
   storeLeaseMs: Ms | null,
-): { maxQueue: number; leaseMs: Ms | null; breaker: BreakerOptions | null; maxPauseMs: Ms } {
+): { maxQueue: number; leaseMs: Ms | null; breaker: LimiterBreaker | null; maxPauseMs: Ms } {
   const where = onLimiter(name);
   checkOptionNames(options, LIMITER_OPTIONS, { where, path: '' });
   return {
@@ -182,7 +189,7 @@ export function readLimiterOptions(
       options.leaseTtl === undefined
         ? storeLeaseMs
         : readDuration(options.leaseTtl, { where, path: 'leaseTtl' }),
-    breaker: validateBreaker(options.breaker, where),
+    breaker: readBreaker(options.breaker, where),
     maxPauseMs:
       options.maxPause === undefined
         ? DEFAULT_MAX_PAUSE_MS
@@ -206,11 +213,8 @@ export function checkKey(key: unknown, call: string, limiter: string): asserts k
   }
 }
 
-/** validateBreaker checks a limiter's `breaker` option; `where` names the limiter. */
-export function validateBreaker(
-  options: BreakerOptions | undefined,
-  where: string,
-): BreakerOptions | null {
+/** readBreaker checks and compiles a limiter's `breaker` option; `where` names the limiter. */
+function readBreaker(options: BreakerOptions | undefined, where: string): LimiterBreaker | null {
   if (options === undefined) return null;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new InvalidArgumentError({
@@ -232,11 +236,16 @@ export function validateBreaker(
       expected: "'fail' or 'wait'",
     });
   }
-  checkOptionNames(options, [...BREAKER_OPTIONS, 'whenOpen'], { where, path: 'breaker' });
-  const { whenOpen: _whenOpen, ...policy } = options;
-  compileBreakerPolicy(policy, { where, path: 'breaker' }); // throws for a bad policy
-  return options;
+  checkOptionNames(options, BREAKER_LIMITER_OPTIONS, { where, path: 'breaker' });
+  const { whenOpen, ...policy } = options;
+  return {
+    whenOpen: whenOpen ?? 'fail',
+    policy: compileBreakerPolicy(policy, { where, path: 'breaker' }),
+  };
 }
+
+/** The fields of a limiter's `breaker` option: a breaker policy's, and `whenOpen`. */
+const BREAKER_LIMITER_OPTIONS = [...BREAKER_OPTIONS, 'whenOpen'] as const;
 
 /** validateMaxQueue checks a limiter's `maxQueue` option; `where` names the limiter. */
 export function validateMaxQueue(n: number | undefined, where: string): number {

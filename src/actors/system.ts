@@ -24,7 +24,7 @@ import {
   type SystemSnapshot,
 } from './systemOptions.js';
 import { limiterDifferences } from './options.js';
-import type { BreakerOptions } from '../breaker/policy.js';
+import type { LimiterBreaker } from './options.js';
 import type { KeyIndex } from './core.js';
 import { BreakerRegistry } from '../breaker/registry.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
@@ -224,10 +224,9 @@ export class LimiterSystem {
     for (const actor of limiter.actors.values()) actor.send({ type: 'policy', policy });
   }
 
-  /** @internal the breaker `name`, created on first use with the breaker policy of `options`. */
-  breaker(name: string, options: BreakerOptions): CircuitBreaker {
-    const { whenOpen: _whenOpen, ...policy } = options;
-    return this.breakers.get(name, policy);
+  /** @internal the breaker `name`, created on first use with the policy of `breaker`. */
+  breaker(name: string, breaker: LimiterBreaker): CircuitBreaker {
+    return this.breakers.getCompiled(name, breaker.policy);
   }
 
   /** @internal */

@@ -80,6 +80,8 @@ export interface BreakerStats {
 
 /** The logic the next breaker runs instead of {@link breakerMachine}; see `CircuitBreaker.withLogic`. */
 let nextLogic: BreakerMachine | null = null;
+/** The compiled policy the next breaker takes as it is; see `CircuitBreaker.ofCompiled`. */
+let nextPolicy: BreakerPolicy | null = null;
 
 interface StateWaiter {
   resolve(): void;
@@ -147,9 +149,24 @@ export class CircuitBreaker {
     }
   }
 
+  /**
+   * @internal a breaker on a policy compiled already (a limiter compiles its breaker option once),
+   * taken as it is: the same object, not a copy.
+   */
+  static ofCompiled(name: string, policy: BreakerPolicy, clock: Clock): CircuitBreaker {
+    nextPolicy = policy;
+    try {
+      return new CircuitBreaker(name, {}, clock);
+    } finally {
+      nextPolicy = null;
+    }
+  }
+
   constructor(name: string, policy: BreakerPolicySpec, clock: Clock) {
     const logic = nextLogic ?? breakerMachine;
+    const compiled = nextPolicy;
     nextLogic = null;
+    nextPolicy = null;
     if (typeof name !== 'string' || name.length === 0) {
       throw new InvalidArgumentError({
         where: 'new CircuitBreaker',
@@ -159,10 +176,9 @@ export class CircuitBreaker {
       });
     }
     this.name = name;
-    this.policy = compileBreakerPolicy(policy, {
-      where: `breaker ${JSON.stringify(name)}`,
-      path: '',
-    });
+    this.policy =
+      compiled ??
+      compileBreakerPolicy(policy, { where: `breaker ${JSON.stringify(name)}`, path: '' });
     this.#clock = clock;
     this.#subject = new BehaviorSubject<BreakerState>('closed');
     this.state$ = this.#subject.asObservable();

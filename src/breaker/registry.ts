@@ -8,7 +8,12 @@ import { EventEmitter } from 'eventemitter3';
 import type { Clock } from '../clock.js';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import { CircuitBreaker, type BreakerEvents } from './breaker.js';
-import { compileBreakerPolicy, samePolicy, type BreakerPolicySpec } from './policy.js';
+import {
+  compileBreakerPolicy,
+  samePolicy,
+  type BreakerPolicy,
+  type BreakerPolicySpec,
+} from './policy.js';
 
 /**
  * BreakerRegistry: see the file comment.
@@ -45,20 +50,28 @@ export class BreakerRegistry {
    */
   get(name: string, policy: BreakerPolicySpec): CircuitBreaker {
     if (this.#stopped) throw new LimiterClosedError(`get of breaker "${name}"`);
-    const compiled = compileBreakerPolicy(policy, {
-      where: `breaker ${JSON.stringify(name)}`,
-      path: '',
-    });
+    return this.getCompiled(
+      name,
+      compileBreakerPolicy(policy, { where: `breaker ${JSON.stringify(name)}`, path: '' }),
+    );
+  }
+
+  /**
+   * @internal `get` with a policy compiled already: a limiter compiles its breaker option once,
+   * and each acquire looks its key's breaker up by identity of that policy, compiling nothing.
+   */
+  getCompiled(name: string, policy: BreakerPolicy): CircuitBreaker {
+    if (this.#stopped) throw new LimiterClosedError(`get of breaker "${name}"`);
     const existing = this.#breakers.get(name);
     if (existing !== undefined) {
-      if (!samePolicy(existing.policy, compiled)) {
+      if (existing.policy !== policy && !samePolicy(existing.policy, policy)) {
         throw new InvalidArgumentError(
-          `tollgate: breaker "${name}" exists with policy ${JSON.stringify(existing.policy)}, asked with ${JSON.stringify(compiled)}; one name, one policy`,
+          `tollgate: breaker "${name}" exists with policy ${JSON.stringify(existing.policy)}, asked with ${JSON.stringify(policy)}; one name, one policy`,
         );
       }
       return existing;
     }
-    const breaker = new CircuitBreaker(name, policy, this.#clock);
+    const breaker = CircuitBreaker.ofCompiled(name, policy, this.#clock);
     breaker.events.on('stateChange', (e) => this.events.emit('stateChange', e));
     this.#breakers.set(name, breaker);
     return breaker;

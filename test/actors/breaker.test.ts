@@ -23,6 +23,18 @@ function setup() {
 const boom = () => Promise.reject(new Error('503 from the provider'));
 
 describe('breaker in acquire', () => {
+  it("compiles the breaker option once: every key's breaker takes that one policy", async () => {
+    const l = setup().limiter('llm', {
+      limits: [{ limit: 100, interval: '1m' }],
+      breaker: { failureThreshold: 2, openFor: '10s', whenOpen: 'wait' },
+    });
+    await l.run('gpt', () => 'ok');
+    await l.run('claude', () => 'ok');
+    const policy = l.breakerFor('gpt')!.policy;
+    expect(l.breakerFor('claude')!.policy).toBe(policy);
+    expect(policy).toMatchObject({ failureThreshold: 2, openForMs: 10_000 });
+  });
+
   it('opens after consecutive failures and then fails fast without booking anything', async () => {
     const l = setup().limiter('llm', {
       limits: [{ limit: 100, interval: '1m' }],
