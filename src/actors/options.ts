@@ -323,7 +323,9 @@ export function parseAcquireOptions(
   }
   const cost = options.cost;
   const units =
-    cost === undefined ? defaultUnits : compileCost(policy, cost, place.at(call, key, 'options.cost'));
+    cost === undefined
+      ? defaultUnits
+      : compileCost(policy, cost, place.at(call, key, 'options.cost'));
   let timeoutMs = Infinity;
   if (options.timeout !== undefined) {
     timeoutMs =
