@@ -2,7 +2,7 @@
  * The options and answers of the limiter facade (src/actors/limiter.ts), and the checks of its
  * arguments at the boundary: every name here is public, or validates what a caller passed.
  */
-import { type CallPlace, onLimiter } from '../describe.js';
+import { type CallPlace, type Place, onLimiter } from '../describe.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
   BREAKER_OPTIONS,
@@ -272,6 +272,15 @@ export interface ParsedAcquire {
 export const TIMEOUT_ALLOWED = `0 (refuse at once) or ${DURATION_ALLOWED}`;
 
 /**
+ * readTimeout reads an acquire's `timeout`: 0 (refuse unless it fits at once) or a duration.
+ *
+ * @throws InvalidArgumentError naming `at` for anything else.
+ */
+export function readTimeout(timeout: Duration, at: Place): Ms {
+  return timeout === 0 ? 0 : readDuration(timeout, at, TIMEOUT_ALLOWED);
+}
+
+/**
  * parseAcquireOptions validates the options of a call and compiles the cost under `policy`
  * (`defaultUnits` when none is given). `place` is the limiter's, pointed at `call` on `key` for
  * messages (`acquire on limiter "a", key "k"`); a valid call builds no message text.
@@ -326,13 +335,10 @@ export function parseAcquireOptions(
     cost === undefined
       ? defaultUnits
       : compileCost(policy, cost, place.at(call, key, 'options.cost'));
-  let timeoutMs = Infinity;
-  if (options.timeout !== undefined) {
-    timeoutMs =
-      options.timeout === 0
-        ? 0
-        : readDuration(options.timeout, place.at(call, key, 'options.timeout'), TIMEOUT_ALLOWED);
-  }
+  const timeoutMs =
+    options.timeout === undefined
+      ? Infinity
+      : readTimeout(options.timeout, place.at(call, key, 'options.timeout'));
   let priority = 0;
   if (options.priority !== undefined) {
     if (typeof options.priority !== 'number' || !Number.isFinite(options.priority)) {

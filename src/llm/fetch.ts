@@ -42,8 +42,8 @@ import { Limiter } from '../actors/limiter.js';
 import type { Grant } from '../actors/grant.js';
 import { systemClock } from '../clock.js';
 import type { CostSpec, Duration, Ms } from '../limiter/types.js';
-import { parseDuration, readDuration } from '../limiter/units.js';
-import { TIMEOUT_ALLOWED } from '../actors/options.js';
+import { parseDuration } from '../limiter/units.js';
+import { readTimeout } from '../actors/options.js';
 import { Call } from './call.js';
 import { accountingOf, fitOutput, generates, isCounted, jsonBody, modelOf } from './endpoints.js';
 import {
@@ -121,7 +121,13 @@ const HUNG_AFTER_MS = 60_000;
  * const client = new OpenAI({ fetch: limitedFetch({ limiter }) });
  */
 export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
-  const { limiter, key, estimate, timeout } = checkOptions(options);
+  const { limiter, key, estimate } = checkOptions(options);
+  // Read now, not at the first call (the acquire would refuse it then, on every call), and once:
+  // each call passes the ms, with no Duration to parse again.
+  const timeoutMs =
+    options.timeout === undefined
+      ? undefined
+      : readTimeout(options.timeout, { where: WHERE, path: 'options.timeout' });
   const hungAfterMs =
     options.hungAfter === undefined
       ? HUNG_AFTER_MS
@@ -163,7 +169,7 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
       grant = await limiter.acquire(k, {
         cost,
         ...(signal != null && { signal }),
-        ...(timeout !== undefined && { timeout }),
+        ...(timeoutMs !== undefined && { timeout: timeoutMs }),
       });
     } catch (e) {
       // Aborted while waiting: reject as fetch does, with the signal's reason (an AbortError by
@@ -218,7 +224,7 @@ function checkOptions(options: LimitedFetchOptions): LimitedFetchOptions {
   if (!(options.limiter instanceof Limiter)) {
     bad('options.limiter', options.limiter, 'a Limiter from system.limiter()');
   }
-  const { key, estimate, fetch: f, now, timeout, accounting } = options;
+  const { key, estimate, fetch: f, now, accounting } = options;
   if (key !== undefined && typeof key !== 'string' && typeof key !== 'function') {
     bad('options.key', key, 'a string, or a function (url, body) => string');
   }
@@ -231,10 +237,6 @@ function checkOptions(options: LimitedFetchOptions): LimitedFetchOptions {
   }
   if (f === undefined && typeof globalThis.fetch !== 'function') {
     bad('options.fetch', f, 'a fetch function: this runtime has no global fetch');
-  }
-  // Checked now, not at the first call: the acquire would refuse it then, on every call.
-  if (timeout !== undefined && (timeout as unknown) !== 0) {
-    readDuration(timeout, { where: WHERE, path: 'options.timeout' }, TIMEOUT_ALLOWED);
   }
   if (accounting !== undefined && accounting !== 'max' && accounting !== 'usage') {
     bad('options.accounting', accounting, "'max' or 'usage'");
