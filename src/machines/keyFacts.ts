@@ -25,4 +25,5 @@ export type KeyEmitted =
   | { type: 'cancelled'; key: string; id: string; at: Ms }
   | { type: 'reset'; key: string; at: Ms }
   | { type: 'paused'; key: string; forMs: Ms; at: Ms }
+  | { type: 'charged'; key: string; units: Units; at: Ms }
   | { type: 'storeError'; key: string; error: Error; at: Ms };

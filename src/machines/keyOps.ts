@@ -76,7 +76,9 @@ export function onCharge<G extends GrantHandle>(
     return;
   }
   const none: StoreGrant = { id: 'charge', at: now, units: units.map(() => 0), slot: false };
-  storeCall(ctx, scope, now, done, () => store.settle(ctx.storeKey, policy, none, units, now));
+  if (!storeCall(ctx, scope, now, done, () => store.settle(ctx.storeKey, policy, none, units, now)))
+    return;
+  if (ctx.rt.observed.value) scope.emit({ type: 'charged', key: ctx.key, units, at: now });
 }
 
 export function onRead<G extends GrantHandle>(

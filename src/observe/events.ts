@@ -32,6 +32,11 @@ export type ResetEvent = Payload<'reset'>;
  * provider's 429, at most the limiter's `maxPause`): its requests wait until then.
  */
 export type PausedEvent = Payload<'paused'>;
+/**
+ * ChargedEvent: `feedback` booked `units` (one amount per limit, in the policy's order) on the key
+ * so that what it has left matches what the provider says remains.
+ */
+export type ChargedEvent = Payload<'charged'>;
 /** StoreErrorEvent: the store failed a call for this key. */
 export type StoreErrorEvent = Payload<'storeError'>;
 /** EvictedEvent: an idle key's actor was stopped; its state stays in the store as plain data. */
@@ -61,6 +66,7 @@ export interface TollgateEvents {
   cancelled: [CancelledEvent];
   reset: [ResetEvent];
   paused: [PausedEvent];
+  charged: [ChargedEvent];
   storeError: [StoreErrorEvent];
   evicted: [EvictedEvent];
   breaker: [BreakerEvent];

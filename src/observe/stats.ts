@@ -31,7 +31,7 @@ export interface StatsOptions {
 }
 
 /** The events that change what a key's stats read. */
-export const CHANGES = [
+const CHANGES = [
   'granted',
   'queued',
   'timeout',
@@ -40,6 +40,7 @@ export const CHANGES = [
   'released',
   'cancelled',
   'reset',
+  'charged',
 ] as const satisfies readonly TollgateEventName[];
 
 interface StatsSource {

@@ -92,6 +92,8 @@ describe('feedback', () => {
   it('lowers remaining to what the provider reports, per dimension', async () => {
     const l = setup().limiter('llm', spec);
     await l.acquire('gpt', { cost: { tokens: 1000 } }); // ours: rpm 59, tpm 9000
+    const charged: unknown[] = [];
+    system.events.on('charged', (e) => charged.push(e));
     const headers = {
       'x-ratelimit-remaining-requests': '40',
       'x-ratelimit-remaining-tokens': '2500',
@@ -99,6 +101,8 @@ describe('feedback', () => {
     await l.feedback('gpt', feedbackFromResponse({ status: 200, headers }, clock.now()));
     const s = await l.stats('gpt');
     expect(s.limits.map((x) => x.remaining)).toEqual([40, 2500]);
+    // One booking, told as a `charged` event: 59 - 40 requests, 9000 - 2500 tokens.
+    expect(charged).toEqual([{ limiter: 'llm', key: 'gpt', units: [19, 6500], at: clock.now() }]);
   });
 
   it('never raises capacity above its own limits', async () => {
