@@ -68,7 +68,10 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-/** Builds dist/ when it is missing or older than src/, so the children import the sources' build. */
+/**
+ * Builds dist/ when it is missing or older than src/, so the children import the sources' build;
+ * with `TOLLGATE_BENCH_NO_BUILD=1` (the bench test) it refuses instead.
+ */
 function ensureBuilt(log: (line: string) => void): void {
   let built = 0;
   try {
@@ -77,6 +80,11 @@ function ensureBuilt(log: (line: string) => void): void {
     // no build yet
   }
   if (built >= newestMtime(path.join(root, 'src'))) return;
+  // Under `npm test` dist/ is built once before any test file, and a build here would delete it
+  // under another test's feet: stale there means src/ was edited since, and the run says so.
+  if (process.env.TOLLGATE_BENCH_NO_BUILD === '1') {
+    throw new Error('footprint: dist/ is missing or older than src/; run npm run build');
+  }
   log('footprint: dist/ is missing or older than src/: npm run build');
   // The build's output goes to stderr, with the bench's other progress: stdout is the report.
   execFileSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 2, 2] });

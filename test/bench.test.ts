@@ -30,7 +30,8 @@ describe('npm run bench -- --quick', () => {
         ['--expose-gc', '--import', 'tsx', 'bench/run.ts', '--quick'],
         {
           cwd: root,
-          env: { ...process.env, TOLLGATE_BENCH_OUT: out },
+          // dist/ was built by the global setup: the bench must not rebuild it mid-run.
+          env: { ...process.env, TOLLGATE_BENCH_OUT: out, TOLLGATE_BENCH_NO_BUILD: '1' },
           maxBuffer: 16 * 1024 * 1024,
         },
       );
