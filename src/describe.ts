@@ -88,6 +88,14 @@ export function quote(text: string): string {
 }
 
 /**
+ * onBreaker names a circuit breaker, and the call when given: `breaker "llm/gpt"`,
+ * `tryEnter of breaker "llm/gpt"`.
+ */
+export function onBreaker(name: string, call?: string): string {
+  return `${call === undefined ? '' : `${call} of `}breaker ${quote(name)}`;
+}
+
+/**
  * onLimiter names a limiter, and the call and key when given: `limiter "a"`,
  * `setLimits on limiter "a"`, `acquire on limiter "a", key "k"`.
  */

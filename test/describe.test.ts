@@ -1,6 +1,6 @@
 /** How messages show values and durations (#11): see src/describe.ts. */
 import { describe, expect, it } from 'vitest';
-import { describeValue, humanMs, onLimiter, quote } from '../src/describe.js';
+import { describeValue, humanMs, onBreaker, onLimiter, quote } from '../src/describe.js';
 
 describe('describeValue', () => {
   it.each<[unknown, string]>([
@@ -51,6 +51,14 @@ describe('humanMs', () => {
     [Infinity, 'Infinity'],
   ])('shows %i ms as %s', (ms, shown) => {
     expect(humanMs(ms)).toBe(shown);
+  });
+});
+
+describe('onBreaker', () => {
+  it('names the breaker, and the call when given, quoted as keys are', () => {
+    expect(onBreaker('llm/gpt')).toBe('breaker "llm/gpt"');
+    expect(onBreaker('llm/gpt', 'tryEnter')).toBe('tryEnter of breaker "llm/gpt"');
+    expect(onBreaker('llm/say "hi"')).toBe('breaker "llm/say \\"hi\\""');
   });
 });
 

@@ -30,6 +30,7 @@ import {
   type BreakerPolicySpec,
   type BreakerState,
 } from './policy.js';
+import { onBreaker } from '../describe.js';
 import { windowTotals } from './window.js';
 
 /** BreakerPermit lives in permit.ts; re-exported here for imports of this module. */
@@ -176,9 +177,7 @@ export class CircuitBreaker {
       });
     }
     this.name = name;
-    this.policy =
-      compiled ??
-      compileBreakerPolicy(policy, { where: `breaker ${JSON.stringify(name)}`, path: '' });
+    this.policy = compiled ?? compileBreakerPolicy(policy, { where: onBreaker(name), path: '' });
     this.#clock = clock;
     this.#subject = new BehaviorSubject<BreakerState>('closed');
     this.state$ = this.#subject.asObservable();
@@ -252,14 +251,14 @@ export class CircuitBreaker {
    * else console.log(`${r.state}: retry in ${r.retryAfterMs} ms`);
    */
   tryEnter(): TryEnterResult {
-    if (this.#stopped) throw new LimiterClosedError(`tryEnter of breaker "${this.name}"`);
+    if (this.#stopped) throw new LimiterClosedError(onBreaker(this.name, 'tryEnter'));
     this.#answer = null;
     this.#actor.send({ type: 'PROBE', now: this.#clock.now() });
     const answer = this.#answer as BreakerEmitted | null;
     this.#answer = null;
     this.#announce();
     if (answer === null)
-      throw new Error(`tollgate: internal: breaker "${this.name}" did not answer tryEnter`);
+      throw new Error(`tollgate: internal: ${onBreaker(this.name)} did not answer tryEnter`);
     if (answer.type === 'refused')
       return { ok: false, state: answer.state, retryAfterMs: answer.retryAfterMs };
     this.#permitsOut++;
@@ -304,8 +303,7 @@ export class CircuitBreaker {
     call: string,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    if (this.#stopped)
-      return Promise.reject(new LimiterClosedError(`${call} of breaker "${this.name}"`));
+    if (this.#stopped) return Promise.reject(new LimiterClosedError(onBreaker(this.name, call)));
     if (signal?.aborted) return Promise.reject(new AcquireAbortedError(signal.reason));
     if (!blocked) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
@@ -357,14 +355,8 @@ export class CircuitBreaker {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#actor.stop();
-    this.#settle(
-      this.#waiters,
-      new LimiterClosedError(`waitForHalfOpen of breaker "${this.name}"`),
-    );
-    this.#settle(
-      this.#slotWaiters,
-      new LimiterClosedError(`waitForPermit of breaker "${this.name}"`),
-    );
+    this.#settle(this.#waiters, new LimiterClosedError(onBreaker(this.name, 'waitForHalfOpen')));
+    this.#settle(this.#slotWaiters, new LimiterClosedError(onBreaker(this.name, 'waitForPermit')));
     this.#announce();
     this.#subject.complete();
   }

@@ -3,6 +3,7 @@
  * breaker trusts permits to end exactly once: a permit that never ends holds its half-open probe
  * slot for good, so end every permit in a `finally`.
  */
+import { onBreaker } from '../describe.js';
 import { GrantStateError } from '../errors.js';
 
 /**
@@ -67,7 +68,7 @@ export class Permit implements BreakerPermit {
   #end(outcome: PermitOutcome): void {
     if (this.#ended !== null) {
       throw new GrantStateError(
-        `tollgate: ${outcome.toLowerCase()} of a permit of breaker "${this.#breaker}" that already ended with ${this.#ended.toLowerCase()}; end a permit exactly once`,
+        `tollgate: ${outcome.toLowerCase()} of a permit of ${onBreaker(this.#breaker)} that already ended with ${this.#ended.toLowerCase()}; end a permit exactly once`,
       );
     }
     this.#ended = outcome;

@@ -8,6 +8,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Clock } from '../clock.js';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import { CircuitBreaker, type BreakerEvents } from './breaker.js';
+import { onBreaker } from '../describe.js';
 import {
   compileBreakerPolicy,
   samePolicy,
@@ -49,10 +50,10 @@ export class BreakerRegistry {
    *   the breaker was created with; LimiterClosedError after `stopAll()`.
    */
   get(name: string, policy: BreakerPolicySpec): CircuitBreaker {
-    if (this.#stopped) throw new LimiterClosedError(`get of breaker "${name}"`);
+    if (this.#stopped) throw new LimiterClosedError(onBreaker(name, 'get'));
     return this.getCompiled(
       name,
-      compileBreakerPolicy(policy, { where: `breaker ${JSON.stringify(name)}`, path: '' }),
+      compileBreakerPolicy(policy, { where: onBreaker(name), path: '' }),
     );
   }
 
@@ -61,12 +62,12 @@ export class BreakerRegistry {
    * and each acquire looks its key's breaker up by identity of that policy, compiling nothing.
    */
   getCompiled(name: string, policy: BreakerPolicy): CircuitBreaker {
-    if (this.#stopped) throw new LimiterClosedError(`get of breaker "${name}"`);
+    if (this.#stopped) throw new LimiterClosedError(onBreaker(name, 'get'));
     const existing = this.#breakers.get(name);
     if (existing !== undefined) {
       if (existing.policy !== policy && !samePolicy(existing.policy, policy)) {
         throw new InvalidArgumentError(
-          `tollgate: breaker "${name}" exists with policy ${JSON.stringify(existing.policy)}, asked with ${JSON.stringify(policy)}; one name, one policy`,
+          `tollgate: ${onBreaker(name)} exists with policy ${JSON.stringify(existing.policy)}, asked with ${JSON.stringify(policy)}; one name, one policy`,
         );
       }
       return existing;
