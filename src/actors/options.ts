@@ -248,7 +248,7 @@ function readBreaker(options: BreakerOptions | undefined, where: string): Limite
 const BREAKER_LIMITER_OPTIONS = [...BREAKER_OPTIONS, 'whenOpen'] as const;
 
 /** validateMaxQueue checks a limiter's `maxQueue` option; `where` names the limiter. */
-export function validateMaxQueue(n: number | undefined, where: string): number {
+function validateMaxQueue(n: number | undefined, where: string): number {
   if (n === undefined) return Infinity;
   if (n === Infinity || (Number.isSafeInteger(n) && n >= 0)) return n;
   throw new InvalidArgumentError({

@@ -11,8 +11,6 @@ import type { KeyQueue } from './keyQueue.js';
 import type { KeyEmitted } from './keyFacts.js';
 import type { Waiter } from './waiter.js';
 
-export { QUEUED, type KeyEmitted } from './keyFacts.js';
-
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- xstate's own alias for any system
 type AnyActorSystem = ActorSystem<any>;
 
