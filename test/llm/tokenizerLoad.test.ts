@@ -43,6 +43,8 @@ describe('loading the default tokenizer', () => {
     });
     expect(estimateTokens(body, (t) => t.length).inputTokens).toBe(3 + 4 + 11 + 3);
     expect(() => defaultTokenizer('')).not.toThrow();
+    // Nothing of that loaded the tokenizer: text still needs loadTokenizer first.
+    expect(() => defaultTokenizer('x')).toThrow(TokenizerUnavailableError);
   });
 
   it('counts synchronously once loaded; the async estimate loads it itself', async () => {
