@@ -22,6 +22,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import {
+  fmtKiB,
+  fmtMs,
   fmtRatio,
   median,
   renderSection,
@@ -153,7 +155,7 @@ function measureImports(
       ms: median(timings[i + 1]!.map((t) => t.wallMs)) - emptyMs,
       inProcessMs: median(timings[i + 1]!.map((t) => t.importMs)),
     };
-    log(`footprint: import ${p.name}: ${row.ms.toFixed(1)} ms (${rounds} children)`);
+    log(`footprint: import ${p.name}: ${fmtMs(row.ms)} (${rounds} children)`);
     return row;
   });
   return { rows, emptyMs };
@@ -222,10 +224,6 @@ async function measureBundle(p: Package, dir: string): Promise<BundleRow> {
     split: [...byPackage].sort((a, b) => b[1] - a[1]),
   };
 }
-
-/** Bytes as KiB with one decimal: "48.3 KiB". */
-const fmtKiB = (b: number): string => `${(b / 1024).toFixed(1)} KiB`;
-const fmtMs = (ms: number): string => `${ms.toFixed(1)} ms`;
 
 async function run({ quick, log }: SuiteOptions): Promise<Section> {
   ensureBuilt(log);

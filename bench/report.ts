@@ -82,6 +82,16 @@ export function fmtBytes(b: number): string {
   return `${b.toFixed(0)} B`;
 }
 
+/** Bytes as KiB with one decimal, whatever the size: "48.3 KiB", "0.1 KiB". */
+export function fmtKiB(b: number): string {
+  return Number.isFinite(b) ? `${(b / 1024).toFixed(1)} KiB` : 'n/a';
+}
+
+/** Milliseconds with one decimal: "252.7 ms". */
+export function fmtMs(ms: number): string {
+  return Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : 'n/a';
+}
+
 export function fmtRatio(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a';
 }
