@@ -97,8 +97,8 @@ describe('estimating a hostile prompt of a megabyte', () => {
         took = cpuMs() - started;
       });
       expect(gap).toBeLessThan(Math.max(50, 10 * parseMs));
-      // Bounded as a whole too: `npm run bench` reports under 250 ms per MB at worst (base64),
-      // some tens of JSON parses of the same body; the unbounded tokenizer took minutes.
+      // Bounded as a whole too: `npm run bench` prints the time per MB ("Estimating hostile
+      // prompts"), some tens of JSON parses of the same body; the unbounded tokenizer took minutes.
       expect(took / parseMs).toBeLessThan(400);
       // Sampled or counted, the estimate is at least what counting it in 64 KiB parts gives
       // (less 10%: a sample of a uniform text is the text's rate), and never above its bytes.
