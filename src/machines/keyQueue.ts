@@ -54,6 +54,16 @@ export class KeyQueue<G> {
     return this.#size;
   }
 
+  /**
+   * @internal what the queue keeps, dead entries included, for the test of its memory bound:
+   * entries in its levels, levels, and entries in its deadline heap.
+   */
+  retained(): { entries: number; levels: number; heap: number } {
+    let entries = 0;
+    for (const level of this.#levels) entries += level.items.length;
+    return { entries, levels: this.#levels.length, heap: this.#deadlines.length };
+  }
+
   /** insert puts `w` at its place: behind every waiter of its priority or higher. */
   insert(w: Waiter<G>): void {
     const level = this.#level(w.priority);

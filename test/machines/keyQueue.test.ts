@@ -161,6 +161,19 @@ describe('KeyQueue', () => {
     expect(q.tries).toBeNull();
   });
 
+  it('lets go of the entries of waiters served from the front, and of waiters removed anywhere', () => {
+    const q = new KeyQueue<string>();
+    const ws = Array.from({ length: 200 }, (_, i) => waiter(i + 1, 0, 1000 + i));
+    for (const w of ws) q.insert(w);
+    for (const w of ws.slice(0, 190)) q.remove(w); // served in order: the front is passed
+    expect(q.retained().entries).toBeLessThanOrEqual(3 * 10 + 62);
+    expect(q.retained().heap).toBeLessThanOrEqual(2 * 10 + 31);
+    for (let i = 0; i < 100; i++) q.insert(waiter(1000 + i, 0, 5000 + i));
+    for (const w of ws.slice(190, 199)) q.remove(w); // nine in the middle now
+    expect(seqs(q).length).toBe(101);
+    expect(q.retained().entries).toBeLessThanOrEqual(3 * 101 + 62);
+  });
+
   it('clear empties the queue and returns what it held in service order', () => {
     const q = new KeyQueue<string>();
     const ws = [waiter(1, 0, 50), waiter(2, 3), waiter(3, 0, 10)];
@@ -288,6 +301,15 @@ describe('KeyQueue against a sorted array', () => {
           expect(q.head()).toBe(order[0]);
           const deadlines = order.map((w) => w.deadline);
           expect(q.nextDeadline()).toBe(Math.min(Infinity, ...deadlines));
+          // Memory stays bounded by what is live: a level keeps fewer than 32 passed and 32 dead
+          // entries or no more of each than live ones, the heap as many dead as live or fewer
+          // than 32, and a level lives only while a waiter of its priority is queued.
+          const kept = q.retained();
+          const priorities = new Set(order.map((w) => w.priority));
+          expect(kept.levels).toBe(priorities.size);
+          expect(kept.entries).toBeLessThanOrEqual(3 * order.length + 62 * kept.levels);
+          const timed = order.filter((w) => w.deadline !== Infinity).length;
+          expect(kept.heap).toBeLessThanOrEqual(2 * timed + 31);
         }
       }),
       RUNS,
