@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
  * `npm run build`: dist/ as the package ships it.
- * - The JavaScript is bundled by esbuild, one file per entry point (`tollgate`, `tollgate/redis`)
- *   and a shared chunk for what both use (so an error class is one class across them), with every
- *   dependency and peer left external. Loading a few files instead of some fifty modules halves
- *   the import time (#11; `npm run bench` measures it). Source maps carry their sources.
+ * - The JavaScript is bundled by esbuild, one file per entry point (`tollgate`, `tollgate/redis`,
+ *   `tollgate/xstate`) and shared chunks for what they have in common (so an error class is one
+ *   class across them), with every dependency and peer left external. Loading a few files instead
+ *   of some fifty modules halves the import time (#11; `npm run bench` measures it). Source maps
+ *   carry their sources.
  * - The declarations come from tsc (`tsconfig.build.json`: `stripInternal`), one per module.
  * - The Redis store's Lua scripts are copied next to the Redis entry, which reads them from
  *   `./lua` (src/redis/scripts.ts).
@@ -31,7 +32,11 @@ execFileSync(
 );
 await build({
   absWorkingDir: root,
-  entryPoints: { index: 'src/index.ts', 'redis/index': 'src/redis/index.ts' },
+  entryPoints: {
+    index: 'src/index.ts',
+    'redis/index': 'src/redis/index.ts',
+    'xstate/index': 'src/xstate/index.ts',
+  },
   outdir: dist,
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,

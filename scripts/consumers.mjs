@@ -128,6 +128,9 @@ try {
   const want = { results: [true, true, false], redisStore: 'function', errors: true };
   check('ESM import', () => expectJson(node, ['esm/app.mjs'], want));
   check('CommonJS require', () => expectJson(node, ['cjs/app.cjs'], want));
+  check('tollgate/xstate: a machine of the app asks by event and gets its replies', () =>
+    expectJson(node, ['esm/xstate.mjs'], { replies: ['tollgate.granted', 'tollgate.refused'] }),
+  );
   check('without ioredis and gpt-tokenizer: typed errors that say what to install', () =>
     expectJson(node, ['esm/noPeers.mjs'], {
       redis: (e) => e.code === 'INVALID_ARGUMENT' && e.message.includes('npm install ioredis'),

@@ -4,6 +4,7 @@
  */
 export { createLimiterSystem, LimiterSystem } from './actors/system.js';
 export type { LimiterSystemOptions, SystemSnapshot } from './actors/system.js';
+export type { InspectionEvent, Inspector } from './actors/systemOptions.js';
 export { Limiter } from './actors/limiter.js';
 export type {
   AcquireOptions,

@@ -4,7 +4,7 @@
  * event emitter, and closes everything at once. One XState system per limiter system: key actors
  * are children of its root actor, found through their limiter's index of live actors by key.
  */
-import { createActor, type AnyActorRef } from 'xstate';
+import { createActor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import { isKeyIdle, keyLogic } from '../machines/keyLogic.js';
 import { endAll } from '../machines/keyOps.js';
@@ -81,6 +81,8 @@ export class LimiterSystem {
   /** Stops listening to the store's news of capacity freed by other processes. */
   readonly #unwatch: (() => void) | undefined;
   #closed = false;
+  /** Whether XState's inspection is on (`options.inspect`). */
+  readonly #inspected: boolean;
 
   constructor(options: LimiterSystemOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -92,14 +94,22 @@ export class LimiterSystem {
     this.#idleMs = settings.idleMs;
     this.#pollMs = settings.pollMs;
     this.#ownsStore = settings.ownsStore;
+    this.#inspected = settings.inspect !== undefined;
     this.#store = settings.store;
     // A store that times its own calls (Redis) does so on this system's clock, unless given one.
     this.#store.useClock?.(this.clock);
     // The root actor anchors the XState system; key actors are its children, and it stops them
     // (XState lets only a parent stop a child). It also hears of a child that failed.
+    // Inspection, when asked for, is the system's: the key actors, its children, report to it.
     this.#root = createActor(
       rootLogic(() => this.#removeFailed()),
-      { clock: this.clock },
+      {
+        clock: this.clock,
+        ...(settings.inspect !== undefined && {
+          // Inspector is XState's own type, described without naming it (systemOptions.ts).
+          inspect: settings.inspect as Observer<InspectionEvent>,
+        }),
+      },
     );
     this.#root.start();
     this.events.onObserved = () => {
@@ -191,10 +201,17 @@ export class LimiterSystem {
     storeKey ??= this.storeKey(limiter.name, key);
     // No `clock`: children use their system's, which is the root's (this.clock). Every option
     // costs: XState spreads them into a new object per actor.
-    const actor = createActor(keyLogic as unknown as KeyLogic<Grant>, {
-      parent: this.#root,
-      input: { rt: entry.rt, key, storeKey },
-    });
+    // Under inspection a key actor is named `limiter/key`, so a reader of the stream knows it.
+    const actor = createActor(
+      keyLogic as unknown as KeyLogic<Grant>,
+      this.#inspected
+        ? {
+            parent: this.#root,
+            input: { rt: entry.rt, key, storeKey },
+            id: `${limiter.name}/${key}`,
+          }
+        : { parent: this.#root, input: { rt: entry.rt, key, storeKey } },
+    );
     // Facts are relayed to `events` only once somebody observes (see #relayAll).
     if (this.events.observed.value) this.#relay(actor, limiter);
     actor.start();

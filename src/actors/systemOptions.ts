@@ -30,7 +30,32 @@ export interface LimiterSystemOptions {
   readonly pollInterval?: Duration;
   /** State to start from, as returned by `system.snapshot()` (memory store only). */
   readonly snapshot?: SystemSnapshot;
+  /**
+   * XState's inspection of the key actors: what each was sent and what it became, in the same
+   * stream as an app's own actors (pass the `inspect` of `@statelyai/inspect`, or a function). Off,
+   * it costs nothing. @default none
+   */
+  readonly inspect?: Inspector;
 }
+
+/**
+ * An event of XState's inspection (its `InspectionEvent`: `@xstate.actor`, `@xstate.event`,
+ * `@xstate.snapshot`, `@xstate.microstep`, `@xstate.action`), typed by its `type` alone here, so
+ * that tollgate's main declarations name no XState type.
+ */
+export interface InspectionEvent {
+  readonly type: string;
+}
+
+/** Takes XState's inspection events: a function, or an observer with `next`. */
+export type Inspector =
+  | Bivariant<(event: InspectionEvent) => void>
+  | { readonly next?: Bivariant<(event: InspectionEvent) => void> };
+
+/** `F` with its parameter checked both ways, so a function of XState's own event type fits. */
+type Bivariant<F extends (event: never) => void> = {
+  check(...args: Parameters<F>): void;
+}['check'];
 
 /**
  * Eight random hex digits and a dash, so that grant ids of two systems never collide. Web Crypto
@@ -55,6 +80,8 @@ export interface SystemSettings {
   readonly idleMs: Ms;
   readonly pollMs: Ms;
   readonly store: Store;
+  /** XState's inspection, when asked for. */
+  readonly inspect: Inspector | undefined;
   /** Whether the system made its store (a memory store), and so closes it. */
   readonly ownsStore: boolean;
 }
@@ -85,7 +112,21 @@ export function readSystemOptions(options: LimiterSystemOptions): SystemSettings
     });
   }
   if (options.store !== undefined) checkStore(options.store);
+  const { inspect } = options;
+  if (
+    inspect !== undefined &&
+    typeof inspect !== 'function' &&
+    (typeof inspect !== 'object' || inspect === null || typeof inspect.next !== 'function')
+  ) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'options.inspect',
+      value: inspect,
+      expected: 'a function of an inspection event, or an observer { next(event) }',
+    });
+  }
   return {
+    inspect,
     idleMs,
     pollMs,
     store: options.store ?? memoryStore(options.snapshot?.store),
