@@ -21,6 +21,12 @@ const expected: Record<string, RegExp[]> = {
   'llmTokens.ts': [/booked 2007, settled; tokens left 3843/],
   'dashboard.ts': [/\[[#.]{20}\] queued \d+/, /dashboard done/],
   'sharedBudget.ts': [/run total: 7 calls, 2850 in, 840 out/, /budget left: requests\/1m=43/],
+  'xstateAgents.ts': [
+    /researcher: 3 calls, 951 in, 450 out/,
+    /run total: 7 calls, 2203 in, 1050 out/,
+    /budget left: requests\/1m=43, inputTokens\/1m=17797, outputTokens\/1m=6950/,
+    /inspected: \d+ events to \d+ actors, the key actor anthropic\/claude among them: true/,
+  ],
 };
 
 describe('examples', () => {
