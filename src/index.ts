@@ -31,6 +31,12 @@ export type { MemorySnapshot } from './memory/memoryStore.js';
 export { TollgateEmitter } from './observe/events.js';
 export type * from './observe/events.js';
 export type { KeyStats, StatsOptions } from './observe/stats.js';
+export type {
+  LimiterStats,
+  LimiterStatsOptions,
+  LimitUse,
+  SystemStats,
+} from './observe/limiterStats.js';
 export {
   TollgateError,
   isTollgateError,

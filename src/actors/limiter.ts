@@ -7,6 +7,13 @@ import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
 import type { BreakerOptions } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
+import {
+  limiterStats$,
+  readLimiterStatsOptions,
+  type LimiterSource,
+  type LimiterStats,
+  type LimiterStatsOptions,
+} from '../observe/limiterStats.js';
 import type { Done, KeyActorRef, KeyEvent } from '../machines/keyContext.js';
 import { Waiter, WaiterState } from '../machines/waiter.js';
 import { type CallPlace, callPlace, onLimiter } from '../describe.js';
@@ -236,13 +243,37 @@ export class Limiter {
   }
 
   /**
-   * stats$ is an RxJS Observable of the key's {@link KeyStats}: one value on subscribe, one after
-   * each change of the key (coalesced per tick), and one every `everyMs` if set. Nothing is
-   * computed while nobody subscribes.
+   * stats$(key) is an RxJS Observable of the key's {@link KeyStats}: one value on subscribe, one
+   * after each change of the key (coalesced per tick), and one every `every` if set.
+   * stats$() without a key is one of the whole limiter's {@link LimiterStats}: every live key
+   * summed, the `top` fullest, the keys that appeared and were evicted; one value on subscribe and
+   * one after each burst of changes of any key. Nothing is computed while nobody subscribes.
+   *
+   * @throws InvalidArgumentError for a key that is not a string, or bad options.
    */
-  stats$(key: string, options?: StatsOptions): Observable<KeyStats> {
-    checkKey(key, 'stats$', this.name);
-    return keyStats$(this, this.#core, key, options);
+  stats$(key: string, options?: StatsOptions): Observable<KeyStats>;
+  stats$(options?: LimiterStatsOptions): Observable<LimiterStats>;
+  stats$(
+    keyOrOptions?: string | LimiterStatsOptions,
+    options?: StatsOptions,
+  ): Observable<KeyStats> | Observable<LimiterStats> {
+    if (keyOrOptions === undefined || (typeof keyOrOptions === 'object' && keyOrOptions !== null)) {
+      const read = readLimiterStatsOptions(keyOrOptions, onLimiter(this.name, 'stats$'));
+      return limiterStats$(this.statsSource(), this.#core, read);
+    }
+    checkKey(keyOrOptions, 'stats$', this.name);
+    return keyStats$(this, this.#core, keyOrOptions, options);
+  }
+
+  /** @internal what the whole-limiter and whole-system stats read of this limiter. */
+  statsSource(): LimiterSource {
+    return {
+      name: this.name,
+      liveKeys: () => this.actors.keys(),
+      limits: () => this.#policy.limits,
+      isLive: (key) => this.actors.has(key),
+      stats: (key) => this.stats(key),
+    };
   }
 
   /**

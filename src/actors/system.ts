@@ -13,6 +13,14 @@ import { asInternalError } from '../machines/storeOps.js';
 import { MemoryStore } from '../memory/memoryStore.js';
 import type { Ms } from '../limiter/types.js';
 import { TollgateEmitter } from '../observe/events.js';
+import {
+  readLimiterStatsOptions,
+  systemStats$,
+  type LimiterSource,
+  type LimiterStatsOptions,
+  type SystemStats,
+} from '../observe/limiterStats.js';
+import type { Observable } from 'rxjs';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import type { Grant } from './grant.js';
 import { Limiter, type LimiterOptions } from './limiter.js';
@@ -249,6 +257,21 @@ export class LimiterSystem {
   /** @internal */
   checkOpen(call: string): void {
     if (this.#closed) throw new LimiterClosedError(call);
+  }
+
+  /**
+   * stats$ is an RxJS Observable of every limiter's {@link LimiterStats} (see `limiter.stats$()`):
+   * one value on subscribe and one after each burst of changes of any key of any limiter; a
+   * limiter made after the subscription joins at its first change. Nothing is computed while
+   * nobody subscribes.
+   *
+   * @throws InvalidArgumentError for bad options.
+   */
+  stats$(options?: LimiterStatsOptions): Observable<SystemStats> {
+    const read = readLimiterStatsOptions(options, 'system.stats$');
+    const sources = (): LimiterSource[] =>
+      [...this.#limiters.values()].map(({ limiter }) => limiter.statsSource());
+    return systemStats$(sources, this, read);
   }
 
   /**

@@ -30,8 +30,8 @@ export interface StatsOptions {
   readonly every?: Duration;
 }
 
-/** The events that change what a key's stats read. */
-const CHANGES = [
+/** @internal the events that change what a key's stats read. */
+export const CHANGES = [
   'granted',
   'queued',
   'timeout',
