@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { actorsSuite } from './actors.js';
 import { estimateSuite } from './estimate.js';
 import { footprintSuite } from './footprint.js';
+import { limiterStatsSuite } from './limiterStats.js';
 import { memorySuite } from './memory.js';
 import { redisSuite } from './redis.js';
 import { waitersSuite } from './waiters.js';
@@ -33,6 +34,7 @@ import {
 const SUITES: readonly Suite[] = [
   memorySuite,
   actorsSuite,
+  limiterStatsSuite,
   waitersSuite,
   estimateSuite,
   redisSuite,

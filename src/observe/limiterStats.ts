@@ -204,7 +204,9 @@ export class StatsTable {
   #top(n: number): KeyStats[] {
     const out: KeyStats[] = [];
     for (let b = BUCKETS; b >= 0 && out.length < n; b--) {
-      for (const key of this.#buckets[b]!) {
+      const bucket = this.#buckets[b]!;
+      if (bucket.size === 0) continue; // most are: no iterator for them
+      for (const key of bucket) {
         out.push(this.#rows.get(key)!.stats);
         if (out.length === n) break;
       }
