@@ -2,10 +2,10 @@
 /**
  * `npm run build`: dist/ as the package ships it.
  * - The JavaScript is bundled by esbuild, one file per entry point (`tollgate`, `tollgate/redis`,
- *   `tollgate/xstate`) and shared chunks for what they have in common (so an error class is one
- *   class across them), with every dependency and peer left external. Loading a few files instead
- *   of some fifty modules halves the import time (#11; `npm run bench` measures it). Source maps
- *   carry their sources.
+ *   `tollgate/xstate`, `tollgate/testing`) and shared chunks for what they have in common (so an
+ *   error class is one class across them), with every dependency and peer left external. Loading
+ *   a few files instead of some fifty modules halves the import time (#11; `npm run bench`
+ *   measures it). Source maps carry their sources.
  * - The declarations come from tsc (`tsconfig.build.json`: `stripInternal`), one per module.
  * - The Redis store's Lua scripts are copied next to the Redis entry, which reads them from
  *   `./lua` (src/redis/scripts.ts).
@@ -36,6 +36,7 @@ await build({
     index: 'src/index.ts',
     'redis/index': 'src/redis/index.ts',
     'xstate/index': 'src/xstate/index.ts',
+    'testing/index': 'src/testing/index.ts',
   },
   outdir: dist,
   chunkNames: 'chunks/[name]-[hash]',

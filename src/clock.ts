@@ -125,6 +125,13 @@ export class VirtualClock implements Clock {
     return this.#timers.size;
   }
 
+  /** The instant the earliest pending timer is due, or null when none is armed. */
+  get nextDue(): Ms | null {
+    let at: Ms | null = null;
+    for (const t of this.#timers.values()) if (at === null || t.at < at) at = t.at;
+    return at;
+  }
+
   /**
    * increment moves time forward by `ms`, running due timers in order, and lets promise callbacks
    * settle after each one, so awaiting it observes every effect of the step.

@@ -16,6 +16,9 @@ const expected: Record<string, RegExp[]> = {
     /agent loop done: 12 calls in \d+ ms, 0 refused by the server \(429\)/,
     /counted by the server (\d+), booked \1 \(/,
   ],
+  'agentProperties.ts': [
+    /proved over 100 runs: every task finishes, every agent gets its turn, at most \d+ of 2000 tokens used in any minute/,
+  ],
   'basic.ts': [/call 1 at 0 ms/, /call 8 at \d+ ms/, /refused by requests\/1m, retry in ~\d+ s/],
   'perUser.ts': [/alice: wait \d+ ms/, /bob: ok/, /alice has 0 left, bob has 2/],
   'llmTokens.ts': [/booked 2007, settled; tokens left 3843/],
@@ -37,6 +40,29 @@ describe('examples', () => {
   it('has an expectation for every example', () => {
     expect(files.sort()).toEqual(Object.keys(expected).sort());
   });
+
+  // The property example fails, as it should, on a loop with a bug planted in it.
+  for (const [bug, message] of [
+    [
+      'over-budget',
+      /Property failed after \d+ runs: minute \d+: the model used \d+ tokens, over 2000/,
+    ],
+    ['lost-task', /Property failed after \d+ runs: \w+ finished \d+ of its \d+ tasks/],
+  ] as const) {
+    it(`examples/agentProperties.ts --planted-bug ${bug} fails with a counterexample`, async () => {
+      const failed = await run(
+        process.execPath,
+        ['--import', 'tsx', 'examples/agentProperties.ts', '--planted-bug', bug],
+        { cwd: root, timeout: 30_000 },
+      ).then(
+        () => null,
+        (e: { code?: number; stdout?: string }) => e,
+      );
+      expect(failed?.code).toBe(1);
+      expect(failed?.stdout).toMatch(message);
+      expect(failed?.stdout).toMatch(/counterexample: \[/);
+    });
+  }
 
   for (const file of files) {
     it(`runs examples/${file}`, async () => {
