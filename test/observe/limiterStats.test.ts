@@ -178,14 +178,18 @@ describe('limiter.stats$()', () => {
     for (let i = 0; i < 2_000; i++) limiter.tryAcquire(`k${i}`);
     await clock.increment(0);
     const reads = vi.spyOn(limiter, 'stats');
+    const stream = limiter.stats$();
+    await limiter.acquire('k1');
+    await clock.increment(0);
+    expect(reads).not.toHaveBeenCalled(); // nothing is read before a subscription
     const seen: LimiterStats[] = [];
-    const sub = limiter.stats$().subscribe((s) => seen.push(s));
+    const sub = stream.subscribe((s) => seen.push(s));
     await clock.increment(0);
     expect(reads).toHaveBeenCalledTimes(2_000); // the subscription reads every live key once
     await limiter.acquire('k7');
     await clock.increment(0);
     expect(reads).toHaveBeenCalledTimes(2_001);
-    expect(seen.at(-1)).toMatchObject({ keys: 2_000, limits: [{ used: 2_001 }] });
+    expect(seen.at(-1)).toMatchObject({ keys: 2_000, limits: [{ used: 2_002 }] });
     sub.unsubscribe();
     await limiter.acquire('k8');
     await clock.increment(0);

@@ -4,9 +4,9 @@
  * what waits and releases what is held; replies go to the asker alone.
  */
 import { describe, expect, it } from 'vitest';
-import { createActor, type AnyActorRef } from 'xstate';
+import { createActor, sendTo, setup, type AnyActorRef } from 'xstate';
 import { AcquireTimeoutError, GrantStateError, InvalidArgumentError } from '../../src/index.js';
-import type { LimiterRequest } from '../../src/xstate/index.js';
+import { limiterActor, type LimiterReply, type LimiterRequest } from '../../src/xstate/index.js';
 import { agentLogic } from './agent.js';
 import { virtualSystem } from '../actors/support.js';
 
@@ -171,5 +171,35 @@ describe('createLimiterSystem({ inspect })', () => {
     expect(() => virtualSystem({ inspect: 5 as never })).toThrow(
       'tollgate: createLimiterSystem: options.inspect is 5; expected a function of an inspection event, or an observer { next(event) }',
     );
+  });
+});
+
+describe('limiterActor invoked', () => {
+  it('serves the state that invokes it, and withdraws its requests when that state is left', async () => {
+    const { clock, limiter } = setupAgents({ limit: 1, concurrency: undefined });
+    await limiter.acquire('gpt'); // the only unit: the invoked request waits
+    const machine = setup({
+      types: { events: {} as LimiterReply | { type: 'giveUp' } },
+      actors: { limiter: limiterActor(limiter) },
+    }).createMachine({
+      initial: 'waiting',
+      states: {
+        waiting: {
+          invoke: { src: 'limiter', id: 'limiter' },
+          entry: sendTo('limiter', { type: 'tollgate.acquire', id: 'q', key: 'gpt' }),
+          on: { 'tollgate.granted': 'working', giveUp: 'gaveUp' },
+        },
+        working: {},
+        gaveUp: {},
+      },
+    });
+    const a = createActor(machine).start();
+    await clock.increment(0);
+    expect((await limiter.stats('gpt')).queued).toBe(1);
+    a.send({ type: 'giveUp' }); // leaving the state stops the invoked limiter client
+    await clock.increment(0);
+    expect(a.getSnapshot().value).toBe('gaveUp');
+    const s = await limiter.stats('gpt');
+    expect([s.queued, s.limits[0]!.remaining]).toEqual([0, 0]);
   });
 });
