@@ -82,9 +82,9 @@ export type LimiterRequest =
   AcquireRequest | TryAcquireRequest | SettleRequest | ReleaseRequest | CancelRequest;
 
 /**
- * The grant of request `id`. The actor holds it for the asker: `tollgate.settle`,
- * `tollgate.release` and `tollgate.cancel` by id (or the grant's own methods) end it, and the
- * asker's stop releases it.
+ * The grant of request `id`. The actor holds it for the asker until `tollgate.release` or
+ * `tollgate.cancel` of `id`, or the asker's stop, which releases it. The grant's own methods work
+ * too, but only those events free the id (and what the actor keeps of it).
  */
 export interface GrantedReply {
   readonly type: 'tollgate.granted';
@@ -211,8 +211,10 @@ class Client {
           return;
         }
         this.#withGrant(event.id, 'cancel', (g) => {
+          // A settled grant cannot be cancelled (it throws): then it stays held, to be released.
+          const done = g.cancel();
           this.#held.delete(event.id);
-          g.cancel().catch((e: unknown) => this.#failed(event.id, event.type, e));
+          done.catch((e: unknown) => this.#failed(event.id, event.type, e));
         });
         return;
       }

@@ -203,3 +203,20 @@ describe('limiterActor invoked', () => {
     expect([s.queued, s.limits[0]!.remaining]).toEqual([0, 0]);
   });
 });
+
+describe('limiterActor cancel of a settled grant', () => {
+  it('fails, and the grant stays held: a release and the asker’s stop still free its slot', async () => {
+    const { clock, limiter, agent, ask, replies } = setupAgents({ limit: 5, concurrency: 1 });
+    const a = agent();
+    ask(a, { type: 'tollgate.acquire', id: 'q', key: 'gpt' });
+    await clock.increment(0);
+    ask(a, { type: 'tollgate.settle', id: 'q', actual: { requests: 1 } });
+    ask(a, { type: 'tollgate.cancel', id: 'q' });
+    await clock.increment(0);
+    expect(replies(a)).toEqual(['tollgate.granted q', 'tollgate.failed q']);
+    expect((await limiter.stats('gpt')).inFlight).toBe(1);
+    a.stop();
+    await clock.increment(0);
+    expect((await limiter.stats('gpt')).inFlight).toBe(0);
+  });
+});
