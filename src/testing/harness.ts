@@ -61,7 +61,11 @@ export type HarnessEvent = {
 
 /** What a run did, for the properties of a test. */
 export interface HarnessReport<T> {
-  /** Whether the code's promise settled before the time limit. */
+  /**
+   * Whether the code's promise settled while the run went on: false when it was stuck (nothing
+   * more could happen) or past the time limit. The system is closed then, which ends the code's
+   * waiters; what the code does after that is not reported.
+   */
   readonly finished: boolean;
   /** Its value, when it resolved. */
   readonly result: T | undefined;
@@ -121,15 +125,17 @@ export async function runLimited<T>(
   };
 
   let settled = false;
+  let stopped = false;
   let result: T | undefined;
   let error: unknown;
   void (async () => {
     try {
-      result = await code(context);
+      const value = await code(context);
+      if (!stopped) result = value;
     } catch (e) {
-      error = e;
+      if (!stopped) error = e;
     } finally {
-      settled = true;
+      if (!stopped) settled = true;
     }
   })();
   // Whatever can happen now happens: the scheduled answers, one at a time in the scheduler's
@@ -146,6 +152,9 @@ export async function runLimited<T>(
     await clock.advanceTo(next);
   }
   const endedAt = clock.now();
+  // What the code does after this (the close ends its waiters) is not the run's: a deadlock
+  // the close breaks is still reported unfinished.
+  stopped = true;
   await system.close();
   await s.waitAll(); // answers of the calls the close ended
   await clock.increment(0);

@@ -124,6 +124,28 @@ describe('runLimited', () => {
     expect(String(out.errorInstance)).toMatch(/expected \d+ to be \d+/);
   });
 
+  it('reports a deadlock as unfinished, though closing the system ends its waiters', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), async (s) => {
+        const report = await runLimited(
+          {
+            scheduler: s,
+            limiters: { one: { limits: [{ limit: 10, interval: '1s' }], concurrency: 1 } },
+          },
+          async (t) => {
+            await t.limiters.one!.acquire('k');
+            await t.limiters.one!.acquire('k'); // the first is never released: stuck
+            return 'unreachable';
+          },
+        );
+        expect(report.finished).toBe(false);
+        expect(report.result).toBeUndefined();
+        expect(report.error).toBeUndefined();
+      }),
+      { numRuns: 5 },
+    );
+  });
+
   it('reports a run that does not finish: stuck, or past the time limit', async () => {
     await fc.assert(
       fc.asyncProperty(fc.scheduler(), async (s) => {
