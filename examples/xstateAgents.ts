@@ -176,7 +176,7 @@ console.log(`run total: ${total.calls} calls, ${total.inputTokens} in, ${total.o
 const s = await budget.stats('claude');
 console.log(`budget left: ${s.limits.map((l) => `${l.name}=${l.remaining}`).join(', ')}`);
 console.log(
-  `inspected: ${eventsSeen} events to ${actorsSeen.size} actors, the key actor anthropic/claude among them: ${actorsSeen.has('anthropic/claude')}`,
+  `inspected: ${eventsSeen} events to ${actorsSeen.size} actors, the key actor of anthropic's claude among them: ${actorsSeen.has('limiter "anthropic", key "claude"')}`,
 );
 run.stop();
 await system.close();

@@ -28,7 +28,7 @@ const expected: Record<string, RegExp[]> = {
     /researcher: 3 calls, 951 in, 450 out/,
     /run total: 7 calls, 2203 in, 1050 out/,
     /budget left: requests\/1m=43, inputTokens\/1m=17797, outputTokens\/1m=6950/,
-    /inspected: \d+ events to \d+ actors, the key actor anthropic\/claude among them: true/,
+    /inspected: \d+ events to \d+ actors, the key actor of anthropic's claude among them: true/,
   ],
 };
 

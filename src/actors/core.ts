@@ -35,4 +35,6 @@ export interface SystemCore {
   policyChanged(limiter: KeyIndex): void;
   checkOpen(call: string): void;
   breaker(name: string, breaker: LimiterBreaker): CircuitBreaker;
+  /** Calls `listener` once when the system closes; returns what stops that. */
+  onClose(listener: () => void): () => void;
 }

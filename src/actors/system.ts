@@ -6,6 +6,7 @@
  */
 import { createActor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
+import { onLimiter } from '../describe.js';
 import { isKeyIdle, keyLogic } from '../machines/keyLogic.js';
 import { endAll } from '../machines/keyOps.js';
 import type { KeyActorRef, KeyContext, KeyLogic, KeyRuntime } from '../machines/keyContext.js';
@@ -89,6 +90,8 @@ export class LimiterSystem {
   /** Stops listening to the store's news of capacity freed by other processes. */
   readonly #unwatch: (() => void) | undefined;
   #closed = false;
+  /** What `onClose` was asked to call. */
+  readonly #closeListeners = new Set<() => void>();
   /** Whether XState's inspection is on (`options.inspect`). */
   readonly #inspected: boolean;
 
@@ -209,14 +212,15 @@ export class LimiterSystem {
     storeKey ??= this.storeKey(limiter.name, key);
     // No `clock`: children use their system's, which is the root's (this.clock). Every option
     // costs: XState spreads them into a new object per actor.
-    // Under inspection a key actor is named `limiter/key`, so a reader of the stream knows it.
+    // Under inspection a key actor is named `limiter "a", key "k"` (quoted: a name may hold a
+    // slash), so a reader of the stream knows it.
     const actor = createActor(
       keyLogic as unknown as KeyLogic<Grant>,
       this.#inspected
         ? {
             parent: this.#root,
             input: { rt: entry.rt, key, storeKey },
-            id: `${limiter.name}/${key}`,
+            id: onLimiter(limiter.name, undefined, key),
           }
         : { parent: this.#root, input: { rt: entry.rt, key, storeKey } },
     );
@@ -308,7 +312,19 @@ export class LimiterSystem {
     for (const entry of this.#limiters.values()) entry.limiter.actors.clear();
     this.breakers.stopAll();
     this.#root.stop();
+    for (const listener of this.#closeListeners) listener();
+    this.#closeListeners.clear();
     if (this.#ownsStore) await this.#store.close();
+  }
+
+  /** @internal calls `listener` once when the system closes (at once if it has); returns what stops that. */
+  onClose(listener: () => void): () => void {
+    if (this.#closed) {
+      listener();
+      return () => {};
+    }
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
   }
 
   /** `await using system = createLimiterSystem()` closes it at the end of the block. */

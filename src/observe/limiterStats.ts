@@ -86,9 +86,13 @@ export interface LimiterSource {
 export interface StatsCore {
   readonly events: TollgateEmitter;
   readonly clock: Clock;
+  /** Calls `listener` when the system closes; returns what stops that. */
+  onClose(listener: () => void): () => void;
 }
 
 const BUCKETS = 1000;
+/** Events that tell a key is live, though its reading did not change. */
+const LIVENESS = ['refused', 'paused'] as const;
 const DEFAULT_TOP = 10;
 const MAX_TOP = 1000;
 
@@ -139,7 +143,9 @@ export class StatsTable {
   readonly #buckets: Set<string>[] = Array.from({ length: BUCKETS + 1 }, () => new Set());
   #queued = 0;
   #inFlight = 0;
-  /** Per limit of the policy the rows were read under: its name, dimension and sum of use. */
+  /** The limits of the policy in force, as the source gave them: a row read under another is out of the sums. */
+  #policy: readonly { readonly name: string; readonly dimension: string }[] = [];
+  /** Per limit of `#policy`: its name, dimension and sum of use over the rows read under it. */
   #limits: { name: string; dimension: string; used: number }[] = [];
   #appeared: string[] = [];
   #evicted: string[] = [];
@@ -154,10 +160,23 @@ export class StatsTable {
     return this.#rows.has(key);
   }
 
+  /**
+   * usePolicy sets the limits in force (the limiter's policy); returns whether they changed, and
+   * then the sums are of the rows read under them only, until the others are read again.
+   */
+  usePolicy(limits: readonly { readonly name: string; readonly dimension: string }[]): boolean {
+    if (limits === this.#policy) return false;
+    this.#policy = limits;
+    this.#limits = limits.map((l) => ({ name: l.name, dimension: l.dimension, used: 0 }));
+    for (const row of this.#rows.values()) {
+      if (this.#current(row.stats)) this.#addUse(row.stats, 1);
+    }
+    return true;
+  }
+
   /** set records `stats` as the latest reading of its key. */
   set(stats: KeyStats): void {
     const old = this.#rows.get(stats.key);
-    if (!this.#sameLimits(stats)) this.#restate(stats);
     if (old !== undefined) this.#remove(old);
     else if (this.#started) this.#appeared.push(stats.key);
     const row: Row = { stats, bucket: Math.min(BUCKETS, Math.floor(fillOf(stats) * BUCKETS)) };
@@ -175,16 +194,12 @@ export class StatsTable {
   }
 
   /**
-   * emit gives the sums and the `top` fullest keys, and starts the next lists of changes. With no
-   * live key, the limits are the policy's, none of them used.
+   * emit gives the sums and the `top` fullest keys, and starts the next lists of changes.
    */
-  emit(limiter: LimiterSource, at: Ms, top: number): LimiterStats {
-    const limits =
-      this.#rows.size === 0
-        ? limiter.limits().map((l) => ({ name: l.name, dimension: l.dimension, used: 0 }))
-        : this.#limits.map((l) => ({ ...l }));
+  emit(limiter: string, at: Ms, top: number): LimiterStats {
+    const limits = this.#limits.map((l) => ({ ...l }));
     const out: LimiterStats = {
-      limiter: limiter.name,
+      limiter,
       at,
       keys: this.#rows.size,
       queued: this.#queued,
@@ -218,7 +233,7 @@ export class StatsTable {
     const { stats } = row;
     this.#queued += stats.queued;
     this.#inFlight += stats.inFlight;
-    stats.limits.forEach((l, i) => (this.#limits[i]!.used += l.capacity - l.remaining));
+    if (this.#current(stats)) this.#addUse(stats, 1);
     this.#buckets[row.bucket]!.add(stats.key);
   }
 
@@ -226,28 +241,22 @@ export class StatsTable {
     const { stats } = row;
     this.#queued -= stats.queued;
     this.#inFlight -= stats.inFlight;
-    stats.limits.forEach((l, i) => (this.#limits[i]!.used -= l.capacity - l.remaining));
+    if (this.#current(stats)) this.#addUse(stats, -1);
     this.#buckets[row.bucket]!.delete(stats.key);
   }
 
-  #sameLimits(stats: KeyStats): boolean {
-    const limits = this.#limits;
+  /** Adds (`sign` 1) or takes away (-1) what `stats` uses of each limit. */
+  #addUse(stats: KeyStats, sign: 1 | -1): void {
+    stats.limits.forEach((l, i) => (this.#limits[i]!.used += sign * (l.capacity - l.remaining)));
+  }
+
+  /** Whether `stats` was read under the limits in force (same names, same order). */
+  #current(stats: KeyStats): boolean {
+    const limits = this.#policy;
     return (
       limits.length === stats.limits.length &&
       stats.limits.every((l, i) => l.name === limits[i]!.name)
     );
-  }
-
-  /**
-   * The policy changed (setLimits): the rows read under the old one are kept out of the sums of
-   * the new one's limits until they are read again; their queue and slots still count.
-   */
-  #restate(stats: KeyStats): void {
-    this.#limits = stats.limits.map((l) => ({ name: l.name, dimension: l.dimension, used: 0 }));
-    for (const row of this.#rows.values()) {
-      if (!this.#sameLimits(row.stats)) continue;
-      row.stats.limits.forEach((l, i) => (this.#limits[i]!.used += l.capacity - l.remaining));
-    }
   }
 }
 
@@ -300,6 +309,8 @@ function watchLimiter(
   const flush = (): void => {
     scheduled = false;
     if (stopped || reading) return;
+    // A new policy (setLimits): every live key is read again, under it.
+    if (table.usePolicy(limiter.limits())) for (const key of limiter.liveKeys()) dirty.add(key);
     const keys = dirty;
     dirty = new Set();
     const reads: Promise<KeyStats>[] = [];
@@ -344,9 +355,12 @@ function watchLimiter(
     schedule();
   };
 
+  table.usePolicy(limiter.limits());
   for (const key of limiter.liveKeys()) dirty.add(key);
   schedule(); // the first emission, even with no live key
   for (const t of CHANGES) events.on(t, onChange);
+  // A refusal or a pause changes no reading, but may be all a new key's actor ever did.
+  for (const t of LIVENESS) events.on(t, onChange);
   events.on('evicted', onEvicted);
   let tick: TimerHandle | null = null;
   if (everyMs !== null) {
@@ -361,6 +375,7 @@ function watchLimiter(
   return () => {
     stopped = true;
     for (const t of CHANGES) events.off(t, onChange);
+    for (const t of LIVENESS) events.off(t, onChange);
     events.off('evicted', onEvicted);
     if (tick !== null) clock.clearTimeout(tick);
     unwatch();
@@ -378,14 +393,21 @@ export function limiterStats$(
 ): Observable<LimiterStats> {
   return new RxObservable<LimiterStats>((subscriber) => {
     const table = new StatsTable();
-    return watchLimiter(
+    // The system closed: no key is live any more, and none will be; the stream completes.
+    const unClose = core.onClose(() => subscriber.complete());
+    if (subscriber.closed) return unClose;
+    const stop = watchLimiter(
       limiter,
       core,
       options.everyMs,
       table,
-      () => subscriber.next(table.emit(limiter, core.clock.now(), options.top)),
+      () => subscriber.next(table.emit(limiter.name, core.clock.now(), options.top)),
       (e) => subscriber.error(e),
     );
+    return () => {
+      unClose();
+      stop();
+    };
   });
 }
 
@@ -421,7 +443,7 @@ export function systemStats$(
           options.everyMs,
           table,
           () => {
-            latest.set(limiter.name, table.emit(limiter, core.clock.now(), options.top));
+            latest.set(limiter.name, table.emit(limiter.name, core.clock.now(), options.top));
             if (!scheduled) {
               scheduled = true;
               queueMicrotask(emit);
@@ -438,7 +460,9 @@ export function systemStats$(
     };
     for (const t of CHANGES) core.events.on(t, onNew);
     if (stops.size === 0) queueMicrotask(emit); // a system with no limiter yet says so
+    const unClose = core.onClose(() => subscriber.complete());
     return () => {
+      unClose();
       stopped = true;
       for (const t of CHANGES) core.events.off(t, onNew);
       for (const stop of stops.values()) stop();

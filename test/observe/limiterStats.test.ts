@@ -196,6 +196,55 @@ describe('limiter.stats$()', () => {
     expect(reads).toHaveBeenCalledTimes(2_001); // nothing once unsubscribed
   });
 
+  it('sums under the new policy after setLimits, every live key read again', async () => {
+    const { system, clock } = virtualSystem();
+    const limiter = system.limiter('llm', {
+      limits: [
+        { limit: 10, interval: '1h', name: 'rph' },
+        { limit: 1000, interval: '1h', name: 'tph', dimension: 'tokens' },
+      ],
+    });
+    await limiter.acquire('a', { cost: { requests: 2, tokens: 100 } });
+    await limiter.acquire('b', { cost: { requests: 2, tokens: 100 } });
+    const seen: LimiterStats[] = [];
+    const sub = limiter.stats$().subscribe((s) => seen.push(s));
+    await clock.increment(0);
+    expect(seen.at(-1)!.limits.map((l) => [l.name, l.used])).toEqual([
+      ['rph', 4],
+      ['tph', 200],
+    ]);
+    // rph goes; tph stays, with its usage, doubled.
+    limiter.setLimits({
+      limits: [{ limit: 2000, interval: '1h', name: 'tph', dimension: 'tokens' }],
+    });
+    await limiter.acquire('a', { cost: { tokens: 5 } });
+    await clock.increment(0);
+    // Every key is read again under the new limits: b, which had no event, too.
+    expect(seen.at(-1)!.limits.map((l) => [l.name, l.used])).toEqual([['tph', 205]]);
+    sub.unsubscribe();
+  });
+
+  it('counts a key whose only event was a refusal, and completes when the system closes', async () => {
+    const { system, clock } = virtualSystem();
+    const limiter = system.limiter('api', { limits: [{ limit: 1, interval: '1h' }] });
+    const seen: LimiterStats[] = [];
+    let completed = false;
+    const sub = limiter
+      .stats$()
+      .subscribe({ next: (s) => seen.push(s), complete: () => (completed = true) });
+    await clock.increment(0);
+    await limiter.tryAcquire('k', { cost: { requests: 2 } }).catch(() => {}); // over capacity: refused up front
+    await limiter.acquire('k');
+    await limiter.tryAcquire('other'); // granted
+    const refused = await limiter.tryAcquire('k'); // a refusal changes nothing, but k is live
+    expect(refused.ok).toBe(false);
+    await clock.increment(0);
+    expect(seen.at(-1)!.keys).toBe(2);
+    await system.close();
+    expect(completed).toBe(true);
+    sub.unsubscribe();
+  });
+
   it('refuses bad options with a typed error', () => {
     const { system } = virtualSystem();
     const limiter = system.limiter('api', { limits: [{ limit: 10, interval: '1h' }] });

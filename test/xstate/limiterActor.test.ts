@@ -152,12 +152,13 @@ describe('limiterActor', () => {
 });
 
 describe('createLimiterSystem({ inspect })', () => {
-  it('passes XState inspection through: the key actors, named limiter/key, and what they were sent', async () => {
+  it('passes XState inspection through: the key actors, named by limiter and key, and what they were sent', async () => {
     const seen: string[] = [];
     const { system, clock } = virtualSystem({
       inspect: (e) => {
         const { actorRef, event } = e as { actorRef?: { id: string }; event?: { type: string } };
-        if (e.type === '@xstate.event' && actorRef?.id === 'llm/gpt') seen.push(event!.type);
+        if (e.type === '@xstate.event' && actorRef?.id === 'limiter "llm", key "gpt"')
+          seen.push(event!.type);
       },
     });
     const limiter = system.limiter('llm', { limits: [{ limit: 5, interval: '1m' }] });
