@@ -7,7 +7,12 @@ import {
 import { compileCost, compilePolicy } from '../../src/limiter/index.js';
 import type { CostSpec, PolicySpec } from '../../src/limiter/index.js';
 import { MAX_INTERVAL_MS } from '../../src/limiter/units.js';
-import { MAX_SCALED, MAX_UNITS } from '../../src/limiter/validate.js';
+import {
+  checkOptionNames,
+  editDistance,
+  MAX_SCALED,
+  MAX_UNITS,
+} from '../../src/limiter/validate.js';
 
 /** Run `f`, expect it to throw, and return what it threw. */
 function thrown(f: () => unknown): unknown {
@@ -528,5 +533,67 @@ describe('what compilePolicy and compileCost refuse and accept, by type and at e
     expect(compileCost(p, { inputTokens: MAX_UNITS }, 'settle', false)).toEqual([MAX_UNITS]);
     expectRefused(() => compileCost(p, { tokens: MAX_UNITS + 1 }, 'settle', false), 'tokens');
     expectRefused(() => compileCost(p, { tokens: -1 }), 'tokens');
+  });
+});
+
+describe('checkOptionNames: an unknown option is refused, with the nearest allowed name when it is a slip (#18)', () => {
+  const ALLOWED = ['abc', 'abd', 'timeout', 'successesToClose'];
+  const EXPECTED = 'expected one of abc, abd, timeout, successesToClose';
+  const refusal = (key: string): string => {
+    const e = thrown(() =>
+      checkOptionNames({ [key]: 1 }, ALLOWED, { where: 'w', path: 'options' }),
+    );
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    return (e as Error).message;
+  };
+
+  it('accepts an object whose every own key is allowed', () => {
+    expect(() =>
+      checkOptionNames({ abc: 1, timeout: 2 }, ALLOWED, { where: 'w', path: 'options' }),
+    ).not.toThrow();
+  });
+
+  it.each([
+    // A key of up to 8 characters is a slip at edit distance 2 or less: 'tmeot' is 2 from 'timeout'.
+    ['tmeot', ' (did you mean "timeout"?)'],
+    // ... and not at 3: 'tmot' is 3 from 'timeout'.
+    ['tmot', ''],
+    // A longer key may be further off, up to a third of its length: 12 characters, 4 edits.
+    ['sccssstclose', ' (did you mean "successesToClose"?)'],
+    // 11 characters allow 3 edits; 'scssstclose' is 5 away.
+    ['scssstclose', ''],
+    // Case does not count.
+    ['TIMEOUT', ' (did you mean "timeout"?)'],
+    // Of two names equally near, the first allowed one is named.
+    ['abe', ' (did you mean "abc"?)'],
+    ['window', ''],
+  ])('refuses %s, naming the list of options, with the suggestion %j', (key, suggestion) => {
+    expect(refusal(key)).toBe(
+      `tollgate: w: options.${key} is not an option${suggestion}; ${EXPECTED}`,
+    );
+  });
+
+  it('names the nearest allowed option, not the last one within reach', () => {
+    expectInvalid(
+      () => compilePolicy(one({ intervall: '1s' })),
+      `${P}limits[0].intervall is not an option (did you mean "interval"?); expected one of limit, interval, dimension, burst, name, algorithm`,
+    );
+  });
+});
+
+describe('editDistance: the fewest inserts, deletes and substitutions from one string to the other (#18)', () => {
+  it.each<[string, string, number]>([
+    ['abc', 'abc', 0],
+    ['', 'abc', 3],
+    ['abc', '', 3],
+    ['ab', 'ba', 2],
+    ['flaw', 'lawn', 2],
+    ['kitten', 'sitting', 3],
+    ['sitting', 'kitten', 3],
+    ['abcdef', 'abdef', 1],
+    ['abdef', 'abcdef', 1],
+    ['abcdef', 'abXdef', 1],
+  ])('%j to %j: %i', (a, b, d) => {
+    expect(editDistance(a, b)).toBe(d);
   });
 });
