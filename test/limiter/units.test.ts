@@ -57,6 +57,9 @@ describe('parseDuration', () => {
     ['1.5ms', `${D}"1.5ms" (a string), not a whole number of ms; ${ALLOWED}`],
     ['1.0005s', `${D}"1.0005s" (a string), not a whole number of ms; ${ALLOWED}`],
     ['0.0001s', `${D}"0.0001s" (a string), not a whole number of ms; ${ALLOWED}`],
+    // A fraction of 1e-6 ms or less is float noise, rounded away: this one rounds to 0 ms, which is
+    // refused as out of range, not as a fraction.
+    ['0.000001ms', `${D}"0.000001ms" (a string); ${ALLOWED}`],
     [null, `${D}null; ${ALLOWED}`],
     [undefined, `${D}undefined; ${ALLOWED}`],
     [true, `${D}true (a boolean); ${ALLOWED}`],
