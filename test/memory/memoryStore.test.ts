@@ -185,6 +185,7 @@ describe('memory store snapshots, epochs and slots', () => {
 
   it.each([
     ['null', null],
+    ['undefined', undefined],
     ['a number', 1],
     ['another version', { version: 2, keys: {} }],
     ['no keys', { version: 1 }],
@@ -192,6 +193,13 @@ describe('memory store snapshots, epochs and slots', () => {
     const store = new MemoryStore();
     expect(() => store.restore(snapshot as unknown as MemorySnapshot)).toThrow(
       InvalidArgumentError,
+    );
+  });
+
+  it('says, refusing a snapshot, who refused what, and what a snapshot is', () => {
+    const store = new MemoryStore();
+    expect(() => store.restore({ version: 2, keys: {} } as unknown as MemorySnapshot)).toThrow(
+      'tollgate: memoryStore: snapshot is {"version":2,"keys":{}} (an object); expected a memory snapshot { version: 1, keys }, e.g. system.snapshot().store',
     );
   });
 
