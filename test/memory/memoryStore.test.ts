@@ -444,3 +444,95 @@ describe('memory store: which decisions clear an ended pause (as Redis writes th
     expect(store.decideOne('k', ab, r('5', [0, 0]), 300).ok).toBe(true);
   });
 });
+
+describe('memory store: epochs, pauses and argument checks at their edges (#18)', () => {
+  const p1 = compilePolicy({ limits: [{ name: 'rps', limit: 10, interval: '1s' }] });
+  const units = (id: string, n: number) => ({ id, units: [n], slot: false, leaseMs: null });
+  const granted = (d: StoreDecision): StoreGrant => {
+    if (!d.ok) throw new Error(`refused: ${d.limit}`);
+    return d.grant;
+  };
+  const remaining = (store: MemoryStore, policy = p1): number =>
+    store.read('k', policy, 0).limits[0]!.remaining;
+
+  // A grant's epoch names the entry it was booked in; an entry made later never takes it again,
+  // or a grant from before a reset would give units back to a key that never held them.
+  it.each([
+    [
+      'a reset after a restart',
+      (store: MemoryStore) => {
+        // Another limit in place of rps restarts the key's state: a new epoch.
+        const other = compilePolicy({ limits: [{ name: 'other', limit: 10, interval: '1s' }] });
+        granted(store.decideOne('k', other, units('x', 1), 0));
+        store.reset('k');
+      },
+    ],
+    [
+      'a settle that made the entry anew, then a reset',
+      (store: MemoryStore, g: StoreGrant) => {
+        store.reset('k');
+        store.settle('k', p1, g, [6], 0); // no entry any more: books the extra charge anew
+        store.reset('k');
+      },
+    ],
+    [
+      'a restore, then a reset',
+      (store: MemoryStore) => {
+        store.restore(store.snapshot(0));
+        store.reset('k');
+      },
+    ],
+  ])('a grant from before %s gives nothing back to a later entry', (_what, between) => {
+    const store = new MemoryStore();
+    const g = granted(store.decideOne('k', p1, units('a', 5), 0));
+    between(store, g);
+    granted(store.decideOne('k', p1, units('b', 5), 0));
+    store.cancel('k', p1, g, 0);
+    expect(remaining(store)).toBe(5);
+  });
+
+  it('a grant from before a rate increase (no limit restarted) still gives its units back after a decision under the new rate', () => {
+    const store = new MemoryStore();
+    const up = compilePolicy({ limits: [{ name: 'rps', limit: 20, interval: '1s' }] });
+    const g = granted(store.decideOne('k', p1, units('a', 5), 0));
+    granted(store.decideOne('k', up, units('b', 1), 0)); // takes the key under `up`
+    store.cancel('k', up, g, 0);
+    expect(remaining(store, up)).toBe(19);
+  });
+
+  it('forgets a key that holds nothing while another key is paused', () => {
+    const store = new MemoryStore();
+    store.pause('j', 500, 0);
+    const g = granted(store.decideOne('k', p1, units('a', 1), 0));
+    expect(store.size).toBe(1);
+    store.cancel('k', p1, g, 100);
+    expect(store.size).toBe(0);
+  });
+
+  it('a grant at the very instant a pause ends clears it: the clock stepping back is not paused', () => {
+    const store = new MemoryStore();
+    store.pause('k', 500, 0);
+    granted(store.decideOne('k', p1, units('a', 1), 500));
+    expect(store.decideOne('k', p1, units('b', 1), 300).ok).toBe(true);
+  });
+
+  it('estimates a key whose pause has ended from now, not from the end of the pause', () => {
+    const store = new MemoryStore();
+    store.pause('k', 300, 0);
+    expect(store.estimate('k', p1, [], 500)).toBe(0);
+    expect(store.estimate('k', p1, [[1]], 500)).toBe(0);
+  });
+
+  it('names the call and the field of units of the wrong length', () => {
+    const store = new MemoryStore();
+    const expected =
+      'expected one amount per limit of the policy, 1: compile the cost with the policy it is used with';
+    expect(() =>
+      store.decideOne('k', p1, { id: 'a', units: [1, 2], slot: false, leaseMs: null }, 0),
+    ).toThrow(`tollgate: decide: request.units is [1,2] (an array), 2 amounts; ${expected}`);
+    const g = granted(store.decideOne('k', p1, units('a', 1), 0));
+    expect(() => store.settle('k', p1, g, [1, 2], 0)).toThrow(
+      `tollgate: settle: actual is [1,2] (an array), 2 amounts; ${expected}`,
+    );
+  });
+});
