@@ -126,6 +126,7 @@ export class MemoryStore implements Store {
     const e = this.#entries.get(key);
     if (e === undefined || grant.epoch !== e.epoch) return false;
     // Settled under a policy whose rebase will drop or restart a limit (a new epoch).
+    // Stryker disable next-line ConditionalExpression: a shortcut: restarts(p, p) is false (every limit kept, at its interval)
     return e.policy === policy || !restarts(e.policy, policy);
   }
 
@@ -148,6 +149,7 @@ export class MemoryStore implements Store {
     cache?: KeyCache,
   ): StoreDecision {
     checkUnits(policy, req.units, 'decide', 'request.units');
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: a shortcut: with no pause on, #pausedFor gives 0
     if (this.#paused.size > 0) {
       const wait = this.#pausedFor(key, now);
       if (wait > 0) return { ok: false, retryAfterMs: wait, limit: PAUSED };
@@ -160,7 +162,7 @@ export class MemoryStore implements Store {
     if (cache !== undefined) cache.storeEntry = e;
     const grant = new MemoryGrant(req, e.at, req.units, req.slot, marksOf(policy, e), e.epoch);
     this.#clearEndedPause(key, now);
-    // Stryker disable next-line LogicalOperator: a shortcut: #forgetIfBlank drops only a key that holds nothing anyway
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: a shortcut: #forgetIfBlank drops only a key that holds nothing anyway
     if (!req.slot && allZero(req.units)) this.#forgetIfBlank(key, now);
     return grant;
   }
@@ -174,6 +176,7 @@ export class MemoryStore implements Store {
   ): StoreDecision[] {
     // Every request is checked before the first is booked: a batch is refused whole.
     checkBatchUnits(policy, batch, 'decide');
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: a shortcut: with no pause on, #pausedFor gives 0
     const wait = this.#paused.size > 0 ? this.#pausedFor(key, now) : 0;
     if (wait > 0) {
       const refused: StoreDecision = { ok: false, retryAfterMs: wait, limit: PAUSED };
@@ -192,6 +195,7 @@ export class MemoryStore implements Store {
       }
     }
     if (out.some((d) => d.ok)) this.#clearEndedPause(key, now);
+    // Stryker disable next-line ConditionalExpression: a shortcut: an entry not kept is a new one, and the map holds none for the key
     if (e.live) this.#forgetIfBlank(key, now);
     return out;
   }
@@ -204,8 +208,14 @@ export class MemoryStore implements Store {
    */
   #forgetIfBlank(key: string, now: Ms): void {
     const e = this.#entries.get(key);
+    // Stryker disable next-line ConditionalExpression: a shortcut: isIdle below is false while a slot is held
     if (e === undefined || e.inFlight > 0) return;
-    if (this.#paused.size > 0 && this.#pausedFor(key, now) > 0) return;
+    if (
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: a shortcut: with no pause on, #pausedFor gives 0
+      this.#paused.size > 0 &&
+      this.#pausedFor(key, now) > 0
+    )
+      return;
     if (isIdle(e.policy, e, now)) this.#drop(key, e);
   }
 
@@ -280,12 +290,14 @@ export class MemoryStore implements Store {
   /** pause refuses the key's requests for `forMs` from `now` (never shortening a longer pause). */
   pause(key: string, forMs: Ms, now: Ms): void {
     const until = now + forMs;
+    // Stryker disable next-line EqualityOperator: setting the pause to the instant it already has changes nothing
     if ((this.#paused.get(key) ?? -Infinity) < until) this.#paused.set(key, until);
   }
 
   /** Ms the key stays paused after `now`; 0 when it is not paused. Changes nothing. */
   #pausedFor(key: string, now: Ms): Ms {
     const until = this.#paused.get(key);
+    // Stryker disable next-line EqualityOperator: at until = now, until - now is 0 as well
     return until === undefined || until <= now ? 0 : until - now;
   }
 
@@ -295,6 +307,7 @@ export class MemoryStore implements Store {
    * when the clock steps back, a pause not yet cleared holds again in both stores alike.
    */
   #clearEndedPause(key: string, now: Ms): void {
+    // Stryker disable next-line ConditionalExpression: a shortcut: with no pause on, the key has none to clear
     if (this.#paused.size === 0) return;
     const until = this.#paused.get(key);
     if (until !== undefined && until <= now) this.#paused.delete(key);
