@@ -115,7 +115,7 @@ export class KeyQueue<G> {
     if (this.#size === 0) return undefined;
     for (const level of this.#levels) {
       const { items } = level;
-      // Stryker disable next-line EqualityOperator: items[length] is undefined, skipped below
+      // Stryker disable next-line EqualityOperator,UpdateOperator: items[length] is undefined, skipped below; and a level's head is a queued waiter, so the loop returns at its first step
       for (let i = level.head; i < items.length; i++) {
         const w = items[i];
         // Stryker disable next-line ConditionalExpression: a level's head is always a queued waiter (trimmed on every removal)
