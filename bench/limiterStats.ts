@@ -88,5 +88,4 @@ async function run(options: SuiteOptions): Promise<Section> {
   };
 }
 
-
 export const limiterStatsSuite: Suite = { name: 'limiterStats', run };
