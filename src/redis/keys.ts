@@ -31,10 +31,25 @@ export function checkPrefix(prefix: unknown): string {
   return prefix;
 }
 
-/** hashTag is the tag of `key`: `{k<escaped key>}`. */
+/** A UTF-16 surrogate with no partner: UTF-8 has no encoding for it. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** What {@link hashTag} escapes: `%`, `}` and lone surrogates. */
+const ESCAPED = new RegExp(`[%}]|${LONE_SURROGATE.source}`, 'g');
+
+/**
+ * hashTag is the tag of `key`: `{k<escaped key>}`. `%` and `}` are escaped (`%25`, `%7D`), and so
+ * is a lone surrogate (`%uD800`): Redis names are bytes, and UTF-8 would write every lone
+ * surrogate as the same U+FFFD, so two such keys would share one state (#12).
+ */
 export function hashTag(key: string): string {
-  if (!key.includes('%') && !key.includes('}')) return `{k${key}}`;
-  return `{k${key.replace(/[%}]/g, (c) => (c === '%' ? '%25' : '%7D'))}}`;
+  if (!key.includes('%') && !key.includes('}') && !LONE_SURROGATE.test(key)) return `{k${key}}`;
+  return `{k${key.replace(ESCAPED, escapeOne)}}`;
+}
+
+function escapeOne(c: string): string {
+  if (c === '%') return '%25';
+  if (c === '}') return '%7D';
+  return `%u${c.charCodeAt(0).toString(16).toUpperCase()}`;
 }
 
 /** keyNames gives the Redis key names of `key` under `prefix`. */
