@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLimiterSystem, type Limiter, type LimiterSystem } from '../../src/index.js';
+import calculateSlot from 'cluster-key-slot';
 import { redisStore } from '../../src/redis/index.js';
+import { keyNames } from '../../src/redis/keys.js';
 import { startRedis, type RedisServer } from '../redis/harness.js';
 
 const HOSTILE = [
@@ -122,5 +124,50 @@ describe('hostile keys', () => {
         await store.close();
       }
     });
+  });
+});
+
+describe('key names', () => {
+  it('never collide: 1,000,000 random (limiter, key) pairs with : _ { } % newline NUL and lone surrogates', () => {
+    // The store key the system builds (limiter name's length, the name, the key), then the Redis
+    // names built from it, compared as the bytes Redis compares.
+    const storeKey = (limiter: string, key: string) => `${limiter.length}:${limiter}:${key}`;
+    const alphabet = [':', '_', '{', '}', '%', '\n', '\0', '\ud800', '\udc00', '\ufffd', 'a', '7'];
+    let seed = 42; // mulberry32: a fixed sequence, so the run is repeatable
+    const rand = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const word = () => {
+      let w = '';
+      for (let i = rand(9); i > 0; i--) w += alphabet[rand(alphabet.length)];
+      return w;
+    };
+    const pairs = new Set<string>();
+    const names = new Set<string>();
+    for (let i = 0; i < 1_000_000; i++) {
+      const limiter = word();
+      const key = word();
+      pairs.add(JSON.stringify([limiter, key]));
+      names.add(
+        Buffer.from(keyNames('p:', storeKey(limiter, key)).state, 'utf8').toString('latin1'),
+      );
+    }
+    expect(pairs.size).toBeGreaterThan(850_000); // distinct pairs among the million (866,924)
+    expect(names.size).toBe(pairs.size);
+  });
+
+  it("spread keys that embed one {tag} over the slots, and keep a key's names in one slot", () => {
+    const perSlot = new Map<number, number>();
+    for (let i = 0; i < 10_000; i++) {
+      const names = keyNames('app:', `7:limiter:user{tag}:${i}`);
+      const slot = calculateSlot(names.state);
+      expect(calculateSlot(names.slots)).toBe(slot);
+      perSlot.set(slot, (perSlot.get(slot) ?? 0) + 1);
+    }
+    expect(Math.max(...perSlot.values())).toBeLessThanOrEqual(100); // 1% of the keys
+    expect(perSlot.size).toBeGreaterThan(5_000);
   });
 });
