@@ -14,7 +14,7 @@ import { VirtualClock } from '../clock.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Duration, Ms } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
-import type { TollgateEventName, TollgateEvents } from '../observe/events.js';
+import { EVENT_NAMES, type TollgateEventName, type TollgateEvents } from '../observe/events.js';
 import type { KeyStats } from '../observe/stats.js';
 
 /**
@@ -111,7 +111,7 @@ export async function runLimited<T>(
   const events: HarnessEvent[] = [];
   const record = (type: TollgateEventName) => (e: object) =>
     events.push({ type, ...e } as HarnessEvent);
-  for (const type of EVENTS) system.events.on(type, record(type));
+  for (const type of EVENT_NAMES) system.events.on(type, record(type));
 
   const limiters: Record<string, ScheduledLimiter> = {};
   for (const [name, spec] of Object.entries(options.limiters)) {
@@ -167,24 +167,6 @@ export async function runLimited<T>(
     of: (type) => events.filter((e) => e.type === type) as never,
   };
 }
-
-/** The events a report records: all of them. */
-const EVENTS: readonly TollgateEventName[] = [
-  'granted',
-  'refused',
-  'queued',
-  'timeout',
-  'aborted',
-  'settled',
-  'released',
-  'cancelled',
-  'reset',
-  'paused',
-  'charged',
-  'storeError',
-  'evicted',
-  'breaker',
-];
 
 /**
  * `limiter` with each answer released by the scheduler `s`: an answer is handed to the scheduler
