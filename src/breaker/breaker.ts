@@ -79,10 +79,25 @@ export interface BreakerStats {
   readonly opens: number;
 }
 
-/** The logic the next breaker runs instead of {@link breakerMachine}; see `CircuitBreaker.withLogic`. */
-let nextLogic: BreakerMachine | null = null;
-/** The compiled policy the next breaker takes as it is; see `CircuitBreaker.ofCompiled`. */
-let nextPolicy: BreakerPolicy | null = null;
+/**
+ * What the next breaker made takes instead of the defaults: its logic (`CircuitBreaker.withLogic`)
+ * or its policy compiled already (`CircuitBreaker.ofCompiled`). Not constructor parameters, so
+ * that the public declarations never name them.
+ */
+let next: { logic?: BreakerMachine; policy?: BreakerPolicy } | null = null;
+
+/** A breaker made by `make` with `set` as {@link next}. */
+function madeWith(
+  set: { logic?: BreakerMachine; policy?: BreakerPolicy },
+  make: () => CircuitBreaker,
+): CircuitBreaker {
+  next = set;
+  try {
+    return make();
+  } finally {
+    next = null;
+  }
+}
 
 interface StateWaiter {
   resolve(): void;
@@ -133,8 +148,7 @@ export class CircuitBreaker {
 
   /**
    * @internal a breaker that runs `logic`, a variant made with `breakerMachine.provide(...)`:
-   * tests seed bugs with it. Not a constructor parameter, so that the public declarations never
-   * name XState's types.
+   * tests seed bugs with it.
    */
   static withLogic(
     logic: BreakerMachine,
@@ -142,12 +156,7 @@ export class CircuitBreaker {
     policy: BreakerPolicySpec,
     clock: Clock,
   ): CircuitBreaker {
-    nextLogic = logic;
-    try {
-      return new CircuitBreaker(name, policy, clock);
-    } finally {
-      nextLogic = null;
-    }
+    return madeWith({ logic }, () => new CircuitBreaker(name, policy, clock));
   }
 
   /**
@@ -155,19 +164,13 @@ export class CircuitBreaker {
    * taken as it is: the same object, not a copy.
    */
   static ofCompiled(name: string, policy: BreakerPolicy, clock: Clock): CircuitBreaker {
-    nextPolicy = policy;
-    try {
-      return new CircuitBreaker(name, {}, clock);
-    } finally {
-      nextPolicy = null;
-    }
+    return madeWith({ policy }, () => new CircuitBreaker(name, {}, clock));
   }
 
   constructor(name: string, policy: BreakerPolicySpec, clock: Clock) {
-    const logic = nextLogic ?? breakerMachine;
-    const compiled = nextPolicy;
-    nextLogic = null;
-    nextPolicy = null;
+    const logic = next?.logic ?? breakerMachine;
+    const compiled = next?.policy;
+    next = null;
     if (typeof name !== 'string' || name.length === 0) {
       throw new InvalidArgumentError({
         where: 'new CircuitBreaker',
