@@ -10,7 +10,6 @@ import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js
 import {
   limiterStats$,
   readLimiterStatsOptions,
-  type LimiterSource,
   type LimiterStats,
   type LimiterStatsOptions,
 } from '../observe/limiterStats.js';
@@ -259,21 +258,10 @@ export class Limiter {
   ): Observable<KeyStats> | Observable<LimiterStats> {
     if (keyOrOptions === undefined || (typeof keyOrOptions === 'object' && keyOrOptions !== null)) {
       const read = readLimiterStatsOptions(keyOrOptions, onLimiter(this.name, 'stats$'));
-      return limiterStats$(this.statsSource(), this.#core, read);
+      return limiterStats$(this, this.#core, read);
     }
     checkKey(keyOrOptions, 'stats$', this.name);
     return keyStats$(this, this.#core, keyOrOptions, options);
-  }
-
-  /** @internal what the whole-limiter and whole-system stats read of this limiter. */
-  statsSource(): LimiterSource {
-    return {
-      name: this.name,
-      liveKeys: () => this.actors.keys(),
-      limits: () => this.#policy.limits,
-      isLive: (key) => this.actors.has(key),
-      stats: (key) => this.stats(key),
-    };
   }
 
   /**

@@ -274,7 +274,7 @@ export class LimiterSystem {
   stats$(options?: LimiterStatsOptions): Observable<SystemStats> {
     const read = readLimiterStatsOptions(options, 'system.stats$');
     const sources = (): LimiterSource[] =>
-      [...this.#limiters.values()].map(({ limiter }) => limiter.statsSource());
+      [...this.#limiters.values()].map(({ limiter }) => limiter);
     return systemStats$(sources, this, read);
   }
 

@@ -71,15 +71,15 @@ export interface SystemStats {
   readonly limiters: readonly LimiterStats[];
 }
 
-/** What a whole-limiter stream needs of a limiter. */
+/** What a whole-limiter stream reads of a limiter (a Limiter is one). */
 export interface LimiterSource {
   readonly name: string;
-  /** The keys with a live actor now. */
-  liveKeys(): Iterable<string>;
-  /** The limits of the policy in force, in its order. */
-  limits(): readonly { readonly name: string; readonly dimension: string }[];
-  /** Whether `key` has a live actor now (a read of any other would make it one). */
-  isLive(key: string): boolean;
+  /** The live key actors, by key: a read of a key not there would make it live. */
+  readonly actors: ReadonlyMap<string, unknown>;
+  /** The policy in force: its limits, in order. */
+  readonly policy: {
+    readonly limits: readonly { readonly name: string; readonly dimension: string }[];
+  };
   stats(key: string): Promise<KeyStats>;
 }
 
@@ -167,13 +167,14 @@ function watchLimiter(
     scheduled = false;
     if (stopped || reading) return;
     // A new policy (setLimits): every live key is read again, under it.
-    if (table.usePolicy(limiter.limits())) for (const key of limiter.liveKeys()) dirty.add(key);
+    if (table.usePolicy(limiter.policy.limits))
+      for (const key of limiter.actors.keys()) dirty.add(key);
     const keys = dirty;
     dirty = new Set();
     const reads: Promise<KeyStats>[] = [];
     for (const key of keys) {
       // A key evicted since its event is not read: a read would make it live again.
-      if (limiter.isLive(key)) reads.push(limiter.stats(key));
+      if (limiter.actors.has(key)) reads.push(limiter.stats(key));
       else table.delete(key);
     }
     reading = true;
@@ -183,7 +184,7 @@ function watchLimiter(
         if (stopped) return;
         for (const s of all) {
           // Evicted while it was read: its eviction came after, and stands.
-          if (limiter.isLive(s.key)) table.set(s);
+          if (limiter.actors.has(s.key)) table.set(s);
           else table.delete(s.key);
         }
         if (keys.size > 0 || first) emit();
@@ -212,8 +213,8 @@ function watchLimiter(
     schedule();
   };
 
-  table.usePolicy(limiter.limits());
-  for (const key of limiter.liveKeys()) dirty.add(key);
+  table.usePolicy(limiter.policy.limits);
+  for (const key of limiter.actors.keys()) dirty.add(key);
   schedule(); // the first emission, even with no live key
   for (const t of CHANGES) events.on(t, onChange);
   // A refusal or a pause changes no reading, but may be all a new key's actor ever did.
@@ -223,7 +224,7 @@ function watchLimiter(
   if (everyMs !== null) {
     const arm = clock.setHousekeepingTimeout ?? clock.setTimeout;
     const ticked = (): void => {
-      for (const key of limiter.liveKeys()) dirty.add(key);
+      for (const key of limiter.actors.keys()) dirty.add(key);
       schedule();
       tick = arm.call(clock, ticked, everyMs);
     };
