@@ -75,28 +75,6 @@ export interface TollgateEvents {
 /** The names of {@link TollgateEvents}. */
 export type TollgateEventName = keyof TollgateEvents;
 
-/** @internal every name of {@link TollgateEvents}; the check below fails to compile if one is missing. */
-export const EVENT_NAMES = [
-  'granted',
-  'refused',
-  'queued',
-  'timeout',
-  'aborted',
-  'settled',
-  'released',
-  'cancelled',
-  'reset',
-  'paused',
-  'charged',
-  'storeError',
-  'evicted',
-  'breaker',
-] as const satisfies readonly TollgateEventName[];
-const everyNameListed: [Exclude<TollgateEventName, (typeof EVENT_NAMES)[number]>] extends [never]
-  ? true
-  : never = true;
-void everyNameListed;
-
 /**
  * TollgateEmitter is an eventemitter3 emitter that knows whether anybody listens, so the key
  * actors build facts only when they will be heard.

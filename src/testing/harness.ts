@@ -14,7 +14,8 @@ import { VirtualClock } from '../clock.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Duration, Ms } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
-import { EVENT_NAMES, type TollgateEventName, type TollgateEvents } from '../observe/events.js';
+import { EVENT_NAMES } from '../observe/eventNames.js';
+import type { TollgateEventName, TollgateEvents } from '../observe/events.js';
 import type { KeyStats } from '../observe/stats.js';
 
 /**
