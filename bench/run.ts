@@ -21,6 +21,7 @@ import { footprintSuite } from './footprint.js';
 import { limiterStatsSuite } from './limiterStats.js';
 import { memorySuite } from './memory.js';
 import { redisSuite } from './redis.js';
+import { unansweringSuite } from './unanswering.js';
 import { waitersSuite } from './waiters.js';
 import {
   machine,
@@ -38,6 +39,7 @@ const SUITES: readonly Suite[] = [
   waitersSuite,
   estimateSuite,
   redisSuite,
+  unansweringSuite,
   footprintSuite,
 ];
 

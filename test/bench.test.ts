@@ -49,6 +49,7 @@ describe('npm run bench -- --quick', () => {
         '### Batch-Lua ceiling',
         '### Where the time goes',
         '## Waiters on one key',
+        '## A store that does not answer',
         '## Footprint: import time and bundle size',
         '### Import time',
         '### Minified bundle of a memory-only app',
