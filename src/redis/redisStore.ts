@@ -75,7 +75,7 @@ export class RedisStore implements Store {
     this.#channel = freeChannel(this.#prefix);
     this.#runtimeTime = settings.runtimeTime;
     this.defaultLeaseMs = settings.defaultLeaseMs;
-    this.#fallback = new Fallback(settings.policy, settings.fraction);
+    this.#fallback = new Fallback(settings.policy, settings.fraction, settings.processes);
     this.#runner = new ScriptRunner(settings);
     this.#cluster = isCluster(this.#client);
   }
@@ -183,6 +183,24 @@ export class RedisStore implements Store {
     }
     let at = 0;
     for (const e of entries) at = readDecisions(e, reply, at);
+    if (this.#fallback.owes) this.#bookOwed(now);
+  }
+
+  /**
+   * bookOwed books into Redis what the `onUnavailable` policy granted while Redis was away (see
+   * {@link Fallback.drain}): one settle per key, from nothing to the units owed, which books them
+   * as an extra charge, in the key's order with its other calls. A booking that fails is owed
+   * again, for the next time Redis answers.
+   */
+  #bookOwed(now: Ms): void {
+    for (const { key, policy, units } of this.#fallback.drain()) {
+      const owed = units.map((u) => Math.max(0, u));
+      if (owed.every((u) => u === 0)) continue;
+      const record: StoreGrant = { id: BOOKING_ID, at: now, units: owed.map(() => 0), slot: false };
+      this.#adjust('settle', key, policy, record, owed, false, now).catch(() =>
+        this.#fallback.owe(key, policy, owed),
+      );
+    }
   }
 
   /**
@@ -260,7 +278,13 @@ export class RedisStore implements Store {
     free: boolean,
     now: Ms,
   ): Promise<void> {
-    if (this.#fallback.adjust(key, policy, grant, actual, free, now)) return;
+    if (this.#fallback.adjust(key, policy, grant, actual, free, now)) {
+      // A grant settled after its units were booked owes its extra usage: book it while Redis is up.
+      if (this.#fallback.owes && !this.#runner.isDown(now) && !this.#runner.closed) {
+        this.#bookOwed(now);
+      }
+      return;
+    }
     const args = [
       this.#now(now),
       ...policyArgs(policy),
@@ -373,6 +397,9 @@ export class RedisStore implements Store {
     this.#subscribers.clear();
   }
 }
+
+/** The grant id of a booking of what the fallback granted (see `#bookOwed`); it holds no slot. */
+const BOOKING_ID = 'tollgate:fallback-booking';
 
 /** How many times a failed release is tried (see {@link RedisStore.release}). */
 const RELEASE_ATTEMPTS = 3;

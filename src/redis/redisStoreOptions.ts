@@ -33,10 +33,25 @@ export interface RedisStoreOptions {
   readonly time?: 'redis' | 'runtime';
   /** A call that takes longer counts as Redis being unavailable. @default '1s' */
   readonly timeout?: Duration;
-  /** What requests get while Redis is unavailable. @default 'fail-closed' */
+  /**
+   * What requests get while Redis is unavailable: `'fail-closed'` rejects them with
+   * StoreUnavailableError, `'fail-open'` grants them all, `'insurance'` decides them in memory
+   * at a fraction of every limit. What `'fail-open'` and `'insurance'` grant is booked into Redis
+   * once it answers again. @default 'fail-closed'
+   */
   readonly onUnavailable?: UnavailablePolicy;
-  /** With `'insurance'`: the fraction of every limit the in-memory stand-in allows. @default 0.5 */
+  /**
+   * With `'insurance'`: the fraction of every limit the in-memory stand-in allows (rounded down,
+   * at least 1 per limit). @default 0.5, or `1 / processes`
+   */
   readonly insuranceFraction?: number;
+  /**
+   * With `'insurance'`: how many processes share the limits in this Redis. Each one's stand-in
+   * then allows `1 / processes` of every limit, so that together they admit at most the limit
+   * while Redis is away (rounded down per process; a limit under `processes` still allows 1 per
+   * process). Give this or `insuranceFraction`, not both.
+   */
+  readonly processes?: number;
   /** After a failure, how long the store answers by its policy before asking Redis again. @default '1s' */
   readonly retryInterval?: Duration;
   /**
@@ -65,6 +80,8 @@ export interface StoreSettings {
   readonly policy: UnavailablePolicy;
   /** The insurance fraction, in (0, 1]. */
   readonly fraction: number;
+  /** The `processes` option (the insurance store then divides every limit by it), if given. */
+  readonly processes: number | undefined;
   /** The `clock` option: undefined when none was given (the store then takes its system's). */
   readonly clock: Clock | undefined;
 }
@@ -74,7 +91,8 @@ export interface StoreSettings {
  *
  * @throws InvalidArgumentError when there is no ioredis client, the prefix holds `{` or `}`,
  *   `time`, `onUnavailable` or `clock` is none of the allowed values, a duration does not parse,
- *   or `insuranceFraction` is not in (0, 1].
+ *   `insuranceFraction` is not in (0, 1], `processes` is not a whole number at least 1, or both
+ *   of these are given.
  */
 export function readOptions(options: RedisStoreOptions): StoreSettings {
   const bad = (path: string, value: unknown, expected: string): never => {
@@ -102,7 +120,20 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
   if (policy !== 'fail-closed' && policy !== 'fail-open' && policy !== 'insurance') {
     bad('options.onUnavailable', policy, "'fail-closed', 'fail-open' or 'insurance'");
   }
-  const fraction = options.insuranceFraction ?? 0.5;
+  const processes = options.processes;
+  if (processes !== undefined) {
+    if (typeof processes !== 'number' || !Number.isSafeInteger(processes) || processes < 1) {
+      bad('options.processes', processes, 'a whole number of processes, at least 1');
+    }
+    if (options.insuranceFraction !== undefined) {
+      bad(
+        'options.insuranceFraction',
+        options.insuranceFraction,
+        'no insuranceFraction with processes (the fraction is 1 / processes): give one of them',
+      );
+    }
+  }
+  const fraction = options.insuranceFraction ?? (processes === undefined ? 0.5 : 1 / processes);
   if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
     bad(
       'options.insuranceFraction',
@@ -129,6 +160,7 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
     defaultLeaseMs,
     policy,
     fraction,
+    processes,
     clock,
   };
 }

@@ -371,6 +371,19 @@ const rows: Row[] = [
       'tollgate: redisStore: options.insuranceFraction is 0; expected a share of every limit above 0 and at most 1, e.g. 0.5',
   },
   {
+    what: 'a fractional number of processes',
+    call: () => redisStore({ client, onUnavailable: 'insurance', processes: 2.5 }),
+    message:
+      'tollgate: redisStore: options.processes is 2.5; expected a whole number of processes, at least 1',
+  },
+  {
+    what: 'processes and an insurance fraction both',
+    call: () =>
+      redisStore({ client, onUnavailable: 'insurance', processes: 4, insuranceFraction: 0.25 }),
+    message:
+      'tollgate: redisStore: options.insuranceFraction is 0.25; expected no insuranceFraction with processes (the fraction is 1 / processes): give one of them',
+  },
+  {
     what: 'a Redis clock that is no Clock',
     call: () => redisStore({ client, clock: Date as never }),
     message:
