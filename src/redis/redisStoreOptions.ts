@@ -55,6 +55,15 @@ export interface RedisStoreOptions {
   /** After a failure, how long the store answers by its policy before asking Redis again. @default '1s' */
   readonly retryInterval?: Duration;
   /**
+   * Durability: how many replicas must hold every write (a decision, settle, release, reset or
+   * pause) before the store counts it done, by Redis `WAIT` on the same connection. A write that
+   * fewer replicas confirm within `timeout` fails as an outage (its grants are not given, by the
+   * `onUnavailable` policy), so a failover to a replica loses no acknowledged grant. Each write
+   * then costs a replication round trip, and a lagging replica holds the store's connection for
+   * up to `timeout`. A single Redis or a Sentinel client only (not a Cluster). @default 0
+   */
+  readonly replicas?: number;
+  /**
    * The lease of a concurrency slot whose limiter sets no `leaseTtl` (the store's
    * `defaultLeaseMs`): a slot whose holder died, or whose decision's answer was lost, comes back
    * after this. At least 1 ms. @default '10m'
@@ -82,6 +91,8 @@ export interface StoreSettings {
   readonly fraction: number;
   /** The `processes` option (the insurance store then divides every limit by it), if given. */
   readonly processes: number | undefined;
+  /** Replicas that must confirm each write (`WAIT`); 0: none. */
+  readonly replicas: number;
   /** The `clock` option: undefined when none was given (the store then takes its system's). */
   readonly clock: Clock | undefined;
 }
@@ -92,7 +103,7 @@ export interface StoreSettings {
  * @throws InvalidArgumentError when there is no ioredis client, the prefix holds `{` or `}`,
  *   `time`, `onUnavailable` or `clock` is none of the allowed values, a duration does not parse,
  *   `insuranceFraction` is not in (0, 1], `processes` is not a whole number at least 1, or both
- *   of these are given.
+ *   of these are given, or `replicas` is not a whole number 0 or more (or above 0 on a Cluster).
  */
 export function readOptions(options: RedisStoreOptions): StoreSettings {
   const bad = (path: string, value: unknown, expected: string): never => {
@@ -141,6 +152,17 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
       'a share of every limit above 0 and at most 1, e.g. 0.5',
     );
   }
+  const replicas = options.replicas ?? 0;
+  if (typeof replicas !== 'number' || !Number.isSafeInteger(replicas) || replicas < 0) {
+    bad('options.replicas', replicas, 'a whole number of replicas, 0 or more');
+  }
+  if (replicas > 0 && options.client.isCluster === true) {
+    bad(
+      'options.replicas',
+      replicas,
+      '0 with a Cluster client (WAIT must follow the write on its connection): a single Redis or a Sentinel client',
+    );
+  }
   const clock = options.clock;
   if (
     clock !== undefined &&
@@ -161,6 +183,7 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
     policy,
     fraction,
     processes,
+    replicas,
     clock,
   };
 }

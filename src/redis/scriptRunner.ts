@@ -8,6 +8,8 @@ import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Ms } from '../limiter/types.js';
+import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 import type { StoreSettings } from './redisStoreOptions.js';
 import { defineScripts, type ScriptClient, type ScriptName } from './scripts.js';
 import { storeError } from './storeError.js';
@@ -21,6 +23,10 @@ export class ScriptRunner {
   readonly scripts: ScriptClient;
   readonly #timeoutMs: Ms;
   readonly #retryMs: Ms;
+  /** Replicas that must confirm each write (the `replicas` option); 0: none. */
+  readonly #replicas: number;
+  /** The client, for `WAIT` (a single Redis whenever #replicas > 0). */
+  readonly #client: RedisClient;
   /** What times the calls: the `clock` option, else the system's (useClock), else the system clock. */
   #clock: Clock;
   /** Whether the `clock` option was given: then the system's clock does not replace it. */
@@ -32,6 +38,8 @@ export class ScriptRunner {
   constructor(settings: StoreSettings) {
     this.#timeoutMs = settings.timeoutMs;
     this.#retryMs = settings.retryMs;
+    this.#replicas = settings.replicas;
+    this.#client = settings.client;
     this.#clock = settings.clock ?? systemClock;
     this.#ownClock = settings.clock !== undefined;
     this.scripts = defineScripts(settings.client);
@@ -80,7 +88,19 @@ export class ScriptRunner {
       }, this.#timeoutMs);
     });
     try {
-      return (await Promise.race([this.scripts[name](...args), timeout])) as T;
+      const reply = this.scripts[name](...args);
+      // Issued right behind the script on the same connection, so it waits for that write.
+      const confirmed = name === 'tollgateRead' ? undefined : this.#waitReplicas();
+      const result = (await Promise.race([reply, timeout])) as T;
+      if (confirmed !== undefined) {
+        const n = await Promise.race([confirmed, timeout]);
+        if (n < this.#replicas) {
+          throw new StoreUnavailableError(
+            `redis ${op}: ${n} of ${this.#replicas} replicas confirmed the write within ${this.#timeoutMs} ms`,
+          );
+        }
+      }
+      return result;
     } catch (e) {
       const { error, outage } = storeError(op, e, timedOut);
       if (outage) {
@@ -94,6 +114,17 @@ export class ScriptRunner {
     } finally {
       clock.clearTimeout(timer);
     }
+  }
+
+  /**
+   * waitReplicas sends `WAIT replicas timeout` when the store asks for replicas, and resolves with
+   * how many confirmed; undefined when it asks for none.
+   */
+  #waitReplicas(): Promise<number> | undefined {
+    if (this.#replicas === 0) return undefined;
+    const waited = (this.#client as Redis).wait(this.#replicas, this.#timeoutMs);
+    waited.catch(() => {}); // awaited only when the script answered: a failure is the script's
+    return waited;
   }
 
   /**

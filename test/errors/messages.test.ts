@@ -384,6 +384,19 @@ const rows: Row[] = [
       'tollgate: redisStore: options.insuranceFraction is 0.25; expected no insuranceFraction with processes (the fraction is 1 / processes): give one of them',
   },
   {
+    what: 'a negative number of replicas',
+    call: () => redisStore({ client, replicas: -1 }),
+    message:
+      'tollgate: redisStore: options.replicas is -1; expected a whole number of replicas, 0 or more',
+  },
+  {
+    what: 'replicas on a Cluster',
+    call: () =>
+      redisStore({ client: { defineCommand() {}, isCluster: true } as never, replicas: 1 }),
+    message:
+      'tollgate: redisStore: options.replicas is 1; expected 0 with a Cluster client (WAIT must follow the write on its connection): a single Redis or a Sentinel client',
+  },
+  {
     what: 'a Redis clock that is no Clock',
     call: () => redisStore({ client, clock: Date as never }),
     message:

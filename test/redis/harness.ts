@@ -8,7 +8,14 @@
  * forgot (or failed) to stop it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, mkdtempSync, rmSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -650,6 +657,97 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
       throw err;
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// Sentinel
+// ---------------------------------------------------------------------------
+
+/** Sentinels watching one primary under the name `name`; `stop()` ends them all. */
+export interface RedisSentinels extends AsyncDisposable {
+  readonly name: string;
+  /** Where the sentinels listen, for ioredis' `sentinels` option. */
+  readonly addresses: readonly { readonly host: string; readonly port: number }[];
+  /** The address the sentinels report for the primary now (after a failover, the new one). */
+  primary(): Promise<{ host: string; port: number }>;
+  stop(): Promise<void>;
+}
+
+export interface StartSentinelsOptions {
+  /** How many sentinels. Default 3. */
+  count?: number;
+  /** The primary's port (on 127.0.0.1). */
+  primaryPort: number;
+  /** Sentinels that must agree the primary is down. Default a majority of `count`. */
+  quorum?: number;
+  /** `down-after-milliseconds`. Default 1000. */
+  downAfterMs?: number;
+  /** `failover-timeout`. Default 5000. */
+  failoverTimeoutMs?: number;
+}
+
+/**
+ * Starts `count` Redis Sentinels (`redis-server <conf> --sentinel`, which ships with redis-server)
+ * on free loopback ports, each with a config file of its own (a sentinel rewrites it), watching
+ * the primary on `primaryPort` as `tollgate`. Resolves once each answers PING.
+ */
+export async function startSentinels(opts: StartSentinelsOptions): Promise<RedisSentinels> {
+  const count = opts.count ?? 3;
+  const name = 'tollgate';
+  const quorum = opts.quorum ?? Math.floor(count / 2) + 1;
+  const procs: Proc[] = [];
+  const addresses: { host: string; port: number }[] = [];
+  const dirs: string[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(procs.map((p) => terminate(p, 'SIGKILL')));
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      const dir = makeTempDir('tollgate-sentinel-');
+      dirs.push(dir);
+      const port = await freePort();
+      const conf = join(dir, 'sentinel.conf');
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          `bind ${HOST}`,
+          `dir ${dir}`,
+          `sentinel monitor ${name} ${HOST} ${opts.primaryPort} ${quorum}`,
+          `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1000}`,
+          `sentinel failover-timeout ${name} ${opts.failoverTimeoutMs ?? 5000}`,
+          `sentinel parallel-syncs ${name} 1`,
+          '',
+        ].join('\n'),
+      );
+      const proc = spawnTracked(redisServerBin(), [conf, '--sentinel'], dir);
+      procs.push(proc);
+      await waitForPing(proc, port, READY_TIMEOUT_MS, `redis sentinel on ${HOST}:${port}`);
+      addresses.push({ host: HOST, port });
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    name,
+    addresses,
+    async primary() {
+      const admin = silenceErrors(new Redis({ ...addresses[0]!, lazyConnect: true }));
+      try {
+        const [host, port] = (await admin.call('SENTINEL', 'get-master-addr-by-name', name)) as [
+          string,
+          string,
+        ];
+        return { host, port: Number(port) };
+      } finally {
+        admin.disconnect();
+      }
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
 }
 
 // ---------------------------------------------------------------------------
