@@ -21,8 +21,16 @@ export type Outcome =
   | { readonly ok: true }
   | { readonly ok: false; readonly retryAfterMs: number; readonly limit: string };
 
+/**
+ * An acquire the runtime refuses before any store sees it (a cost above a limit's capacity): the
+ * error's `code`. Only for single acquires; the rows after it show that nothing changed.
+ */
+export interface Throws {
+  readonly throws: string;
+}
+
 interface At {
-  /** Absolute instant in ms; steps of a case are in non-decreasing order. */
+  /** Absolute instant in ms; steps of a case are in non-decreasing order (see `clockStepsBack`). */
   readonly at: number;
   /** The key of this step (default: the case's key). Grant steps use the grant's own key. */
   readonly key?: string;
@@ -30,7 +38,7 @@ interface At {
 
 export interface AcquireStep extends At {
   readonly acquire: CostSpec;
-  readonly expect: Outcome;
+  readonly expect: Outcome | Throws;
   /** Name the grant for later settle / cancel / release steps. */
   readonly as?: string;
   /** Whether the request takes a slot. Default: the policy has a concurrency limit. */
@@ -86,6 +94,11 @@ export interface ConformanceCase {
   readonly policy: PolicySpec;
   /** The key of every step that names none (default: a fresh key per case). */
   readonly key?: string;
+  /**
+   * Steps may go back in time (a clock that steps back); otherwise they must be in non-decreasing
+   * order. @default false
+   */
+  readonly clockStepsBack?: boolean;
   readonly steps: readonly Step[];
 }
 

@@ -1,5 +1,6 @@
 /**
- * The conformance table (`test/conformance/cases.ts`) against the Redis store: on one
+ * The conformance table (`test/conformance/cases.ts`) and the parity tables
+ * (`test/conformance/parityCases.ts`, `parityRuntime.ts`) against the Redis store: on one
  * redis-server, and on a 3-master Redis Cluster where the cases' keys spread over the slots of
  * every master. The store decides at the `now` each step passes (`time: 'runtime'`, the test-only
  * override of Redis TIME), so the rows hold at their fixed instants.
@@ -8,7 +9,10 @@ import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLimiterSystem } from '../../src/index.js';
 import { redisStore } from '../../src/redis/index.js';
+import { parityCases } from '../conformance/parityCases.js';
+import { runtimeParityCases } from '../conformance/parityRuntime.js';
 import { runConformance } from '../conformance/runConformance.js';
+import { runParity } from '../conformance/runParity.js';
 import { startCluster, startRedis, type RedisCluster, type RedisServer } from './harness.js';
 
 let server: RedisServer;
@@ -41,6 +45,28 @@ runConformance(
 runConformance(
   'redis store conformance (3-master cluster)',
   harness(() => clustered),
+);
+
+// The parity tables (#12): x/time/rate's and redis-cell's table tests, in tollgate's terms.
+runConformance(
+  'parity: x/time/rate and redis-cell tables, redis (one server)',
+  harness(() => single),
+  parityCases,
+);
+runConformance(
+  'parity: x/time/rate and redis-cell tables, redis (3-master cluster)',
+  harness(() => clustered),
+  parityCases,
+);
+runParity(
+  'parity: x/time/rate runtime tables, redis (one server)',
+  harness(() => single),
+  runtimeParityCases,
+);
+runParity(
+  'parity: x/time/rate runtime tables, redis (3-master cluster)',
+  harness(() => clustered),
+  runtimeParityCases,
 );
 
 describe('redis cluster', () => {
