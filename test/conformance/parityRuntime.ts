@@ -249,6 +249,55 @@ export const runtimeParityCases: RuntimeCase[] = [
     ],
   },
   {
+    // TestReserveJumpBackCancel: NewLimiter(10, 2). At t1: 2 (granted), r (2, due t3) and q (1,
+    // due t4: after r, at 300 used 2000, 1 waits 100). The clock steps back to t0 and r is
+    // cancelled, still queued: x/time/rate gets 1 token back, tollgate gives back r's place. q is
+    // then decided at the key's instant t1, where the bucket is full: it waits 100 ms of the
+    // key's time, asked again at t1 and t2, and fits at t2. The next 2, reserved at t1, wait 200
+    // after q: granted at t4, the instant x/time/rate gives ("should violate Limit,Burst" there;
+    // not here: over [100, 400] 2 + 1 + 2 = 5 = burst 2 + 10/s × 0.3 s).
+    name: 'x/time/rate TestReserveJumpBackCancel: a cancel on a clock that stepped back',
+    policy: perSecond(10, 2),
+    clockStepsBack: true,
+    steps: [
+      { at: 100, reserve: { requests: 2 }, etaMs: 0, ends: at(100) },
+      { at: 100, reserve: { requests: 2 }, as: 'r', etaMs: 200, ends: { rejects: ABORTED, at: 0 } },
+      { at: 100, reserve: {}, etaMs: 300, ends: at(200) },
+      { at: 0, cancel: 'r' },
+      { at: 100, reserve: { requests: 2 }, etaMs: 300, ends: at(400) },
+    ],
+  },
+  {
+    // TestReserveSetBurst: NewLimiter(5, 2): capacity 2000, drains 5 per ms. 2 at 0; 2 more wait
+    // 400 (x/time/rate books them for t4). At t3 the burst becomes 4 (capacity 4000), and 4 are
+    // reserved; x/time/rate asserts them at t9 (its row is written at t0 after the change at t3).
+    // Difference: tollgate's queued 2 are re-decided under the new burst at t3 (used 2000 − 1500 =
+    // 500, 500 + 2000 ≤ 4000): granted at once. Then 4 wait ⌈(2500 + 4000 − 4000) / 5⌉ = 500:
+    // granted at 800. Over [0, 800]: 8 = burst 4 + 5/s × 0.8 s.
+    name: 'x/time/rate TestReserveSetBurst: a larger burst lets the queued reservation in at once',
+    policy: perSecond(5, 2),
+    steps: [
+      { at: 0, reserve: { requests: 2 }, etaMs: 0, ends: at(0) },
+      { at: 0, reserve: { requests: 2 }, etaMs: 400, ends: at(300) },
+      { at: 300, setLimits: perSecond(5, 4) },
+      { at: 300, reserve: { requests: 4 }, etaMs: 500, ends: at(800) },
+    ],
+  },
+  {
+    // TestReserveSetLimitCancel: NewLimiter(5, 2). 2 at 0; r (2, due t4); at t2 the limit becomes
+    // 10 per second and r is cancelled ("2 tokens back"). At t2 used 2000 − 1000 = 1000: the next
+    // 2 wait ⌈1000 / 10⌉ = 100, granted at t3, as in x/time/rate.
+    name: 'x/time/rate TestReserveSetLimitCancel: cancel after a limit change',
+    policy: perSecond(5, 2),
+    steps: [
+      { at: 0, reserve: { requests: 2 }, etaMs: 0, ends: at(0) },
+      { at: 0, reserve: { requests: 2 }, as: 'r', etaMs: 400, ends: { rejects: ABORTED, at: 200 } },
+      { at: 200, setLimits: perSecond(10, 2) },
+      { at: 200, cancel: 'r' },
+      { at: 200, reserve: { requests: 2 }, etaMs: 100, ends: at(300) },
+    ],
+  },
+  {
     // TestReserveMax: NewLimiter(10, 2), reservations that may wait at most d: tollgate's acquire
     // with a timeout. 2 at 0; 1 with timeout 101 fits at t1, inside its timeout ("reserve for close
     // future"); another 1 with timeout 101 would fit at t2, past it. Difference: x/time/rate refuses
