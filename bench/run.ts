@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { actorsSuite } from './actors.js';
+import { durabilitySuite } from './durability.js';
 import { estimateSuite } from './estimate.js';
 import { footprintSuite } from './footprint.js';
 import { limiterStatsSuite } from './limiterStats.js';
@@ -40,6 +41,7 @@ const SUITES: readonly Suite[] = [
   estimateSuite,
   redisSuite,
   unansweringSuite,
+  durabilitySuite,
   footprintSuite,
 ];
 

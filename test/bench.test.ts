@@ -50,6 +50,7 @@ describe('npm run bench -- --quick', () => {
         '### Where the time goes',
         '## Waiters on one key',
         '## A store that does not answer',
+        '## Redis durability mode: the cost of WAIT',
         '## Footprint: import time and bundle size',
         '### Import time',
         '### Minified bundle of a memory-only app',
