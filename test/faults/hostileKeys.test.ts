@@ -9,7 +9,7 @@ import { createLimiterSystem, type Limiter, type LimiterSystem } from '../../src
 import calculateSlot from 'cluster-key-slot';
 import { redisStore } from '../../src/redis/index.js';
 import { keyNames } from '../../src/redis/keys.js';
-import { startRedis, type RedisServer } from '../redis/harness.js';
+import { startCluster, startRedis, type RedisServer } from '../redis/harness.js';
 
 const HOSTILE = [
   '__proto__',
@@ -127,11 +127,13 @@ describe('hostile keys', () => {
   });
 });
 
+/** The store's id of (limiter, key), as the system makes it. */
+const storeKey = (limiter: string, key: string): string => `${limiter.length}:${limiter}:${key}`;
+
 describe('key names', () => {
   it('never collide: 1,000,000 random (limiter, key) pairs with : _ { } % newline NUL and lone surrogates', () => {
     // The store key the system builds (limiter name's length, the name, the key), then the Redis
     // names built from it, compared as the bytes Redis compares.
-    const storeKey = (limiter: string, key: string) => `${limiter.length}:${limiter}:${key}`;
     const alphabet = [':', '_', '{', '}', '%', '\n', '\0', '\ud800', '\udc00', '\ufffd', 'a', '7'];
     let seed = 42; // mulberry32: a fixed sequence, so the run is repeatable
     const rand = (n: number) => {
@@ -170,4 +172,63 @@ describe('key names', () => {
     expect(Math.max(...perSlot.values())).toBeLessThanOrEqual(100); // 1% of the keys
     expect(perSlot.size).toBeGreaterThan(5_000);
   });
+});
+
+describe('on a running 3-master Redis Cluster', () => {
+  it(
+    "10,000 keys that embed one {tag} spread over the slots, and a key's names share one slot",
+    {
+      timeout: 120_000,
+    },
+    async () => {
+      await using cluster = await startCluster({ masters: 3 });
+      const client = cluster.client();
+      const store = redisStore({ client, prefix: 'app:' });
+      const system = createLimiterSystem({ store });
+      const limiter = system.limiter('limiter', {
+        limits: [{ limit: 5, interval: '1m' }],
+        concurrency: 2,
+      });
+      const keys = Array.from({ length: 10_000 }, (_, i) => `user{tag}:${i}`);
+      // Each key books a unit and holds a slot, so both of its Redis names exist.
+      const grants = [];
+      for (let from = 0; from < keys.length; from += 1000) {
+        grants.push(
+          ...(await Promise.all(keys.slice(from, from + 1000).map((k) => limiter.acquire(k)))),
+        );
+      }
+      expect(grants).toHaveLength(keys.length);
+      // Where the cluster itself put each name: CLUSTER KEYSLOT, and the key present on that node.
+      const node = client.nodes('master')[0]!;
+      const perSlot = new Map<number, number>();
+      const perMaster = new Map<string, number>();
+      for (let from = 0; from < keys.length; from += 1000) {
+        const batch = keys
+          .slice(from, from + 1000)
+          .map((k) => keyNames('app:', system.storeKey('limiter', k)));
+        const pipe = node.pipeline();
+        for (const names of batch)
+          pipe.cluster('KEYSLOT', names.state).cluster('KEYSLOT', names.slots);
+        const slots = (await pipe.exec())!.map(([, slot]) => slot as number);
+        for (let i = 0; i < batch.length; i++) {
+          const slot = slots[2 * i]!;
+          expect(slots[2 * i + 1]).toBe(slot);
+          perSlot.set(slot, (perSlot.get(slot) ?? 0) + 1);
+        }
+        const present = await Promise.all(
+          batch.map((names) => client.exists(names.state, names.slots)),
+        );
+        expect(present.every((n) => n === 2)).toBe(true);
+      }
+      for (const m of client.nodes('master')) {
+        perMaster.set(`${m.options.port}`, await m.dbsize());
+      }
+      expect(Math.max(...perSlot.values())).toBeLessThanOrEqual(100); // 1% of the keys
+      // And the masters share them: none holds more than half of the 20,000 names.
+      expect(Math.max(...perMaster.values())).toBeLessThan(10_000);
+      for (const g of grants) g.release();
+      await system.close();
+      await store.close();
+    },
+  );
 });
