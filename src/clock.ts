@@ -2,6 +2,11 @@
  * The runtime's only source of time. Everything in `src/limiter` takes `now` as an argument; the
  * runtime reads it from a Clock once per mailbox drain and arms its timers on the same Clock, so
  * tests swap in a {@link VirtualClock} and run on virtual time.
+ *
+ * Every limit is a matter of intervals (a refill, a window, a deadline, a lease), so the clock that
+ * times them must not step. The wall clock does (NTP, a VM resumed, someone setting the date):
+ * read as `Date.now()`, a step of +61 s opened a fresh minute window and let a key through twice
+ * its limit within one real minute (#12). {@link systemClock} is monotonic instead.
  */
 import type { Ms } from './limiter/types.js';
 
@@ -13,7 +18,11 @@ export type TimerHandle = unknown;
  * to `createActor`.
  */
 export interface Clock {
-  /** Current instant, integer ms. Must not go backwards by much; the core tolerates small steps back. */
+  /**
+   * Current instant, integer ms. Every interval the runtime keeps is a difference of two readings,
+   * so a clock that steps moves every limit with it: it should be monotonic (as
+   * {@link systemClock} is). Must not go backwards by much; the core tolerates small steps back.
+   */
   now(): Ms;
   /**
    * Run `fn` after `ms`. Key actors ask for at most {@link MAX_TIMER_MS} and re-arm for the rest;
@@ -67,18 +76,42 @@ function arm(fn: () => void, ms: Ms, unref: boolean): NodeTimer | ChainedTimer {
 }
 
 /**
- * systemClock reads `Date.now()` and uses Node's timers. Waiter timers keep the process alive (a
- * pending `acquire` is work); housekeeping timers are `unref`ed. A delay longer than Node's
- * timers take ({@link MAX_TIMER_MS}) is waited out in steps.
+ * The wall clock when this module loaded, minus the monotonic clock then: {@link systemClock}
+ * reads this plus `performance.now()`.
+ */
+// eslint-disable-next-line no-restricted-syntax -- read once, only to make instants look like epoch ms
+const EPOCH_AT_ORIGIN: Ms = Date.now() - performance.now();
+
+/**
+ * systemClock is monotonic: its `now()` is the wall clock as it read when tollgate loaded, plus the
+ * monotonic time elapsed since (`performance.now()`), floored to integer ms. Its instants look like
+ * epoch ms, but they never step: a wall clock stepped forward or back (NTP, a VM resumed, a date
+ * set by hand) moves no refill, window, deadline or lease. So they drift from `Date.now()` by
+ * every step the wall clock took since load, and stamps (`at` in events and stats, a snapshot's
+ * instants) are on this clock, not the wall clock. Where an instant must be compared with another
+ * machine's wall clock (a provider's dated `retry-after`), tollgate reads `Date.now()` instead
+ * ({@link wallClockNow}). Time the host spent suspended may not count (Linux's monotonic clock stops
+ * during suspend): limits then refill later than the wall clock says, never earlier.
+ *
+ * It uses Node's timers. Waiter timers keep the process alive (a pending `acquire` is work);
+ * housekeeping timers are `unref`ed. A delay longer than Node's timers take ({@link MAX_TIMER_MS})
+ * is waited out in steps.
  */
 export const systemClock: Clock = {
-  // eslint-disable-next-line no-restricted-syntax -- the one place that reads the wall clock
-  now: () => Date.now(),
+  now: () => Math.floor(EPOCH_AT_ORIGIN + performance.now()),
   setTimeout: (fn, ms) => arm(fn, ms, false),
   clearTimeout: (handle) =>
     clearTimeout(handle instanceof ChainedTimer ? handle.current : (handle as NodeTimer)),
   setHousekeepingTimeout: (fn, ms) => arm(fn, ms, true),
 };
+
+/**
+ * wallClockNow reads the wall clock, `Date.now()`: only for instants compared with another
+ * machine's wall clock (a provider's dated headers). Never for an interval: it steps (see
+ * {@link systemClock}).
+ */
+// eslint-disable-next-line no-restricted-syntax -- the one place that reads the wall clock
+export const wallClockNow = (): Ms => Date.now();
 
 interface VirtualTimer {
   readonly id: number;

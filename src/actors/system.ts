@@ -280,7 +280,11 @@ export class LimiterSystem {
 
   /**
    * snapshot returns the state of every key that is not at full capacity, as JSON-safe data.
-   * Restore it with `createLimiterSystem({ snapshot })` after a restart.
+   * Restore it with `createLimiterSystem({ snapshot })` after a restart. Its instants are the
+   * system clock's: the monotonic {@link systemClock} matches the wall clock as it was when
+   * tollgate loaded, so a snapshot restored in another process is off by whatever steps the wall
+   * clock took while this one ran: after a step forward its keys refill that much early at the
+   * restore, after a step back they wait that much longer.
    *
    * @throws InvalidArgumentError when the store is not the memory store (Redis keeps its own state).
    */

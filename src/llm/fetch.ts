@@ -40,7 +40,7 @@
 import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
 import { Limiter } from '../actors/limiter.js';
 import type { Grant } from '../actors/grant.js';
-import { systemClock } from '../clock.js';
+import { systemClock, wallClockNow } from '../clock.js';
 import type { CostSpec, Duration, Ms } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
 import { readTimeout } from '../actors/options.js';
@@ -75,7 +75,9 @@ export interface LimitedFetchOptions {
   readonly timeout?: Duration;
   /**
    * Ms since the epoch, to read dated headers (`retry-after: <HTTP-date>`) and to time
-   * `hungAfter`. @default systemClock.now
+   * `hungAfter`. @default the wall clock (`Date.now()`) for dated headers, which are instants of
+   * the provider's wall clock; the monotonic systemClock.now for `hungAfter`, an interval that a
+   * step of the wall clock must not stretch or cut
    */
   readonly now?: () => Ms;
   /**
@@ -135,6 +137,10 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
   // The tokenizer's one-time set-up runs now, not in the first call's path.
   if (estimate === undefined) void loadTokenizer().catch(() => {});
   const inner = options.fetch ?? globalThis.fetch;
+  // Dated headers are compared with the wall clock, not the runtime's monotonic one, which drifts
+  // from it by every step the wall clock took since load; hungAfter is an interval, on the
+  // monotonic clock. A `now` given times both (tests on a virtual clock).
+  const wallNow = options.now ?? wallClockNow;
   const now = options.now ?? systemClock.now;
 
   const limited = async function limited(
@@ -198,7 +204,7 @@ export function limitedFetch(options: LimitedFetchOptions): typeof fetch {
       throw e;
     }
     try {
-      return await call.answer(k, res, now, signal);
+      return await call.answer(k, res, wallNow, signal);
     } catch (e) {
       void call.end(null); // not expected: the steps above catch their own errors; never hold the grant
       throw e;

@@ -1,6 +1,8 @@
 /**
  * What an LLM provider says about its own limits, read from response headers. Pure: `now` (ms
- * since the epoch) is an argument, nothing here reads a clock or keeps state.
+ * since the epoch) is an argument, nothing here reads a clock or keeps state. Dated headers are
+ * instants of the provider's wall clock, so pass the wall clock (`Date.now()`), not the runtime's
+ * monotonic systemClock, which drifts from it by every step the wall clock took.
  *
  * Parsed (names in any case):
  * - OpenAI, https://platform.openai.com/docs/guides/rate-limits :
@@ -120,7 +122,7 @@ export function parseRateLimitHeaders(headers: HeaderSource, now: Ms): ProviderF
  * every error) such a status is an outage for a circuit breaker to judge, not a rate limit.
  *
  * @example
- * feedbackFromResponse({ status: res.status, headers: res.headers }, clock.now()).throttled
+ * feedbackFromResponse({ status: res.status, headers: res.headers }, Date.now()).throttled
  */
 export function feedbackFromResponse(
   res: { readonly status: number; readonly headers: HeaderSource },
