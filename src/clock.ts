@@ -89,8 +89,8 @@ const EPOCH_AT_ORIGIN: Ms = Date.now() - performance.now();
  * set by hand) moves no refill, window, deadline or lease. So they drift from `Date.now()` by
  * every step the wall clock took since load, and stamps (`at` in events and stats, a snapshot's
  * instants) are on this clock, not the wall clock. Where an instant must be compared with another
- * machine's wall clock (a provider's dated `retry-after`), tollgate reads `Date.now()` instead
- * ({@link wallClockNow}). Time the host spent suspended may not count (Linux's monotonic clock stops
+ * machine's wall clock (a provider's dated `retry-after` in `limitedFetch`), tollgate reads
+ * `Date.now()` instead. Time the host spent suspended may not count (Linux's monotonic clock stops
  * during suspend): limits then refill later than the wall clock says, never earlier.
  *
  * It uses Node's timers. Waiter timers keep the process alive (a pending `acquire` is work);
