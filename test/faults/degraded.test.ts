@@ -85,7 +85,8 @@ async function answering(client: Redis): Promise<void> {
 describe('what the policy grants while Redis is away is booked into Redis after', () => {
   it('fail-open: every grant is counted, settles included', async () => {
     const prefix = fresh();
-    const { api, clock, store, close } = systemOn('fail-open', prefix);
+    const { api, clock, store, client, close } = systemOn('fail-open', prefix);
+    await answering(client);
     expect((await api.tryAcquire('warm')).ok).toBe(true);
     await server.kill();
     // 3 keys, 7 grants each, over the limit of none of them; then settles and a cancel.
@@ -97,8 +98,7 @@ describe('what the policy grants while Redis is away is booked into Redis after'
     await grants[2]!.cancel(); // k2: nothing booked
     await server.restart();
     await clock.increment(RETRY_MS);
-    const watcher = server.client();
-    await answering(watcher);
+    await answering(client); // the store's own client is connected again
     // The first decision after the outage books what each key owes: k0 6, k1 9, k2 6.
     expect((await api.tryAcquire('again')).ok).toBe(true);
     expect((await api.stats('k0')).limits[0]!.remaining).toBe(LIMIT - 6);
@@ -115,14 +115,15 @@ describe('what the policy grants while Redis is away is booked into Redis after'
 
   it('insurance: the stand-in decides at its share, and what it granted is booked', async () => {
     const prefix = fresh();
-    const { api, clock, close } = systemOn('insurance', prefix, 2);
+    const { api, clock, client, close } = systemOn('insurance', prefix, 2);
+    await answering(client);
     expect((await api.tryAcquire('warm')).ok).toBe(true);
     await server.kill();
     const results = await Promise.all(Array.from({ length: 8 }, () => api.tryAcquire('k')));
     expect(results.filter((r) => r.ok)).toHaveLength(LIMIT / 2);
     await server.restart();
     await clock.increment(RETRY_MS);
-    await answering(server.client());
+    await answering(client);
     expect((await api.tryAcquire('again')).ok).toBe(true);
     expect((await api.stats('k')).limits[0]!.remaining).toBe(LIMIT - LIMIT / 2);
     await close();
