@@ -6,37 +6,16 @@
  * reference, rate-limiter-flexible on the same kind of ioredis client, which has no timeout of its
  * own: its calls are cut off by the bench after a second.
  */
-import { createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { createLimiterSystem } from '../src/index.js';
 import { redisStore } from '../src/redis/index.js';
-import { startRedis } from '../test/redis/harness.js';
+import { startRedis, startSilentServer } from '../test/redis/harness.js';
 import { fmtInt, quantile, type Section, type Suite, type SuiteOptions } from './report.js';
 
 const TIMEOUT_MS = 20;
 /** How long the bench waits for a peer's call that has no timeout of its own. */
 const CUT_OFF_MS = 1000;
-
-/** A TCP server that accepts every connection and never writes; `close` ends it. */
-async function blackHole(): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('bench: no port');
-  return {
-    port: address.port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 /** Ms past `TIMEOUT_MS` at which each of `n` sequential tollgate decisions ended. */
 async function tollgateOvershoot(port: number, n: number): Promise<number[]> {
@@ -100,7 +79,7 @@ async function run(options: SuiteOptions): Promise<Section> {
   const rows: string[][] = [];
 
   options.log('unanswering: a server that never replies');
-  const hole = await blackHole();
+  const hole = await startSilentServer();
   const holeOver = await tollgateOvershoot(hole.port, n);
   rows.push(row('tollgate, a server that never replies', holeOver));
   const peerN = options.quick ? 2 : 3;

@@ -5,7 +5,6 @@
  * bench measures the same on real timers), never later; the `onUnavailable` policy then holds
  * exactly: fail-closed admits 0, fail-open admits every request, insurance its fraction.
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -15,34 +14,18 @@ import {
   type LimiterSystem,
 } from '../../src/index.js';
 import { redisStore, type UnavailablePolicy } from '../../src/redis/index.js';
-import { startRedis, type RedisServer } from '../redis/harness.js';
+import {
+  startRedis,
+  startSilentServer,
+  type RedisServer,
+  type SilentServer,
+} from '../redis/harness.js';
 
 const TIMEOUT_MS = 100;
 const RETRY_MS = 1000;
 const KEYS = 5;
 const PER_KEY = 10;
 const LIMIT = 10;
-
-/** A TCP server that accepts every connection and never writes a byte. */
-async function blackHole(): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return {
-    port: address.port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 /** How each call ended, and at which instant of the virtual clock. */
 interface Ending {
@@ -111,9 +94,9 @@ function systemOn(
 }
 
 describe('a server that accepts and never replies', () => {
-  let hole: Awaited<ReturnType<typeof blackHole>>;
+  let hole: SilentServer;
   beforeAll(async () => {
-    hole = await blackHole();
+    hole = await startSilentServer();
   });
   afterAll(async () => {
     await hole.close();

@@ -16,7 +16,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -657,6 +657,36 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
       throw err;
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// A server that never answers
+// ---------------------------------------------------------------------------
+
+/** A TCP server that accepts every connection and never writes a byte. */
+export interface SilentServer extends AsyncDisposable {
+  readonly port: number;
+  /** Destroys its connections and stops listening. */
+  close(): Promise<void>;
+}
+
+/** Starts a {@link SilentServer} on a free loopback port: a Redis that never replies. */
+export async function startSilentServer(): Promise<SilentServer> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, HOST, r));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('silent server: no port');
+  const close = (): Promise<void> =>
+    new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    });
+  return { port: address.port, close, [Symbol.asyncDispose]: close };
 }
 
 // ---------------------------------------------------------------------------
