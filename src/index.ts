@@ -24,6 +24,7 @@ export type {
   StoreDecision,
   BatchMode,
   KeyReading,
+  StoreDataLoss,
   MaybePromise,
 } from './store.js';
 export { memoryStore, MemoryStore } from './memory/memoryStore.js';

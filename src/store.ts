@@ -129,6 +129,24 @@ export type StoreDecision =
  */
 export type BatchMode = 'queue' | 'each';
 
+/** StoreDataLoss is what a store tells of limit state it lost (see {@link Store.onDataLost}). */
+export interface StoreDataLoss {
+  /**
+   * - `'flushed'`: everything the store kept in `slot` (everywhere, on a single Redis) was lost:
+   *   its marker was gone (FLUSHALL or FLUSHDB, a restart without persistence, a failover to an
+   *   empty replica, or the marker itself evicted).
+   * - `'evicted'`: the state of each of `keys` was gone before its time while the marker stayed
+   *   (evicted under `maxmemory` with an `allkeys-*` policy, or deleted by someone else).
+   */
+  readonly reason: 'flushed' | 'evicted';
+  /** The store keys known lost: those of an `'evicted'` loss; none for `'flushed'` (any key may be). */
+  readonly keys: readonly string[];
+  /** The Redis Cluster slot the loss was noticed in; `null` on a single Redis. */
+  readonly slot: number | null;
+  /** When the call that noticed it started, on the runtime's clock. */
+  readonly at: Ms;
+}
+
 /** KeyReading is what a store reports of one key. */
 export interface KeyReading {
   /** The instant the reading is for (the store's clock: Redis `TIME` for Redis). */
@@ -234,6 +252,13 @@ export interface Store {
    * once. Returns a function that stops listening.
    */
   watch?(listener: (key: string) => void): () => void;
+  /**
+   * Optional, for stores that can lose state behind the runtime's back (Redis): call `listener`
+   * whenever a call finds that state it kept was lost (see {@link StoreDataLoss}). The store goes
+   * on deciding from the fresh state: grants of before the loss give nothing back to it (their
+   * epoch is gone) and their slots are gone with it. Returns a function that stops listening.
+   */
+  onDataLost?(listener: (loss: StoreDataLoss) => void): () => void;
   /** Release what the store holds (connections it owns, subscriptions). */
   close(): Promise<void>;
 }

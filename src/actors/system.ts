@@ -37,7 +37,7 @@ import type { LimiterBreaker } from './options.js';
 import type { KeyIndex } from './core.js';
 import { BreakerRegistry } from '../breaker/registry.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
-import type { Store } from '../store.js';
+import type { Store, StoreDataLoss } from '../store.js';
 
 export type { LimiterSystemOptions, SystemSnapshot };
 
@@ -89,6 +89,8 @@ export class LimiterSystem {
   readonly #breakersOfEvicted = new Map<string, { limiter: KeyIndex; key: string }>();
   /** Stops listening to the store's news of capacity freed by other processes. */
   readonly #unwatch: (() => void) | undefined;
+  /** Stops listening to the store's news of data it lost. */
+  readonly #unwatchLoss: (() => void) | undefined;
   #closed = false;
   /** What `onClose` was asked to call. */
   readonly #closeListeners = new Set<() => void>();
@@ -131,6 +133,28 @@ export class LimiterSystem {
     this.#unwatch = this.#store.watch?.((storeKey) => {
       this.#byStoreKey?.get(storeKey)?.send({ type: 'wake' });
     });
+    this.#unwatchLoss = this.#store.onDataLost?.((loss) => this.#dataLost(loss));
+  }
+
+  /**
+   * dataLost relays a loss of the store's data as the `dataLost` event, and wakes the keys it hit
+   * (every live key for a 'flushed' loss), so their waiters ask the fresh state now rather than
+   * at the instant the lost state had them wait for (a pause that is gone, a slot never released).
+   */
+  #dataLost(loss: StoreDataLoss): void {
+    const keys = loss.keys.map((k) => parseStoreKey(k));
+    this.events.emit('dataLost', {
+      store: this.#store.name,
+      reason: loss.reason,
+      keys,
+      slot: loss.slot,
+      at: loss.at,
+    });
+    if (loss.reason === 'flushed') {
+      for (const actor of this.#live.keys()) actor.send({ type: 'wake' });
+    } else {
+      for (const k of loss.keys) this.#byStoreKey?.get(k)?.send({ type: 'wake' });
+    }
   }
 
   /** The store this system decides with. */
@@ -305,6 +329,7 @@ export class LimiterSystem {
     if (this.#closed) return;
     this.#closed = true;
     this.#unwatch?.();
+    this.#unwatchLoss?.();
     if (this.#sweepTimer !== null) this.clock.clearTimeout(this.#sweepTimer);
     this.#sweepTimer = null;
     for (const actor of this.#live.keys()) {
@@ -415,4 +440,20 @@ export class LimiterSystem {
  */
 export function createLimiterSystem(options?: LimiterSystemOptions): LimiterSystem {
   return new LimiterSystem(options);
+}
+
+/**
+ * parseStoreKey reads back the limiter and key of a store key made by `LimiterSystem.storeKey`
+ * (`<length of limiter>:<limiter>:<key>`); a string of another form is all key, limiter ''.
+ */
+function parseStoreKey(storeKey: string): { limiter: string; key: string } {
+  const colon = storeKey.indexOf(':');
+  const length = Number(storeKey.slice(0, colon));
+  if (colon <= 0 || !Number.isInteger(length) || storeKey[colon + 1 + length] !== ':') {
+    return { limiter: '', key: storeKey };
+  }
+  return {
+    limiter: storeKey.slice(colon + 1, colon + 1 + length),
+    key: storeKey.slice(colon + 2 + length),
+  };
 }

@@ -20,6 +20,7 @@ export const EVENT_NAMES = [
   'storeError',
   'evicted',
   'breaker',
+  'dataLost',
 ] as const satisfies readonly TollgateEventName[];
 const everyNameListed: [Exclude<TollgateEventName, (typeof EVENT_NAMES)[number]>] extends [never]
   ? true

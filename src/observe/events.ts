@@ -46,6 +46,27 @@ export interface EvictedEvent {
   readonly at: number;
 }
 
+/**
+ * DataLostEvent: the store found that limit state it kept was lost behind tollgate's back (Redis:
+ * a FLUSHALL, a restart without persistence, an eviction under `maxmemory`), noticed by the first
+ * call after the loss. The keys go on from the fresh state: each admits at most one limit's worth
+ * more than it would have, and nothing booked before is given back to it.
+ */
+export interface DataLostEvent {
+  /** The store's name (`'redis'`). */
+  readonly store: string;
+  /**
+   * `'flushed'`: everything in `slot` (everywhere, on a single Redis) was lost; `'evicted'`: the
+   * state of `keys` was lost (evicted, or deleted by someone else).
+   */
+  readonly reason: 'flushed' | 'evicted';
+  /** The keys known lost (`'evicted'`); empty for `'flushed'`, where any key may be. */
+  readonly keys: readonly { readonly limiter: string; readonly key: string }[];
+  /** The Redis Cluster slot; `null` on a single Redis. */
+  readonly slot: number | null;
+  readonly at: number;
+}
+
 /** BreakerEvent: a key's circuit breaker changed state. `breaker` is `limiter/key`. */
 export interface BreakerEvent {
   readonly breaker: string;
@@ -70,6 +91,7 @@ export interface TollgateEvents {
   storeError: [StoreErrorEvent];
   evicted: [EvictedEvent];
   breaker: [BreakerEvent];
+  dataLost: [DataLostEvent];
 }
 
 /** The names of {@link TollgateEvents}. */

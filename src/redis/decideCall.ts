@@ -16,7 +16,8 @@ const MODE_LETTER: Readonly<Record<BatchMode, readonly [string, string]>> = {
 
 /**
  * decideArgs builds the arguments of one `decide.lua` call for `entries` (keys of one cluster
- * slot), keys first: their count, the keys, the time ('each' when `runtimeTime`: every group then
+ * slot), keys first: their count, the keys (two per entry, then the store's marker for the slot:
+ * see markerName), the time ('each' when `runtimeTime`: every group then
  * carries its entry's `now`; '' for Redis TIME), the policies (each once), the grant ids of the
  * requests with slot fields, and the groups in one string.
  */
@@ -48,6 +49,7 @@ export function decideArgs(entries: readonly Pending[], runtimeTime: boolean): (
     }
     groups += ',';
   }
+  keys.push(entries[0]!.place.marker);
   const args: (string | number)[] = [keys.length, ...keys, ownTime ? 'each' : '', policies.length];
   for (const p of policies) args.push(...policyArgs(p));
   args.push(...ids, groups);
@@ -56,7 +58,8 @@ export function decideArgs(entries: readonly Pending[], runtimeTime: boolean): (
 
 /**
  * readDecisions answers `e` from the flat reply of `decide.lua` (see its header), starting at
- * index `at`, and returns the index after this key's part.
+ * index `at` (its count of decisions, after its loss flag), and returns the index after this
+ * key's part.
  */
 export function readDecisions(e: Pending, reply: readonly (number | string)[], at: number): number {
   const n = e.policy.limits.length;

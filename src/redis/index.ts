@@ -4,5 +4,5 @@
  */
 export { redisStore, RedisStore } from './redisStore.js';
 export type { RedisStoreOptions, UnavailablePolicy } from './redisStoreOptions.js';
-export { hashTag, keyNames } from './keys.js';
+export { hashTag, keyNames, markerName } from './keys.js';
 export type { RedisKeyNames } from './keys.js';

@@ -5,7 +5,7 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import type { KeyCache } from '../store.js';
-import { keyNames, type RedisKeyNames } from './keys.js';
+import { keyNames, markerName, type RedisKeyNames } from './keys.js';
 
 /** KeyPlace is where a key lives in Redis, for the Redis store (kept in the key's KeyCache). */
 export class KeyPlace {
@@ -16,6 +16,8 @@ export class KeyPlace {
     readonly names: RedisKeyNames,
     /** The cluster slot of its names (0 on a single Redis: one group). */
     readonly group: number,
+    /** The name of the store's marker for its slot (see {@link markerName}). */
+    readonly marker: string,
   ) {}
 }
 
@@ -34,7 +36,8 @@ export function placeOf(
   const held = cache?.storeEntry;
   if (held instanceof KeyPlace && held.owner === owner && held.key === key) return held;
   const names = keyNames(prefix, key);
-  const place = new KeyPlace(owner, key, names, cluster ? calculateSlot(names.state) : 0);
+  const slot = cluster ? calculateSlot(names.state) : null;
+  const place = new KeyPlace(owner, key, names, slot ?? 0, markerName(prefix, slot));
   if (cache !== undefined) cache.storeEntry = place;
   return place;
 }

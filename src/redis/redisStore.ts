@@ -17,6 +17,13 @@
  * request. A script that raises an error is not an outage: its call rejects with
  * {@link StoreRejectedError}, and Redis is asked again at once.
  *
+ * Data loss (#12): the store keeps a marker in Redis (see markerName and lua/keyState.lua). A
+ * decide or settle that finds it gone (a FLUSHALL, a restart without persistence) or finds a
+ * key's state gone before its time (evicted under `maxmemory`) tells the store, which tells its
+ * system ({@link RedisStore.onDataLost}, the `dataLost` event) and goes on from the fresh state:
+ * a key admits at most one limit's worth more than it would have, once per loss, and no grant of
+ * before gives anything back to the fresh state (its epoch is gone).
+ *
  * Order: every call of the store (decisions, settles, releases, resets, reads, pauses) waits for
  * the same flush, and the flush sends each key's calls in the order the runtime made them (see
  * flushQueue.ts), so Redis applies a key's operations in the runtime's order, as the memory store
@@ -28,6 +35,7 @@ import type {
   KeyCache,
   KeyReading,
   Store,
+  StoreDataLoss,
   StoreDecision,
   StoreGrant,
   StoreRequest,
@@ -35,11 +43,12 @@ import type {
 import { StoreRejectedError, StoreUnavailableError } from '../errors.js';
 import type { LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { checkBatchUnits, checkUnits } from '../limiter/validate.js';
-import { freeChannel, keyNames } from './keys.js';
+import calculateSlot from 'cluster-key-slot';
+import { freeChannel, keyNames, markerName, type RedisKeyNames } from './keys.js';
 import { FlushQueue, type Pending } from './flushQueue.js';
 import { placeOf } from './keyPlace.js';
 import { Fallback } from './fallback.js';
-import type { ScriptName } from './scripts.js';
+import { SCRIPTS, type ScriptName } from './scripts.js';
 import { ScriptRunner } from './scriptRunner.js';
 import { decideArgs, readDecisions } from './decideCall.js';
 import { policyArgs } from './policyArgs.js';
@@ -62,6 +71,16 @@ export class RedisStore implements Store {
   readonly #fallback: Fallback;
   readonly #subscribers = new Set<RedisClient>();
   readonly #cluster: boolean;
+  /** Who hears of lost data ({@link onDataLost}). */
+  readonly #lossListeners = new Set<(loss: StoreDataLoss) => void>();
+  /**
+   * The latest generation of the marker (Redis TIME in µs when it was made) each group (cluster
+   * slot; 0 on a single Redis) answered: a later one means the marker was made anew since, so the
+   * data of before is gone.
+   */
+  readonly #generations = new Map<number, number>();
+  /** The marker's name on a single Redis (one for every key); null on a Cluster. */
+  readonly #marker: string | null;
   /** Every call waiting for the next flush, which sends each key's calls in order. */
   readonly #queue = new FlushQueue((entries) => void this.#decideMany(entries));
 
@@ -78,6 +97,7 @@ export class RedisStore implements Store {
     this.#fallback = new Fallback(settings.policy, settings.fraction, settings.processes);
     this.#runner = new ScriptRunner(settings);
     this.#cluster = isCluster(this.#client);
+    this.#marker = this.#cluster ? null : markerName(this.#prefix, null);
   }
 
   /** The key prefix in use. */
@@ -119,7 +139,61 @@ export class RedisStore implements Store {
     now: Ms,
   ): Promise<T> {
     const names = keyNames(this.#prefix, key);
-    return this.#runner.send<T>(op, name, [names.state, names.slots, ...args], now);
+    const keys = [names.state, names.slots];
+    if (SCRIPTS[name].keys === 3) keys.push(this.#markerOf(names));
+    return this.#runner.send<T>(op, name, [...keys, ...args], now);
+  }
+
+  /** The marker of the slot of `names` (see markerName). */
+  #markerOf(names: RedisKeyNames): string {
+    return this.#marker ?? markerName(this.#prefix, calculateSlot(names.state));
+  }
+
+  /** The group (cluster slot; 0 on a single Redis) of `names`. */
+  #groupOf(names: RedisKeyNames): number {
+    return this.#cluster ? calculateSlot(names.state) : 0;
+  }
+
+  /**
+   * noticeGeneration takes the marker's generation (`'#'` and µs) that a call on `group`
+   * answered: a later one than the group answered before means its data was lost since
+   * ('flushed'). An earlier one is an answer sent before the loss that arrives after a later one
+   * (a settle's answer takes more promise hops than a decision's): it tells nothing. So does a
+   * group's first answer: a marker made by that call may be the first ever. Compromise: a marker
+   * made anew while the Redis host's clock is stepped back before the old one was made goes
+   * unnoticed by the stores that saw the old one.
+   */
+  #noticeGeneration(group: number, answered: string, now: Ms): void {
+    const gen = Number(answered.slice(1));
+    const seen = this.#generations.get(group);
+    if (seen !== undefined && gen <= seen) return;
+    this.#generations.set(group, gen);
+    if (seen !== undefined) this.#lost('flushed', [], group, now);
+  }
+
+  #lost(reason: StoreDataLoss['reason'], keys: string[], group: number, now: Ms): void {
+    const loss: StoreDataLoss = { reason, keys, slot: this.#cluster ? group : null, at: now };
+    for (const listener of this.#lossListeners) {
+      try {
+        listener(loss);
+      } catch {
+        // A listener's failure is its own; the others still hear.
+      }
+    }
+  }
+
+  /**
+   * onDataLost calls `listener` whenever a call finds that Redis lost data of this store: the
+   * marker gone ('flushed': FLUSHALL, a restart without persistence, a failover to an empty
+   * replica), or a key's state gone before its time ('evicted': `maxmemory` with an `allkeys-*`
+   * policy, or a DEL). It is the first decide or settle on the slot (or the key) after the loss
+   * that finds it, in each process that had used the slot before. The system relays it as its
+   * `dataLost` event. Returns a function that stops listening.
+   */
+  onDataLost(listener: (loss: StoreDataLoss) => void): () => void {
+    const own = (loss: StoreDataLoss): void => listener(loss);
+    this.#lossListeners.add(own);
+    return () => void this.#lossListeners.delete(own);
   }
 
   /**
@@ -181,8 +255,16 @@ export class RedisStore implements Store {
       this.#answerFailure(entries, error);
       return;
     }
-    let at = 0;
-    for (const e of entries) at = readDecisions(e, reply, at);
+    const first = entries[0]!.place;
+    this.#noticeGeneration(first.group, reply[0] as string, now);
+    let lost: string[] | undefined;
+    let at = 1;
+    for (const e of entries) {
+      // Each key's part opens with whether its state was lost (see decide.lua).
+      if (reply[at] === 1) (lost ??= []).push(e.place.key);
+      at = readDecisions(e, reply, at + 1);
+    }
+    if (lost !== undefined) this.#lost('evicted', lost, first.group, now);
     if (this.#fallback.owes) this.#bookOwed(now);
   }
 
@@ -298,7 +380,12 @@ export class RedisStore implements Store {
     for (const u of actual) args.push(u);
     for (let i = 0; i < policy.limits.length; i++) args.push(grant.marks?.[i] ?? 0);
     args.push(key);
-    await this.#queue.enqueue(key, () => this.#call(op, 'tollgateSettle', key, args, now));
+    const [, gen, lost] = await this.#queue.enqueue(key, () =>
+      this.#call<[number, string, number]>(op, 'tollgateSettle', key, args, now),
+    );
+    const group = this.#groupOf(keyNames(this.#prefix, key));
+    this.#noticeGeneration(group, gen, now);
+    if (lost === 1) this.#lost('evicted', [key], group, now);
   }
 
   async release(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {

@@ -12,14 +12,19 @@
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from './client.js';
 
-/** SCRIPTS are the commands defined on a client, by the name the store calls them with. */
+/**
+ * SCRIPTS are the commands defined on a client, by the name the store calls them with: each one's
+ * file, whether {@link COMMON_FILES} go before it, and how many keys it takes (the key's state
+ * and slot set, and the store's marker for scripts that keep it; `null`: given per call, as
+ * decide takes two keys per tollgate key it decides, and the marker).
+ */
 export const SCRIPTS = {
-  tollgateDecide: { file: 'decide.lua', common: true },
-  tollgateSettle: { file: 'settle.lua', common: true },
-  tollgateRead: { file: 'read.lua', common: true },
-  tollgateRelease: { file: 'release.lua', common: false },
-  tollgateReset: { file: 'reset.lua', common: false },
-  tollgatePause: { file: 'pause.lua', common: true },
+  tollgateDecide: { file: 'decide.lua', common: true, keys: null },
+  tollgateSettle: { file: 'settle.lua', common: true, keys: 3 },
+  tollgateRead: { file: 'read.lua', common: true, keys: 2 },
+  tollgateRelease: { file: 'release.lua', common: false, keys: 2 },
+  tollgateReset: { file: 'reset.lua', common: false, keys: 3 },
+  tollgatePause: { file: 'pause.lua', common: true, keys: 3 },
 } as const;
 
 /**
@@ -64,8 +69,8 @@ export function defineScripts(client: RedisClient): ScriptClient {
   const defined = client as unknown as Record<string, unknown>;
   for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
     if (typeof defined[name] !== 'function') {
-      // decide takes two keys per tollgate key it decides, so its key count is per call.
-      const keys = name === 'tollgateDecide' ? {} : { numberOfKeys: 2 };
+      const count = SCRIPTS[name].keys;
+      const keys = count === null ? {} : { numberOfKeys: count };
       client.defineCommand(name, { ...keys, lua: lua[name] });
     }
   }

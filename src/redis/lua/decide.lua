@@ -5,7 +5,7 @@
 --
 -- KEYS: per key, in the order of the groups, its state and its slot set (see keyState.lua; the
 -- slot set also when the requests carry no slot fields: save() looks at it before it forgets a
--- key).
+-- key); last, the store's marker for the slot (see marker in keyState.lua).
 -- ARGV: the time ('' = Redis TIME for every group, 'each' = every group starts with its own
 -- instant: tests at fixed instants); the number of policies, then each policy (see
 -- read_policy); the grant id of every request with slot fields, in order; last, the groups, as
@@ -15,8 +15,9 @@
 -- carry slot fields: the runtime sends them when the policy has a concurrency limit or a
 -- request holds a slot), the policy's number, the request count, then per request one amount
 -- per limit and, with slot fields, slot (1/0) and lease ms (-1 = none).
--- Returns one flat list (nested tables cost Redis a lookup of 'ok' and 'err' each): per group,
--- the number of requests decided, then per request either 1, at, epoch, mark1, ..., markN
+-- Returns one flat list (nested tables cost Redis a lookup of 'ok' and 'err' each): the marker's
+-- generation, then per group: 1 when the key's state was lost (see load) else 0, the number of
+-- requests decided, then per request either 1, at, epoch, mark1, ..., markN
 -- (granted at `at` in the state of epoch `epoch`, with the grant's mark per limit: see mark_one
 -- in arithmetic.lua, and epochs in clock.lua) or 0, retryAfterMs, limit.
 local own_time = ARGV[1] == 'each'
@@ -31,10 +32,11 @@ for p = 1, tonumber(ARGV[2]) do
   policies[p], i = read_policy(i)
 end
 local ids = i -- the next grant id
+local km = KEYS[#KEYS]
 local tok = string.gmatch(ARGV[#ARGV], '[^,]+')
 local kidx = 1
-local out = {}
-local o = 0
+local out = { marker(km) }
+local o = 1
 local units = {}
 
 -- next_request reads one request of a group with `n` limits into `units`, and returns its grant
@@ -67,10 +69,11 @@ while mode ~= nil do
   local ks, kc = KEYS[kidx], KEYS[kidx + 1]
   kidx = kidx + 2
   local count = tonumber(tok())
-  local answered = o + 1 -- where this group's count goes
+  local answered = o + 2 -- where this group's count goes, after its loss
   local decided = 0
-  o = o + 1
-  local st = load(policy, now, ks)
+  o = o + 2
+  local st = load(policy, now, ks, km)
+  out[answered - 1] = st.lost and 1 or 0
   local paused = paused_for(now, st)
   if paused > 0 then
     -- Paused: every request is refused for the time left ('queue' mode answers for the first only).
@@ -135,7 +138,7 @@ while mode ~= nil do
     -- A refusal writes nothing, unless the state was saved under another policy: then this
     -- decision takes the key under the new one, as the memory store does.
     if booked or st.changed then
-      save(policy, st, now, ks, kc, slots_added)
+      save(policy, st, now, ks, kc, slots_added, km)
     end
   end
   out[answered] = decided

@@ -34,6 +34,37 @@ local function fmt(x)
   return string.format('%.0f', x)
 end
 
+-- The store's marker (#12): a sorted set with no expiry, one per cluster slot (one in all on a
+-- single Redis; see markerName in src/redis/keys.ts), that tells a script whether Redis lost the
+-- store's data.
+--   - Its first member, scored -inf, is the generation: '#' and the Redis TIME in microseconds
+--     at which the marker was made. A FLUSHALL or FLUSHDB, a restart without persistence, a
+--     failover to an empty replica (or an eviction of the marker itself) takes it away: the next
+--     decide or settle makes a new one and answers it, and a store that had seen another one
+--     tells its system that the slot's data was lost (see src/redis/redisStore.ts).
+--   - Every other member is the name of a state string that holds something, scored with the
+--     instant its expiry ends (the header's `expires`, on the decision clock; see save). A
+--     state string that is missing while its member says it still lives was deleted by someone
+--     other than these scripts: evicted under maxmemory with an allkeys-* policy, or a DEL. load
+--     reports it (st.lost). Members are written only when the expiry is renewed, and removed when
+--     the state is deleted, found lost, or (a few at a time) expired: a call costs one ZRANGE more,
+--     and a ZSCORE for a key without a state string.
+-- Compromise: a loss in the last LOSS_MARGIN_MS before the string's expiry is taken for the
+-- expiry itself (Redis expires a key on its own clock, which may run a little ahead of TIME as
+-- the script read it). The state then needed at most that margin more of its life.
+local LOSS_MARGIN_MS = 10
+
+-- marker: the generation of the marker `km`, made now when it is missing.
+local function marker(km)
+  local first = redis.call('ZRANGE', km, 0, 0, 'WITHSCORES')
+  if first[1] ~= nil and first[2] == '-inf' then
+    return first[1]
+  end
+  local gen = '#' .. fmt(new_epoch())
+  redis.call('ZADD', km, '-inf', gen)
+  return gen
+end
+
 -- read_policy reads n, then per limit (name, alg, limit, intervalMs, capacity), then concurrency
 -- (-1 for none), from ARGV starting at i. It returns the policy and the next index. `index` maps a
 -- limit's name to its position. Each limit also gets `s`, the table its state is loaded into
@@ -60,7 +91,7 @@ local function read_policy(i)
     i = i + 5
   end
   local conc = tonumber(ARGV[i])
-  local st = { at = 0, limits = states, expires = nil, pause = 0, epoch = nil }
+  local st = { at = 0, limits = states, expires = nil, pause = 0, epoch = nil, lost = false }
   -- found[k] == gen: the current load read limit k's record (see load).
   local policy = { limits = limits, index = index, n = n, concurrency = conc, st = st }
   policy.found, policy.gen = {}, 0
@@ -133,10 +164,21 @@ end
 -- limits rebased by name as src/limiter/advance.ts rebase does (a limit the policy no longer has
 -- is dropped on save). The state carries the string's expiry, the pause and the epoch (nil for a
 -- key without a state string: see epoch_of). It is the policy's `st`, filled again: it is good
--- until the next load under the same policy.
-local function load(policy, now, ks)
+-- until the next load under the same policy. Given the marker `km`, load also tells whether the
+-- string was lost (st.lost: see marker).
+local function load(policy, now, ks, km)
   local v = redis.call('GET', ks)
   local st = policy.st
+  -- lost: the marker `km` says the string should be there (see marker); the member goes, so the
+  -- loss is told once.
+  local lost = false
+  if not v and km ~= nil then
+    local until_ms = redis.call('ZSCORE', km, ks)
+    if until_ms then
+      lost = now < tonumber(until_ms) - LOSS_MARGIN_MS
+      redis.call('ZREM', km, ks)
+    end
+  end
   local limits = policy.limits
   local n = policy.n
   local from, expires, pause, epoch = nil, nil, 0, nil
@@ -218,6 +260,7 @@ local function load(policy, now, ks)
     epoch = nil -- a new one at the next save (epoch_of)
   end
   st.at, st.expires, st.pause, st.changed, st.epoch = t, expires, pause, changed, epoch
+  st.lost = lost
   return st
 end
 
@@ -229,8 +272,9 @@ end
 
 -- save writes the state back, or deletes it once every limit is back at full capacity and no
 -- pause is on. The string expires when it would be full (and unpaused) anyway, and the slot set
--- (when this run added slots to it) when its last lease ends.
-local function save(policy, st, now, ks, kc, slots_added)
+-- (when this run added slots to it) when its last lease ends. Given the marker `km`, the string's
+-- member there follows (see marker).
+local function save(policy, st, now, ks, kc, slots_added, km)
   local ttl = 0
   local n = policy.n
   local limits = policy.limits
@@ -250,6 +294,9 @@ local function save(policy, st, now, ks, kc, slots_added)
   -- steps back: both book at the same instant).
   if ttl <= 0 and pause == 0 and (kc == nil or redis.call('ZCOUNT', kc, '(' .. now, '+inf') == 0) then
     redis.call('DEL', ks)
+    if km ~= nil and st.expires ~= nil then
+      redis.call('ZREM', km, ks)
+    end
   else
     local body
     if n == 1 then
@@ -271,6 +318,15 @@ local function save(policy, st, now, ks, kc, slots_added)
       expires = now + span + math.max(span, EXPIRY_SLACK_MS)
       local head = struct.pack('<dddd', st.at, expires, pause, epoch_of(st))
       redis.call('SET', ks, head .. body, 'PX', ttl_ms(expires - now))
+      if km ~= nil then
+        redis.call('ZADD', km, expires, ks)
+        -- Members of strings that expired go here, a few per renewal: more than one renewal
+        -- adds, and never a long run at once.
+        local stale = redis.call('ZRANGEBYSCORE', km, '(-inf', now - LOSS_MARGIN_MS, 'LIMIT', 0, 8)
+        if #stale > 0 then
+          redis.call('ZREM', km, unpack(stale))
+        end
+      end
     else
       redis.call('SET', ks, struct.pack('<dddd', st.at, expires, pause, epoch_of(st)) .. body, 'KEEPTTL')
     end
