@@ -318,10 +318,9 @@ local function save(policy, st, now, ks, kc, slots_added, km)
       expires = now + span + math.max(span, EXPIRY_SLACK_MS)
       local head = struct.pack('<dddd', st.at, expires, pause, epoch_of(st))
       redis.call('SET', ks, head .. body, 'PX', ttl_ms(expires - now))
-      if km ~= nil then
-        redis.call('ZADD', km, expires, ks)
-        -- Members of strings that expired go here, a few per renewal: more than one renewal
-        -- adds, and never a long run at once.
+      -- A new member takes up to 8 members of strings that expired with it: expired members go
+      -- at least as fast as new ones come (while any are left), and no call removes many.
+      if km ~= nil and redis.call('ZADD', km, expires, ks) == 1 then
         local stale = redis.call('ZRANGEBYSCORE', km, '(-inf', now - LOSS_MARGIN_MS, 'LIMIT', 0, 8)
         if #stale > 0 then
           redis.call('ZREM', km, unpack(stale))
