@@ -240,6 +240,8 @@ describe('data loss on a single Redis', () => {
     server = await startRedis();
     const r = run(server.client());
     const l = await load(r, [...KEYS, 'p']);
+    // A pause goes with the data: k3's waiters must not wait it out.
+    await r.api.pause('k3', '1m');
     r.mark = r.calls.length;
     await server.flushAll();
     // The first call after the flush, on a key of its own, notices it.
@@ -268,7 +270,9 @@ describe('data loss on a single Redis', () => {
       keyNames(r.prefix, storeKey('pool', 'p')).slots,
     ];
     expect(await admin.exists(...lostNames)).toBe(lostNames.length);
-    await evict(admin, lostNames, markerName(r.prefix, null));
+    // Rarely, Redis evicts the marker too (its LRU is approximate): then the first call finds the
+    // marker gone and tells the whole store lost ('flushed'), which covers every key.
+    const kept = await evict(admin, lostNames, markerName(r.prefix, null));
     r.mark = r.calls.length;
     // Each key's first call since the eviction is one made here: a settle of a grant of before
     // (to 0: it gives nothing back) on k0, whose waiters the system then wakes, and a decision
@@ -283,11 +287,17 @@ describe('data loss on a single Redis', () => {
         key,
       ).toBe(false);
       expect(touched[0]?.script, key).toBe(key === 'k0' ? 'settle' : 'decide');
-      const told = r.lost.filter((e) =>
-        e.event.keys.some((k) => k.limiter === limiter && k.key === key),
+      const told = r.lost.filter(
+        (e) =>
+          e.event.reason === 'flushed' ||
+          e.event.keys.some((k) => k.limiter === limiter && k.key === key),
       );
       expect(told, key).toHaveLength(1);
-      expect(told[0]!.event).toMatchObject({ store: 'redis', reason: 'evicted', slot: null });
+      expect(told[0]!.event).toMatchObject({
+        store: 'redis',
+        reason: kept ? 'evicted' : 'flushed',
+        slot: null,
+      });
     };
     await first('api', 'k0', () => l.held.get('k0')!.pop()!.settle({ requests: 0 }));
     for (const key of ['k1', 'k2', 'k3']) {
@@ -299,11 +309,16 @@ describe('data loss on a single Redis', () => {
       if (tried.ok) slot = tried.grant;
     });
     expect(slot, 'a slot of the fresh state').toBeDefined();
-    const told = r.lost.flatMap(({ event }) => event.keys.map((k) => `${k.limiter}/${k.key}`));
-    expect(told.sort()).toEqual(['api/k0', 'api/k1', 'api/k2', 'api/k3', 'pool/p']);
+    const told = (): string[] =>
+      r.lost.flatMap(({ event }) => event.keys.map((k) => `${k.limiter}/${k.key}`)).sort();
+    expect(told()).toEqual(kept ? ['api/k0', 'api/k1', 'api/k2', 'api/k3', 'pool/p'] : []);
+    const events = r.lost.length;
     const worst = await afterLoss(r, l, [slot!]);
-    expect(r.lost.map((e) => e.event.keys.length).reduce((a, b) => a + b)).toBe(5); // told once
-    console.log(`eviction: 5 keys noticed after 1 call each; worst window ${worst} for ${L}`);
+    expect(r.lost).toHaveLength(events); // told once
+    console.log(
+      `eviction (marker ${kept ? 'kept' : 'evicted too'}): 5 keys noticed after 1 call each;` +
+        ` worst window ${worst} for ${L}`,
+    );
   });
 });
 
@@ -311,9 +326,10 @@ describe('data loss on a single Redis', () => {
  * evict makes Redis evict `names` under `maxmemory` with `allkeys-lru`: it waits past Redis' LRU
  * clock resolution (1 s) so that they are older than anything written after, then fills Redis
  * with other data until they are gone, reading the marker meanwhile (as the traffic of other keys
- * would), so that it is not among the oldest keys. Then it lifts the limit again.
+ * would), so that it is not among the oldest keys, and stops as soon as they are gone. Then it
+ * lifts the limit again, and tells whether the marker is still there.
  */
-async function evict(admin: Redis, names: readonly string[], marker: string): Promise<void> {
+async function evict(admin: Redis, names: readonly string[], marker: string): Promise<boolean> {
   await new Promise((resolve) => setTimeout(resolve, 1100));
   const info = await admin.info('memory');
   const used = Number(/used_memory:(\d+)/.exec(info)![1]);
@@ -323,18 +339,12 @@ async function evict(admin: Redis, names: readonly string[], marker: string): Pr
   await admin.config('SET', 'maxmemory-samples', '64');
   await admin.config('SET', 'maxmemory', String(used + 2 * 1024 * 1024));
   const filler = 'x'.repeat(10_000);
-  let i = 0;
-  while ((await admin.exists(...names)) > 0) {
+  for (let i = 0; (await admin.exists(...names)) > 0; i++) {
     expect(i, 'the limiter keys were not evicted').toBeLessThan(100_000);
-    const batch = admin.pipeline();
-    for (let j = 0; j < 50; j++) {
-      batch.set(`filler:${i++}`, filler);
-      batch.zscore(marker, '');
-    }
-    await batch.exec();
+    await admin.pipeline().set(`filler:${i}`, filler).zscore(marker, '').exec();
   }
   await admin.config('SET', 'maxmemory', '0');
-  expect(await admin.exists(marker), 'the marker was evicted').toBe(1);
+  return (await admin.exists(marker)) === 1;
 }
 
 describe('data loss on a Redis Cluster', () => {
