@@ -22,6 +22,7 @@ import { footprintSuite } from './footprint.js';
 import { limiterStatsSuite } from './limiterStats.js';
 import { memorySuite } from './memory.js';
 import { redisSuite } from './redis.js';
+import { scriptCostSuite } from './scriptCost.js';
 import { unansweringSuite } from './unanswering.js';
 import { waitersSuite } from './waiters.js';
 import {
@@ -40,6 +41,7 @@ const SUITES: readonly Suite[] = [
   waitersSuite,
   estimateSuite,
   redisSuite,
+  scriptCostSuite,
   unansweringSuite,
   durabilitySuite,
   footprintSuite,

@@ -11,7 +11,7 @@ import type { BatchMode, StoreDecision, StoreRequest } from '../store.js';
 import type { KeyPlace } from './keyPlace.js';
 
 /** The most keys one `decide.lua` call decides (Redis runs a script to completion, alone). */
-const MAX_KEYS_PER_CALL = 64;
+export const MAX_KEYS_PER_CALL = 64;
 
 /** The kinds of {@link Queued}. */
 const DECIDE = 0;
