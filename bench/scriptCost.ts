@@ -42,9 +42,11 @@ interface Params {
   readonly calls: number;
   /** Grants settled (and slots released one by one) per workload that settles. */
   readonly settles: number;
+  /** The entries per limit of a sliding window's log in the `long log` workload. */
+  readonly logEntries: number;
 }
-const FULL: Params = { calls: 100, settles: 2000 };
-const QUICK: Params = { calls: 2, settles: 20 };
+const FULL: Params = { calls: 100, settles: 2000, logEntries: 1000 };
+const QUICK: Params = { calls: 2, settles: 20, logEntries: 50 };
 const WARMUP_CALLS = 3;
 
 /** One workload: `keys` keys per decide call, `perKey` requests each, under `algorithm`. */
@@ -57,6 +59,8 @@ interface Workload {
   readonly slots: boolean;
   /** Whether grants are settled after the decide calls (one settle.lua call each). */
   readonly settle: boolean;
+  /** Whether each key's log is filled first with Params.logEntries entries (sliding window). */
+  readonly longLog: boolean;
 }
 
 const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
@@ -66,11 +70,14 @@ function workload(
   keys: number,
   perKey: number,
   algorithm: AlgorithmName,
-  { slots = false, settle = false } = {},
+  { slots = false, settle = false, longLog = false } = {},
 ): Workload {
-  const name = `${plural(keys, 'key')} × ${plural(perKey, 'request')}`;
+  let name = `${plural(keys, 'key')} × ${plural(perKey, 'request')}`;
+  if (slots) name += ', each with a slot';
+  if (longLog) name += ', long log';
   return {
-    name: slots ? `${name}, each with a slot` : name,
+    name,
+    longLog,
     keys,
     perKey,
     algorithm,
@@ -88,6 +95,7 @@ const WORKLOADS: readonly Workload[] = [
   workload(MAX_KEYS_PER_CALL, MAX_BATCH, 'token-bucket', { slots: true }),
   workload(MAX_KEYS_PER_CALL, MAX_BATCH, 'sliding-window', { settle: true }),
   workload(MAX_KEYS_PER_CALL, MAX_BATCH, 'fixed-window'),
+  workload(1, 1, 'sliding-window', { longLog: true }),
 ];
 
 function policyOf(algorithm: AlgorithmName, slots: boolean): Policy {
@@ -240,7 +248,7 @@ async function runWorkload(
   meter: Meter,
   prefix: string,
 ): Promise<void> {
-  const store: RedisStore = redisStore({ client, prefix });
+  const store: RedisStore = redisStore({ client, prefix, timeout: '1m' });
   const policy = policyOf(w.algorithm, w.slots);
   const units = compileCost(policy, { requests: 1, tokens: 1000 });
   const actual = compileCost(policy, { requests: 1, tokens: 400 });
@@ -293,6 +301,30 @@ async function runWorkload(
     }
   };
 
+  if (w.longLog) {
+    // One grant per ms over the last logEntries ms of Redis' clock, decided at those instants (the
+    // store's `time: 'runtime'`), so that each limit's log holds one entry per grant.
+    const fill = redisStore({ client, prefix, time: 'runtime', timeout: '1m' });
+    const [sec] = await client.time();
+    const end = Number(sec) * 1000;
+    for (let i = 0; i < p.logEntries; i += 50) {
+      const instants = Array.from({ length: Math.min(50, p.logEntries - i) }, (_, j) => i + j);
+      await Promise.all(
+        instants.flatMap((t) =>
+          keys.map((key) =>
+            fill.decide(
+              key,
+              policy,
+              [{ id: `f${++nextId}`, units, slot: false, leaseMs: null }],
+              'queue',
+              end - p.logEntries + t,
+            ),
+          ),
+        ),
+      );
+    }
+    await fill.close();
+  }
   for (let i = 0; i < WARMUP_CALLS; i++) {
     const g = await decideOnce();
     if (w.slots) await releaseAll(g);
@@ -447,6 +479,9 @@ async function run(options: SuiteOptions): Promise<Section> {
           `(a ZADD each), and the slots are freed after each call by one \`release.lua\` call per key (${MAX_BATCH}`,
           'ids: what the store sends after a failed decide); `1 id` is `Grant.release`. `settle.lua`',
           `settles one grant below its estimate (a refund). ${fmtInt(p.calls)} decide calls per workload.`,
+          `\`long log\`: a sliding-window key whose every limit holds ${fmtInt(p.logEntries)} entries (one grant per ms over the`,
+          'last ones before the calls): a sliding window keeps one entry per instant with a grant in its window,',
+          'and every call reads and writes them all.',
         ].join('\n'),
       },
     ],
