@@ -7,8 +7,9 @@
  * calls of one script in a second pass with the slow log off, give the mean wall time and the mean
  * CPU time per call. No timer of Node's is involved.
  *
- * The largest call: a `decide.lua` call carries the decisions of up to MAX_KEYS_PER_CALL keys
- * (src/redis/flushQueue.ts), each a batch of up to MAX_BATCH waiters (src/machines/asyncBatch.ts),
+ * The largest call: a `decide.lua` call carries the decisions of up to MAX_KEYS_PER_CALL keys and
+ * MAX_WORK_PER_CALL of estimated work (src/redis/flushQueue.ts; one key over it goes alone), each
+ * a batch of up to MAX_BATCH waiters (src/machines/asyncBatch.ts),
  * each with one amount per limit. The policy here has 3 limits over 2 dimensions (requests per
  * minute, tokens per minute, requests per day), so large that nothing is refused: every request is
  * booked, the most work a call can do. `settle.lua` and `release.lua` take one grant per call (a
@@ -19,7 +20,7 @@ import type { Redis } from 'ioredis';
 import { compileCost, compilePolicy } from '../src/limiter/index.js';
 import type { AlgorithmName, Policy, PolicySpec } from '../src/limiter/types.js';
 import { MAX_BATCH } from '../src/machines/asyncBatch.js';
-import { MAX_KEYS_PER_CALL } from '../src/redis/flushQueue.js';
+import { MAX_KEYS_PER_CALL, MAX_WORK_PER_CALL, workOf } from '../src/redis/flushQueue.js';
 import { freeChannel, keyNames } from '../src/redis/keys.js';
 import { redisStore, type RedisStore } from '../src/redis/redisStore.js';
 import { defineScripts, scriptSources, type ScriptName } from '../src/redis/scripts.js';
@@ -86,15 +87,38 @@ function workload(
   };
 }
 
-/** The largest call: every key a call may carry, each with the largest batch. */
-const LARGEST = workload(MAX_KEYS_PER_CALL, MAX_BATCH, 'token-bucket', { settle: true });
+/**
+ * How many keys of `perKey` requests the store puts in one call: as many as fit in
+ * MAX_WORK_PER_CALL (at least one) and MAX_KEYS_PER_CALL, by the flush's own rule.
+ */
+function keysPerCall(perKey: number, algorithm: AlgorithmName, slots: boolean): number {
+  const batch = Array.from({ length: perKey }, () => ({ slot: slots }) as StoreRequest);
+  const work = workOf(policyOf(algorithm, slots), batch);
+  return Math.min(MAX_KEYS_PER_CALL, Math.max(1, Math.floor(MAX_WORK_PER_CALL / work)));
+}
+
+/** A full call: as many keys of `perKey` requests as the store puts in one. */
+function full(
+  perKey: number,
+  algorithm: AlgorithmName,
+  options: { slots?: boolean; settle?: boolean } = {},
+): Workload {
+  return workload(
+    keysPerCall(perKey, algorithm, options.slots ?? false),
+    perKey,
+    algorithm,
+    options,
+  );
+}
+
+/** The largest call: the largest batches, as many keys of them as a call carries. */
+const LARGEST = full(MAX_BATCH, 'token-bucket', { settle: true });
 const WORKLOADS: readonly Workload[] = [
-  workload(MAX_KEYS_PER_CALL, 1, 'token-bucket'),
-  workload(1, MAX_BATCH, 'token-bucket'),
+  full(1, 'token-bucket'),
   LARGEST,
-  workload(MAX_KEYS_PER_CALL, MAX_BATCH, 'token-bucket', { slots: true }),
-  workload(MAX_KEYS_PER_CALL, MAX_BATCH, 'sliding-window', { settle: true }),
-  workload(MAX_KEYS_PER_CALL, MAX_BATCH, 'fixed-window'),
+  full(MAX_BATCH, 'token-bucket', { slots: true }),
+  full(MAX_BATCH, 'sliding-window', { settle: true }),
+  full(MAX_BATCH, 'fixed-window'),
   workload(1, 1, 'sliding-window', { longLog: true }),
 ];
 

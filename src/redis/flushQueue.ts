@@ -13,6 +13,26 @@ import type { KeyPlace } from './keyPlace.js';
 /** The most keys one `decide.lua` call decides (Redis runs a script to completion, alone). */
 export const MAX_KEYS_PER_CALL = 64;
 
+/**
+ * The most work one `decide.lua` call carries, in the units of {@link workOf} (about µs of Redis
+ * time): Redis blocks every client while a script runs, so a flush with more is sent as several
+ * calls, pipelined on the same connection. One key's batch is never split: a single key over the
+ * budget goes alone.
+ */
+export const MAX_WORK_PER_CALL = 640;
+
+/**
+ * workOf estimates the Redis time of one key's decision, in about µs, from the bench's script
+ * cost suite (3 limits on a 2-core machine): ~16 per key (its state read and written), ~1 per
+ * request and limit, ~6 more per concurrency slot (a ZADD).
+ */
+export function workOf(policy: Policy, batch: readonly StoreRequest[]): number {
+  let work = 16;
+  const perRequest = policy.limits.length;
+  for (const r of batch) work += r.slot ? perRequest + 6 : perRequest;
+  return work;
+}
+
 /** The kinds of {@link Queued}. */
 const DECIDE = 0;
 const OTHER = 1;
@@ -44,6 +64,8 @@ type Queued = Pending | KeyOp;
 /** A decide call being built by a flush, and the calls that must follow it. */
 interface Batch {
   readonly entries: Pending[];
+  /** The {@link workOf} of `entries`. */
+  work: number;
   /** Calls on keys of `entries`, made after their decisions: sent right after the batch. */
   readonly after: KeyOp[];
   /** Whether the batch was sent: later calls of its keys go at once. */
@@ -163,12 +185,19 @@ export class FlushQueue {
         // flight per key) goes in the next batch when a call of that key waits between them.
         const split =
           b !== undefined && batchOf?.get(q.place.key) === b && waitsFor(b, q.place.key);
-        if (b === undefined || b.entries.length === MAX_KEYS_PER_CALL || split) {
+        const work = workOf(q.policy, q.batch);
+        if (
+          b === undefined ||
+          b.entries.length === MAX_KEYS_PER_CALL ||
+          (b.work + work > MAX_WORK_PER_CALL && b.entries.length > 0) ||
+          split
+        ) {
           if (b !== undefined) this.#sendBatch(b);
-          b = { entries: [], after: [], sent: false };
+          b = { entries: [], work: 0, after: [], sent: false };
           open.set(group, b);
         }
         b.entries.push(q);
+        b.work += work;
         batchOf?.set(q.place.key, b);
       } else {
         const b = batchOf?.get(q.key);
