@@ -98,7 +98,7 @@ function sentinelSystem(sentinels: RedisSentinels, replicas: number) {
     await store.close();
     client.disconnect();
   });
-  return { api, store };
+  return { api, store, client };
 }
 
 /** Grants used per key in the Redis at `port` (the limit less what remains). */
@@ -153,7 +153,7 @@ describe('failover with Sentinel', () => {
     { timeout: 90_000 },
     async () => {
       const { primary, replica, sentinels } = await topology();
-      const { api } = sentinelSystem(sentinels, 0);
+      const { api, client } = sentinelSystem(sentinels, 0);
       const running = load(api, 8);
       await until('grants before the kill', 10_000, async () => running.tally.acked >= 500);
       await primary.kill();
@@ -175,9 +175,14 @@ describe('failover with Sentinel', () => {
 
       // The store's first decision after the promotion: granted, the scripts reloaded once.
       const before = await commandCounts(replica);
-      await until('the store to decide on the new primary', 20_000, async () =>
-        api.acquire('k0', { timeout: 1000 }).then(() => true),
+      await until(
+        "the store's client to be connected to the new primary",
+        20_000,
+        async () => client.status === 'ready' && client.stream.remotePort === replica.port,
       );
+      await sleep(150); // past the store's retryInterval: the next decision asks Redis
+      // The first call: granted by Redis, with no error for the lost script cache.
+      await api.acquire('k0', { timeout: 5000 });
       const after = await commandCounts(replica);
       expect(after.eval - before.eval).toBeLessThanOrEqual(SCRIPT_KINDS);
 
