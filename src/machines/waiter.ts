@@ -25,6 +25,11 @@ export interface Refusal {
   readonly limit: string;
 }
 
+/** Detachable is what a waiter calls once when it ends: its abort listener, taken off its signal. */
+export interface Detachable {
+  detach(): void;
+}
+
 /** Waiter: see the file comment. `G` is the grant type the runtime hands out. */
 export class Waiter<G = unknown> {
   readonly type = 'acquire' as const;
@@ -51,8 +56,8 @@ export class Waiter<G = unknown> {
   grant: G | undefined = undefined;
   refusal: Refusal | undefined = undefined;
   error: Error | undefined = undefined;
-  /** Detaches the abort listener; set by the runtime when it attaches one. */
-  detach: (() => void) | undefined = undefined;
+  /** Detaches the abort listener when the waiter ends; set by the runtime when it attaches one. */
+  detach: Detachable | undefined = undefined;
   #id: string | undefined = undefined;
   #resolve: ((g: G) => void) | undefined = undefined;
   #reject: ((e: Error) => void) | undefined = undefined;
@@ -137,7 +142,7 @@ export class Waiter<G = unknown> {
   }
 
   #end(): void {
-    this.detach?.();
+    this.detach?.detach();
     this.detach = undefined;
   }
 }

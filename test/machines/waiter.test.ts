@@ -78,7 +78,7 @@ describe('Waiter', () => {
     const w = waiter();
     const p = w.promise();
     let detached = 0;
-    w.detach = () => detached++;
+    w.detach = { detach: () => detached++ };
     expect(w.succeed('g1')).toBe(true);
     expect(w.state).toBe(WaiterState.Granted);
     expect(w.detach).toBeUndefined();
@@ -101,7 +101,7 @@ describe('Waiter', () => {
     const w = waiter({ tryOnly: true });
     const p = w.promise();
     let detached = 0;
-    w.detach = () => detached++;
+    w.detach = { detach: () => detached++ };
     expect(w.refuse({ retryAfterMs: 250, limit: 'rps' })).toBe(true);
     expect(w.state).toBe(WaiterState.Refused);
     expect(w.refusal).toEqual({ retryAfterMs: 250, limit: 'rps' });
@@ -119,7 +119,7 @@ describe('Waiter', () => {
     const p = w.promise();
     const error = new Error('timed out');
     let detached = 0;
-    w.detach = () => detached++;
+    w.detach = { detach: () => detached++ };
     expect(w.fail(error)).toBe(true);
     expect(w.state).toBe(WaiterState.Failed);
     expect(w.fail(new Error('again'))).toBe(false);
