@@ -242,8 +242,12 @@ export interface Store {
    * Optional: stores that cannot say leave reservations without an estimate.
    */
   estimate?(key: string, policy: Policy, queue: readonly Units[], now: Ms): Ms;
-  /** Drop what the store keeps for keys that are back at full capacity. Optional. */
-  sweep?(now: Ms): void;
+  /**
+   * Drop what the store keeps for keys that are back at full capacity. Optional. Returns true
+   * while it still keeps some key's state in this process: the runtime then sweeps again later
+   * (every half `idleTimeout`), also once no key actor is left.
+   */
+  sweep?(now: Ms): boolean | void;
   /** Drop one key's state if it is back at full capacity (called when its actor is evicted). Optional. */
   forget?(key: string, now: Ms): void;
   /**

@@ -7,10 +7,8 @@
 import { createActor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
 import { onLimiter } from '../describe.js';
-import { isKeyIdle, keyLogic } from '../machines/keyLogic.js';
-import { endAll } from '../machines/keyOps.js';
-import type { KeyActorRef, KeyContext, KeyLogic, KeyRuntime } from '../machines/keyContext.js';
-import { asInternalError } from '../machines/storeOps.js';
+import { keyLogic } from '../machines/keyLogic.js';
+import type { KeyActorRef, KeyLogic, KeyRuntime } from '../machines/keyContext.js';
 import { MemoryStore } from '../memory/memoryStore.js';
 import type { Ms } from '../limiter/types.js';
 import { TollgateEmitter } from '../observe/events.js';
@@ -22,7 +20,7 @@ import {
   type SystemStats,
 } from '../observe/limiterStats.js';
 import type { Observable } from 'rxjs';
-import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { Grant } from './grant.js';
 import { Limiter, type LimiterOptions } from './limiter.js';
 import { LimiterRuntime, rootLogic } from './runtime.js';
@@ -35,6 +33,7 @@ import {
 import { limiterDifferences } from './options.js';
 import type { LimiterBreaker } from './options.js';
 import type { KeyIndex } from './core.js';
+import { KeyRegistry } from './keyRegistry.js';
 import { BreakerRegistry } from '../breaker/registry.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
 import type { Store, StoreDataLoss } from '../store.js';
@@ -69,24 +68,13 @@ export class LimiterSystem {
   readonly breakers: BreakerRegistry;
   readonly #store: Store;
   readonly #ownsStore: boolean;
-  readonly #idleMs: Ms;
   readonly #pollMs: Ms;
   readonly #root: AnyActorRef;
   readonly #limiters = new Map<string, LimiterEntry>();
-  /** Live key actors and the limiter each belongs to, for sweeps, broadcasts and close. */
-  readonly #live = new Map<KeyActorRef<Grant>, KeyIndex>();
-  /**
-   * Live key actors by store key, kept only for a store that reports capacity freed elsewhere
-   * (`Store.watch`, which names keys by store key); null otherwise, so the memory store's keys do
-   * not pay for an index nothing reads. (Registering actors under an XState `systemId` did the
-   * same for every store, at two Map entries and a slower actor creation per key.)
-   */
-  readonly #byStoreKey: Map<string, KeyActorRef<Grant>> | null;
+  /** The live key actors, the idle sweep and eviction (keyRegistry.ts). */
+  readonly #keys: KeyRegistry;
   /** Actors whose facts are relayed to `events` (all of them, once anybody has listened). */
   readonly #relayed = new WeakSet<KeyActorRef<Grant>>();
-  #sweepTimer: TimerHandle | null = null;
-  /** Breakers of evicted keys, by name, not forgotten yet (not idle at the eviction). */
-  readonly #breakersOfEvicted = new Map<string, { limiter: KeyIndex; key: string }>();
   /** Stops listening to the store's news of capacity freed by other processes. */
   readonly #unwatch: (() => void) | undefined;
   /** Stops listening to the store's news of data it lost. */
@@ -104,7 +92,6 @@ export class LimiterSystem {
       this.events.emit('breaker', { breaker: e.name, from: e.from, to: e.to, at: e.at });
     });
     const settings = readSystemOptions(options);
-    this.#idleMs = settings.idleMs;
     this.#pollMs = settings.pollMs;
     this.#ownsStore = settings.ownsStore;
     this.#inspected = settings.inspect !== undefined;
@@ -115,7 +102,7 @@ export class LimiterSystem {
     // (XState lets only a parent stop a child). It also hears of a child that failed.
     // Inspection, when asked for, is the system's: the key actors, its children, report to it.
     this.#root = createActor(
-      rootLogic(() => this.#removeFailed()),
+      rootLogic(() => this.#keys.removeFailed()),
       {
         clock: this.clock,
         ...(settings.inspect !== undefined && {
@@ -125,14 +112,24 @@ export class LimiterSystem {
       },
     );
     this.#root.start();
+    const root = this.#root;
+    this.#keys = new KeyRegistry(
+      {
+        clock: this.clock,
+        store: this.#store,
+        events: this.events,
+        breakers: this.breakers,
+        root,
+        hasBreaker: (name) => this.#limiters.get(name)?.limiter.breaker != null,
+        storeKey: (limiter, key) => this.storeKey(limiter, key),
+      },
+      settings.idleMs,
+    );
     this.events.onObserved = () => {
-      for (const [actor, limiter] of this.#live) this.#relay(actor, limiter);
+      for (const [actor, limiter] of this.#keys.entries()) this.#relay(actor, limiter);
     };
     // Another process freed capacity of a key: its waiters here ask again now, not at the next poll.
-    this.#byStoreKey = this.#store.watch === undefined ? null : new Map();
-    this.#unwatch = this.#store.watch?.((storeKey) => {
-      this.#byStoreKey?.get(storeKey)?.send({ type: 'wake' });
-    });
+    this.#unwatch = this.#store.watch?.((storeKey) => this.#keys.wake(storeKey));
     this.#unwatchLoss = this.#store.onDataLost?.((loss) => this.#dataLost(loss));
   }
 
@@ -151,9 +148,9 @@ export class LimiterSystem {
       at: loss.at,
     });
     if (loss.reason === 'flushed') {
-      for (const actor of this.#live.keys()) actor.send({ type: 'wake' });
+      for (const [actor] of this.#keys.entries()) actor.send({ type: 'wake' });
     } else {
-      for (const k of loss.keys) this.#byStoreKey?.get(k)?.send({ type: 'wake' });
+      for (const k of loss.keys) this.#keys.wake(k);
     }
   }
 
@@ -169,7 +166,7 @@ export class LimiterSystem {
 
   /** The number of key actors alive now (idle ones are evicted). */
   get liveKeys(): number {
-    return this.#live.size;
+    return this.#keys.size;
   }
 
   /**
@@ -251,10 +248,7 @@ export class LimiterSystem {
     // Facts are relayed to `events` only once somebody observes (see #relayAll).
     if (this.events.observed.value) this.#relay(actor, limiter);
     actor.start();
-    limiter.actors.set(key, actor);
-    this.#live.set(actor, limiter);
-    this.#byStoreKey?.set(storeKey, actor);
-    this.#scheduleSweep();
+    this.#keys.add(actor, limiter, key, storeKey);
     return actor;
   }
 
@@ -330,14 +324,7 @@ export class LimiterSystem {
     this.#closed = true;
     this.#unwatch?.();
     this.#unwatchLoss?.();
-    if (this.#sweepTimer !== null) this.clock.clearTimeout(this.#sweepTimer);
-    this.#sweepTimer = null;
-    for (const actor of this.#live.keys()) {
-      actor.send({ type: 'close' });
-      this.#root.send({ type: 'stopChild', child: actor });
-    }
-    this.#live.clear();
-    this.#byStoreKey?.clear();
+    this.#keys.close();
     for (const entry of this.#limiters.values()) entry.limiter.actors.clear();
     this.breakers.stopAll();
     this.#root.stop();
@@ -359,75 +346,6 @@ export class LimiterSystem {
   /** `await using system = createLimiterSystem()` closes it at the end of the block. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-
-  #scheduleSweep(): void {
-    if (this.#sweepTimer !== null || this.#closed) return;
-    // Sweeping every half idle period keeps an idle actor alive at most 1.5 × idleTimeout.
-    const every = Math.max(1, Math.floor(this.#idleMs / 2));
-    const arm = this.clock.setHousekeepingTimeout ?? this.clock.setTimeout;
-    this.#sweepTimer = arm.call(
-      this.clock,
-      () => {
-        this.#sweepTimer = null;
-        this.#sweep();
-        if (this.#live.size > 0 || this.#breakersOfEvicted.size > 0) this.#scheduleSweep();
-      },
-      every,
-    );
-  }
-
-  /**
-   * Stops key actors idle for `idleTimeout`; their state stays in the store. A key's circuit
-   * breaker goes with it once the breaker is idle too (closed, no call out, no failure counted);
-   * one that is not idle yet is looked at again at each sweep.
-   */
-  #sweep(): void {
-    const now = this.clock.now();
-    for (const [actor, limiter] of this.#live) {
-      const ctx = actor.getSnapshot().context;
-      if (!isKeyIdle(ctx) || now - ctx.lastActive < this.#idleMs) continue;
-      this.#root.send({ type: 'stopChild', child: actor });
-      this.#forgetActor(actor, limiter, ctx.key, ctx.storeKey);
-      this.#store.forget?.(ctx.storeKey, now);
-      if (this.#limiters.get(limiter.name)?.limiter.breaker != null)
-        this.#breakersOfEvicted.set(`${limiter.name}/${ctx.key}`, { limiter, key: ctx.key });
-      if (this.events.observed.value)
-        this.events.emit('evicted', { limiter: limiter.name, key: ctx.key, at: now });
-    }
-    for (const [name, { limiter, key }] of this.#breakersOfEvicted) {
-      // A key that came back keeps its breaker: it is looked at again at its next eviction.
-      if (limiter.actors.has(key) || this.breakers.peek(name) === undefined)
-        this.#breakersOfEvicted.delete(name);
-      else if (this.breakers.deleteIfIdle(name)) this.#breakersOfEvicted.delete(name);
-    }
-    this.#store.sweep?.(now);
-  }
-
-  /** Takes `actor` out of every index: the next call for its key creates a new actor. */
-  #forgetActor(actor: KeyActorRef<Grant>, limiter: KeyIndex, key: string, storeKey: string): void {
-    this.#live.delete(actor);
-    if (limiter.actors.get(key) === actor) limiter.actors.delete(key);
-    if (this.#byStoreKey?.get(storeKey) === actor) this.#byStoreKey.delete(storeKey);
-  }
-
-  /**
-   * A key actor failed on an error its own guards did not catch (XState stopped it). It is taken
-   * out of the indexes, and its waiters end with the error, so none waits on a dead actor; the
-   * next call for the key gets a new actor (the key's state is in the store).
-   */
-  #removeFailed(): void {
-    for (const [actor, limiter] of this.#live) {
-      const snapshot = actor.getSnapshot() as {
-        status: string;
-        error?: unknown;
-        context: KeyContext<Grant>;
-      };
-      if (snapshot.status !== 'error') continue;
-      const ctx = snapshot.context;
-      this.#forgetActor(actor, limiter, ctx.key, ctx.storeKey);
-      endAll(ctx, asInternalError(`the actor of key ${JSON.stringify(ctx.key)}`, snapshot.error));
-    }
   }
 }
 

@@ -313,12 +313,16 @@ export class MemoryStore implements Store {
     if (until !== undefined && until <= now) this.#paused.delete(key);
   }
 
-  /** sweep drops every key that is back at full capacity with no slot held. */
-  sweep(now: Ms): void {
+  /**
+   * sweep drops every key that is back at full capacity with no slot held, and ended pauses.
+   * Returns whether some key's state or pause is still kept.
+   */
+  sweep(now: Ms): boolean {
     for (const [key, until] of this.#paused) if (until <= now) this.#paused.delete(key);
     for (const [key, e] of this.#entries) {
       if (isIdle(e.policy, e, now)) this.#drop(key, e);
     }
+    return this.#entries.size > 0 || this.#paused.size > 0;
   }
 
   /** forget drops one key if it is back at full capacity (the runtime calls it on eviction). */

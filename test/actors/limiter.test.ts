@@ -10,6 +10,7 @@ import {
   QueueFullError,
   createLimiterSystem,
   type LimiterSystem,
+  type MemoryStore,
 } from '../../src/index.js';
 import { track, virtualSystem } from './support.js';
 
@@ -483,6 +484,21 @@ describe('system', () => {
     expect(s.limits[0]!.remaining).toBe(1);
   });
 
+  it('drops dormant keys once back at full capacity, also after the last actor was evicted (#12)', async () => {
+    const sys = setup({ idleTimeout: 1000 });
+    const l = sys.limiter('api', {
+      limits: [{ limit: 2, interval: '1m', algorithm: 'fixed-window' }],
+    });
+    for (const k of ['a', 'b', 'c']) await l.acquire(k);
+    await clock.increment(2000);
+    expect(sys.liveKeys).toBe(0);
+    expect((sys.store as MemoryStore).size).toBe(3); // dormant: still charged
+    // Nobody uses the limiter again: the sweep goes on while the store keeps state, and lets go
+    // of it once the window is over.
+    await clock.increment(60_000);
+    expect((sys.store as MemoryStore).size).toBe(0);
+    expect(clock.pendingTimers).toBe(0); // and then stops
+  });
   it('does not carry held concurrency slots into a snapshot (nothing could release them)', async () => {
     const sys = setup();
     const l = sys.limiter('api', { limits: [{ limit: 10, interval: '1m' }], concurrency: 1 });

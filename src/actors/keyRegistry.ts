@@ -1,0 +1,181 @@
+/**
+ * KeyRegistry is where a limiter system keeps track of its keys: the index of live key actors,
+ * the idle sweep that evicts them to plain data (and lets the store drop keys back at full
+ * capacity) and the removal of an actor that failed.
+ *
+ * The sweep runs every half idle period while anything is left to sweep: a live actor, a breaker
+ * of an evicted key not yet idle, or state the store still keeps (the memory store's dormant keys,
+ * dropped once back at full capacity). Before, it stopped with the last actor, and dormant keys
+ * that came back to full capacity afterwards stayed in memory until some key was used again.
+ */
+import type { AnyActorRef } from 'xstate';
+import type { BreakerRegistry } from '../breaker/registry.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { Ms } from '../limiter/types.js';
+import { isKeyIdle } from '../machines/keyLogic.js';
+import { endAll } from '../machines/keyOps.js';
+import type { KeyActorRef, KeyContext } from '../machines/keyContext.js';
+import { asInternalError } from '../machines/storeOps.js';
+import type { TollgateEmitter } from '../observe/events.js';
+import type { Store } from '../store.js';
+import type { KeyIndex } from './core.js';
+import type { Grant } from './grant.js';
+
+/** What the registry needs from its system. */
+export interface RegistryHost {
+  readonly clock: Clock;
+  readonly store: Store;
+  readonly events: TollgateEmitter;
+  readonly breakers: BreakerRegistry;
+  /** The root actor: key actors are its children, and only it can stop them. */
+  readonly root: AnyActorRef;
+  /** Whether the limiter `name` has a circuit breaker per key. */
+  hasBreaker(name: string): boolean;
+  storeKey(limiter: string, key: string): string;
+}
+
+/** KeyRegistry: see the file comment. */
+export class KeyRegistry {
+  readonly #host: RegistryHost;
+  readonly #idleMs: Ms;
+  /** Live key actors and the limiter each belongs to, for sweeps, broadcasts and close. */
+  readonly #live = new Map<KeyActorRef<Grant>, KeyIndex>();
+  /**
+   * Live key actors by store key, kept only for a store that reports capacity freed elsewhere
+   * (`Store.watch`, which names keys by store key); null otherwise, so the memory store's keys do
+   * not pay for an index nothing reads. (Registering actors under an XState `systemId` did the
+   * same for every store, at two Map entries and a slower actor creation per key.)
+   */
+  readonly #byStoreKey: Map<string, KeyActorRef<Grant>> | null;
+  #sweepTimer: TimerHandle | null = null;
+  /** Breakers of evicted keys, by name, not forgotten yet (not idle at the eviction). */
+  readonly #breakersOfEvicted = new Map<string, { limiter: KeyIndex; key: string }>();
+  /** Whether the store kept some key's state at the last sweep (it is swept again while so). */
+  #storeKeeps = false;
+  #closed = false;
+
+  constructor(host: RegistryHost, idleMs: Ms) {
+    this.#host = host;
+    this.#idleMs = idleMs;
+    this.#byStoreKey = host.store.watch === undefined ? null : new Map();
+  }
+
+  /** The number of key actors alive now. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** Every live actor with its limiter. */
+  entries(): IterableIterator<[KeyActorRef<Grant>, KeyIndex]> {
+    return this.#live.entries();
+  }
+
+  /** Records a new actor of `limiter`'s `key`, and makes sure a sweep is coming. */
+  add(actor: KeyActorRef<Grant>, limiter: KeyIndex, key: string, storeKey: string): void {
+    limiter.actors.set(key, actor);
+    this.#live.set(actor, limiter);
+    this.#byStoreKey?.set(storeKey, actor);
+    this.scheduleSweep();
+  }
+
+  /** The store says capacity of `storeKey` freed elsewhere: its waiters here ask again now. */
+  wake(storeKey: string): void {
+    this.#byStoreKey?.get(storeKey)?.send({ type: 'wake' });
+  }
+
+  /**
+   * scheduleSweep arms the sweep if it is not armed. Cheap when it is: the path that decides a
+   * key without an actor calls it for every key it leaves state for.
+   */
+  scheduleSweep(): void {
+    if (this.#sweepTimer !== null || this.#closed) return;
+    // Sweeping every half idle period keeps an idle actor alive at most 1.5 × idleTimeout.
+    const every = Math.max(1, Math.floor(this.#idleMs / 2));
+    const { clock } = this.#host;
+    const arm = clock.setHousekeepingTimeout ?? clock.setTimeout;
+    this.#sweepTimer = arm.call(
+      clock,
+      () => {
+        this.#sweepTimer = null;
+        this.#sweep();
+        if (this.#live.size > 0 || this.#breakersOfEvicted.size > 0 || this.#storeKeeps)
+          this.scheduleSweep();
+      },
+      every,
+    );
+  }
+
+  /**
+   * Stops key actors idle for `idleTimeout`; their state stays in the store. A key's circuit
+   * breaker goes with it once the breaker is idle too (closed, no call out, no failure counted);
+   * one that is not idle yet is looked at again at each sweep.
+   */
+  #sweep(): void {
+    const host = this.#host;
+    const now = host.clock.now();
+    for (const [actor, limiter] of this.#live) {
+      const ctx = actor.getSnapshot().context;
+      if (!isKeyIdle(ctx) || now - ctx.lastActive < this.#idleMs) continue;
+      this.#stop(actor, limiter, ctx.key, ctx.storeKey, now);
+    }
+    for (const [name, { limiter, key }] of this.#breakersOfEvicted) {
+      // A key that came back keeps its breaker: it is looked at again at its next eviction.
+      if (limiter.actors.has(key) || host.breakers.peek(name) === undefined)
+        this.#breakersOfEvicted.delete(name);
+      else if (host.breakers.deleteIfIdle(name)) this.#breakersOfEvicted.delete(name);
+    }
+    this.#storeKeeps = host.store.sweep?.(now) === true;
+  }
+
+  /** Stops the idle actor of `key`: its state stays in the store (dropped there if blank). */
+  #stop(actor: KeyActorRef<Grant>, limiter: KeyIndex, key: string, storeKey: string, now: Ms) {
+    const host = this.#host;
+    host.root.send({ type: 'stopChild', child: actor });
+    this.forgetActor(actor, limiter, key, storeKey);
+    host.store.forget?.(storeKey, now);
+    if (host.hasBreaker(limiter.name))
+      this.#breakersOfEvicted.set(`${limiter.name}/${key}`, { limiter, key });
+    if (host.events.observed.value)
+      host.events.emit('evicted', { limiter: limiter.name, key, at: now });
+  }
+
+  /** Takes `actor` out of every index: the next call for its key creates a new actor. */
+  forgetActor(actor: KeyActorRef<Grant>, limiter: KeyIndex, key: string, storeKey: string): void {
+    this.#live.delete(actor);
+    if (limiter.actors.get(key) === actor) limiter.actors.delete(key);
+    if (this.#byStoreKey?.get(storeKey) === actor) this.#byStoreKey.delete(storeKey);
+  }
+
+  /**
+   * A key actor failed on an error its own guards did not catch (XState stopped it). It is taken
+   * out of the indexes, and its waiters end with the error, so none waits on a dead actor; the
+   * next call for the key gets a new actor (the key's state is in the store).
+   */
+  removeFailed(): void {
+    for (const [actor, limiter] of this.#live) {
+      const snapshot = actor.getSnapshot() as {
+        status: string;
+        error?: unknown;
+        context: KeyContext<Grant>;
+      };
+      if (snapshot.status !== 'error') continue;
+      const ctx = snapshot.context;
+      this.forgetActor(actor, limiter, ctx.key, ctx.storeKey);
+      endAll(ctx, asInternalError(`the actor of key ${JSON.stringify(ctx.key)}`, snapshot.error));
+    }
+  }
+
+  /** close ends every key actor's waiters (LimiterClosedError), stops it, and the sweep. */
+  close(): void {
+    this.#closed = true;
+    if (this.#sweepTimer !== null) this.#host.clock.clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = null;
+    for (const [actor, limiter] of this.#live) {
+      actor.send({ type: 'close' });
+      this.#host.root.send({ type: 'stopChild', child: actor });
+      limiter.actors.clear();
+    }
+    this.#live.clear();
+    this.#byStoreKey?.clear();
+  }
+}
