@@ -244,8 +244,8 @@ export interface Store {
   estimate?(key: string, policy: Policy, queue: readonly Units[], now: Ms): Ms;
   /**
    * Drop what the store keeps for keys that are back at full capacity. Optional. Returns true
-   * while it still keeps some key's state in this process: the runtime then sweeps again later
-   * (every half `idleTimeout`), also once no key actor is left.
+   * while it keeps, in this process, state that time alone brings back to full capacity: the
+   * runtime then sweeps again later (every half `idleTimeout`), also once no key actor is left.
    */
   sweep?(now: Ms): boolean | void;
   /** Drop one key's state if it is back at full capacity (called when its actor is evicted). Optional. */

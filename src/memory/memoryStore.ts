@@ -315,14 +315,18 @@ export class MemoryStore implements Store {
 
   /**
    * sweep drops every key that is back at full capacity with no slot held, and ended pauses.
-   * Returns whether some key's state or pause is still kept.
+   * Returns whether a key kept would come back to full capacity with time alone (a pause, or
+   * units booked with no slot held): a key holding a slot waits for its release, which comes
+   * through the key's actor.
    */
   sweep(now: Ms): boolean {
     for (const [key, until] of this.#paused) if (until <= now) this.#paused.delete(key);
+    let timeFrees = this.#paused.size > 0;
     for (const [key, e] of this.#entries) {
       if (isIdle(e.policy, e, now)) this.#drop(key, e);
+      else if (e.inFlight === 0) timeFrees = true;
     }
-    return this.#entries.size > 0 || this.#paused.size > 0;
+    return timeFrees;
   }
 
   /** forget drops one key if it is back at full capacity (the runtime calls it on eviction). */
