@@ -18,6 +18,7 @@ export type TollgateErrorCode =
   | 'ACQUIRE_TIMEOUT'
   | 'ACQUIRE_ABORTED'
   | 'QUEUE_FULL'
+  | 'TOO_MANY_KEYS'
   | 'LIMITER_CLOSED'
   | 'STORE_UNAVAILABLE'
   | 'STORE_REJECTED'
@@ -169,6 +170,29 @@ export class QueueFullError extends TollgateError {
   readonly code = 'QUEUE_FULL' as const;
   constructor(readonly maxQueue: number) {
     super(`tollgate: acquire refused, the queue is full (maxQueue ${maxQueue})`);
+  }
+}
+
+/**
+ * TooManyKeysError: a call on a new key of a limiter that keeps `maxKeys` keys already, none of
+ * which could be forgotten to make room: with `onMaxKeys: 'refuse'`, none back at full capacity;
+ * with `'evict-lru'`, every one of the least recently used holding work (a waiter, a call in
+ * flight, a pause). Nothing was booked or queued, and every key kept is as it was.
+ */
+export class TooManyKeysError extends TollgateError {
+  readonly code = 'TOO_MANY_KEYS' as const;
+  constructor(
+    readonly limiter: string,
+    readonly key: string,
+    readonly maxKeys: number,
+    readonly onMaxKeys: 'refuse' | 'evict-lru',
+  ) {
+    super(
+      `tollgate: ${onLimiter(limiter, undefined, key)}: the limiter keeps maxKeys ${maxKeys} keys, ` +
+        (onMaxKeys === 'refuse'
+          ? "none back at full capacity; a new key is refused (onMaxKeys: 'refuse')"
+          : "and the least recently used hold work (a waiter, a call in flight, a pause); none can be evicted (onMaxKeys: 'evict-lru')"),
+    );
   }
 }
 

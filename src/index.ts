@@ -46,6 +46,7 @@ export {
   AcquireTimeoutError,
   AcquireAbortedError,
   QueueFullError,
+  TooManyKeysError,
   LimiterClosedError,
   StoreUnavailableError,
   StoreRejectedError,

@@ -248,6 +248,13 @@ export interface Store {
    * runtime then sweeps again later (every half `idleTimeout`), also once no key actor is left.
    */
   sweep?(now: Ms): boolean | void;
+  /**
+   * Optional, for a store that keeps keys' state in this process (the memory store): what it keeps
+   * of `key` at `now`, or undefined when nothing (back at full capacity, no slot held, no pause),
+   * even if not dropped yet. A limiter's `maxKeys` counts these keys, and never forgets one that
+   * holds a slot or a pause.
+   */
+  kept?(key: string, now: Ms): { readonly inFlight: number; readonly pausedMs: Ms } | undefined;
   /** Drop one key's state if it is back at full capacity (called when its actor is evicted). Optional. */
   forget?(key: string, now: Ms): void;
   /**

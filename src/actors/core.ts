@@ -11,6 +11,7 @@ import type { TollgateEmitter } from '../observe/events.js';
 import type { Policy } from '../limiter/types.js';
 import type { Store } from '../store.js';
 import type { Grant } from './grant.js';
+import type { KeyCap } from './keyCap.js';
 
 /** KeyIndex is a limiter as its system sees it: a name and the live key actors by key. */
 export interface KeyIndex {
@@ -19,6 +20,8 @@ export interface KeyIndex {
   readonly policy: Policy;
   /** Live key actors by the caller's key string; the system adds and removes them. */
   readonly actors: Map<string, KeyActorRef<Grant>>;
+  /** The keys counted against the limiter's `maxKeys`; null without a cap. */
+  readonly keyCap: KeyCap | null;
 }
 
 /** @internal what limiters and grants need from their system. */

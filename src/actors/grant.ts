@@ -4,7 +4,12 @@
  * usage once known, and release it when the call is over (or let its lease expire).
  */
 import type { CallPlace } from '../describe.js';
-import { GrantStateError, InvalidArgumentError, LimiterClosedError } from '../errors.js';
+import {
+  GrantStateError,
+  InvalidArgumentError,
+  LimiterClosedError,
+  TooManyKeysError,
+} from '../errors.js';
 import type { KeyEvent } from '../machines/keyContext.js';
 import type { CostSpec, Ms, Policy, Units } from '../limiter/types.js';
 import { COST_ALLOWED, compileCost } from '../limiter/validate.js';
@@ -144,7 +149,9 @@ export class Grant {
     } catch (e) {
       // After the system closed there is nothing left to release into (a `finally` that releases
       // must not turn a result into an error).
-      if (!(e instanceof LimiterClosedError)) throw e;
+      // Nor after the key was forgotten (reset) and its limiter keeps maxKeys others: the slot went
+      // with the key's state.
+      if (!(e instanceof LimiterClosedError) && !(e instanceof TooManyKeysError)) throw e;
     }
   }
 

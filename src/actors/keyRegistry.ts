@@ -1,7 +1,8 @@
 /**
  * KeyRegistry is where a limiter system keeps track of its keys: the index of live key actors,
  * the idle sweep that evicts them to plain data (and lets the store drop keys back at full
- * capacity) and the removal of an actor that failed.
+ * capacity), the removal of an actor that failed, and, for a limiter with `maxKeys`, what a key
+ * holds and how one is forgotten to make room (keyCap.ts decides which).
  *
  * The sweep runs every half idle period while anything is left to sweep: a live actor, a breaker
  * of an evicted key not yet idle, or state the store still keeps (the memory store's dormant keys,
@@ -20,6 +21,7 @@ import type { TollgateEmitter } from '../observe/events.js';
 import type { Store } from '../store.js';
 import type { KeyIndex } from './core.js';
 import type { Grant } from './grant.js';
+import type { Holding } from './keyCap.js';
 
 /** What the registry needs from its system. */
 export interface RegistryHost {
@@ -52,6 +54,8 @@ export class KeyRegistry {
   readonly #breakersOfEvicted = new Map<string, { limiter: KeyIndex; key: string }>();
   /** Whether the store kept some key's state at the last sweep (it is swept again while so). */
   #storeKeeps = false;
+  /** Limiters with `maxKeys`, whose count of keys the sweep brings down to what is still kept. */
+  readonly #capped = new Set<KeyIndex>();
   #closed = false;
 
   constructor(host: RegistryHost, idleMs: Ms) {
@@ -76,6 +80,26 @@ export class KeyRegistry {
     this.#live.set(actor, limiter);
     this.#byStoreKey?.set(storeKey, actor);
     this.scheduleSweep();
+  }
+
+  /**
+   * admit counts `key` against its limiter's `maxKeys` (if any) before the key gets an actor or
+   * state, making room if needed (keyCap.ts).
+   *
+   * @throws TooManyKeysError when no room can be made.
+   */
+  admit(limiter: KeyIndex, key: string): void {
+    const cap = limiter.keyCap;
+    if (cap === null) return;
+    this.#capped.add(limiter);
+    cap.use(
+      key,
+      {
+        holding: (k, now) => this.holding(limiter, k, now),
+        drop: (k, holding, now) => this.drop(limiter, k, holding, now),
+      },
+      this.#host.clock.now(),
+    );
   }
 
   /** The store says capacity of `storeKey` freed elsewhere: its waiters here ask again now. */
@@ -125,6 +149,13 @@ export class KeyRegistry {
       else if (host.breakers.deleteIfIdle(name)) this.#breakersOfEvicted.delete(name);
     }
     this.#storeKeeps = host.store.sweep?.(now) === true;
+    for (const limiter of this.#capped) {
+      const cap = limiter.keyCap!;
+      for (const key of cap.keys()) {
+        if (!limiter.actors.has(key) && this.#kept(limiter, key, now) === undefined)
+          cap.forget(key);
+      }
+    }
   }
 
   /** Stops the idle actor of `key`: its state stays in the store (dropped there if blank). */
@@ -144,6 +175,52 @@ export class KeyRegistry {
     this.#live.delete(actor);
     if (limiter.actors.get(key) === actor) limiter.actors.delete(key);
     if (this.#byStoreKey?.get(storeKey) === actor) this.#byStoreKey.delete(storeKey);
+  }
+
+  /** What the store keeps of `key` in this process (undefined: nothing, or a store that keeps none). */
+  #kept(limiter: KeyIndex, key: string, now: Ms) {
+    const host = this.#host;
+    return host.store.kept?.(host.storeKey(limiter.name, key), now);
+  }
+
+  /**
+   * holding tells what `limiter`'s `key` holds now, for `maxKeys`: `'work'` (a live actor that is
+   * not idle: a waiter, a batch out, a lease or a timer; or a slot held or a pause the store
+   * keeps), `'charges'` (units booked the store keeps: forgetting them resets the key), or
+   * `'blank'` (nothing this process keeps: back at full capacity, or kept by a store shared with
+   * other processes, such as Redis, which keeps it whatever happens here).
+   */
+  holding(limiter: KeyIndex, key: string, now: Ms): Holding {
+    const actor = limiter.actors.get(key);
+    if (actor !== undefined && !isKeyIdle(actor.getSnapshot().context)) return 'work';
+    const kept = this.#kept(limiter, key, now);
+    if (kept === undefined) return 'blank';
+    return kept.inFlight > 0 || kept.pausedMs > 0 ? 'work' : 'charges';
+  }
+
+  /**
+   * drop forgets `limiter`'s `key`, which holds no work (see {@link holding}): its idle actor is
+   * stopped (`evicted`), and state it still had is reset, told by a `forgotten` event with what
+   * it held per limit.
+   */
+  drop(limiter: KeyIndex, key: string, holding: Holding, now: Ms): void {
+    const host = this.#host;
+    const storeKey = host.storeKey(limiter.name, key);
+    const actor = limiter.actors.get(key);
+    if (actor !== undefined) this.#stop(actor, limiter, key, storeKey, now);
+    else host.store.forget?.(storeKey, now); // back at full capacity, not dropped yet
+    if (holding !== 'charges') return;
+    const held: Record<string, number> = {};
+    if (host.events.observed.value) {
+      // A store that keeps state in this process (`kept`) reads it synchronously.
+      const reading = host.store.read(storeKey, limiter.policy, now) as Awaited<
+        ReturnType<Store['read']>
+      >;
+      for (const l of reading.limits) held[l.name] = l.capacity - l.remaining;
+    }
+    void host.store.reset(storeKey, now);
+    if (host.events.observed.value)
+      host.events.emit('forgotten', { limiter: limiter.name, key, held, at: now });
   }
 
   /**

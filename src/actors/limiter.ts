@@ -23,6 +23,7 @@ import type { Grant } from './grant.js';
 import type { SystemCore } from './core.js';
 import { acquireThroughBreaker, tryThroughBreaker } from './breakerGate.js';
 import { applyFeedback } from './feedback.js';
+import { KeyCap } from './keyCap.js';
 import { reservationOf } from './reservation.js';
 import {
   BREAKER,
@@ -77,6 +78,12 @@ export class Limiter {
   readonly breaker: LimiterBreaker | null;
   /** @internal the longest pause `feedback` applies (LimiterOptions.maxPause). */
   readonly maxPauseMs: Ms;
+  /** @internal LimiterOptions.maxKeys (Infinity: no cap). */
+  readonly maxKeys: number;
+  /** @internal LimiterOptions.onMaxKeys. */
+  readonly onMaxKeys: 'refuse' | 'evict-lru';
+  /** @internal the keys counted against `maxKeys`; null without a cap. */
+  readonly keyCap: KeyCap | null;
 
   /** @internal use `system.limiter()`. */
   constructor(
@@ -94,7 +101,10 @@ export class Limiter {
       leaseMs: this.leaseMs,
       breaker: this.breaker,
       maxPauseMs: this.maxPauseMs,
+      maxKeys: this.maxKeys,
+      onMaxKeys: this.onMaxKeys,
     } = readLimiterOptions(name, options, core.store.defaultLeaseMs ?? null));
+    this.keyCap = this.maxKeys === Infinity ? null : new KeyCap(name, this.maxKeys, this.onMaxKeys);
   }
 
   /**
@@ -363,7 +373,10 @@ export class Limiter {
 
   /** The key's live actor straight from this limiter's index; the system creates one if none. */
   #actor(key: string, storeKey?: string): KeyActorRef<Grant> {
-    return this.actors.get(key) ?? this.#core.actorFor(this, key, storeKey);
+    const actor = this.actors.get(key);
+    if (actor === undefined) return this.#core.actorFor(this, key, storeKey);
+    this.keyCap?.touch(key);
+    return actor;
   }
 
   #waiter(
@@ -419,7 +432,11 @@ export class Limiter {
    */
   #dispatch(key: string, w: Waiter<Grant>): void {
     try {
-      this.#actor(key).send(w);
+      const actor = this.actors.get(key);
+      if (actor !== undefined) {
+        this.keyCap?.touch(key);
+        actor.send(w);
+      } else this.#core.actorFor(this, key).send(w);
     } catch (e) {
       w.fail(e instanceof Error ? e : new Error(String(e)));
     }

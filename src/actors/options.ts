@@ -110,11 +110,33 @@ export interface LimiterOptions extends PolicySpec {
    * pauses it this long, after which one call asks the provider again. @default '1h'
    */
   readonly maxPause?: Duration;
+  /**
+   * The most keys the limiter keeps in this process: keys with a live actor, and keys whose state
+   * the memory store keeps (below full capacity). A key back at full capacity is forgotten anyway,
+   * so this bounds memory under a flood of new keys, not normal use. With a store shared across
+   * processes (Redis), only keys with a live actor count: their state lives in the store. Minimum
+   * 1. @default Infinity
+   */
+  readonly maxKeys?: number;
+  /**
+   * What a call on a new key does when the limiter keeps `maxKeys` keys:
+   * - `'refuse'`: it rejects with TooManyKeysError (nothing booked); the keys kept go on as usual.
+   *   A kept key back at full capacity makes room first.
+   * - `'evict-lru'`: the least recently used key that holds no work (no waiter, no call in
+   *   flight with a concurrency slot, no pause) is forgotten to make room, with a `forgotten`
+   *   event naming it and what it still had booked per limit: for that key this counts as a
+   *   `reset` (a grant of it settled later gives nothing back; an extra charge still books). Never
+   *   a key with work: when the least recently used all hold work, the call is refused with
+   *   TooManyKeysError.
+   * @default 'refuse'
+   */
+  readonly onMaxKeys?: 'refuse' | 'evict-lru';
 }
 
 /**
  * limiterDifferences names what differs between two limiters' compiled options (empty when the
- * same): `'limits'`, `'concurrency'`, `'maxQueue'`, `'leaseTtl'`, `'maxPause'`, `'breaker'`.
+ * same): `'limits'`, `'concurrency'`, `'maxQueue'`, `'leaseTtl'`, `'maxPause'`, `'breaker'`,
+ * `'maxKeys'`, `'onMaxKeys'`.
  * Compiled values are compared, not what was written: `'10s'` and `10000`, or breaker options in
  * another order, are the same.
  */
@@ -125,6 +147,8 @@ export function limiterDifferences(
     leaseMs: Ms | null;
     maxPauseMs: Ms;
     breaker: LimiterBreaker | null;
+    maxKeys: number;
+    onMaxKeys: string;
   },
   b: {
     policy: Policy;
@@ -132,6 +156,8 @@ export function limiterDifferences(
     leaseMs: Ms | null;
     maxPauseMs: Ms;
     breaker: LimiterBreaker | null;
+    maxKeys: number;
+    onMaxKeys: string;
   },
 ): string[] {
   const out: string[] = [];
@@ -141,6 +167,8 @@ export function limiterDifferences(
   if (a.leaseMs !== b.leaseMs) out.push('leaseTtl');
   if (a.maxPauseMs !== b.maxPauseMs) out.push('maxPause');
   if (JSON.stringify(a.breaker) !== JSON.stringify(b.breaker)) out.push('breaker');
+  if (a.maxKeys !== b.maxKeys) out.push('maxKeys');
+  if (a.onMaxKeys !== b.onMaxKeys) out.push('onMaxKeys');
   return out;
 }
 
@@ -162,6 +190,8 @@ const LIMITER_OPTIONS = [
   'leaseTtl',
   'breaker',
   'maxPause',
+  'maxKeys',
+  'onMaxKeys',
 ] as const;
 
 /** The options of acquire, tryAcquire, reserve and run (run's `settle` and `classify` included). */
@@ -180,7 +210,14 @@ export function readLimiterOptions(
   name: string,
   options: LimiterOptions,
   storeLeaseMs: Ms | null,
-): { maxQueue: number; leaseMs: Ms | null; breaker: LimiterBreaker | null; maxPauseMs: Ms } {
+): {
+  maxQueue: number;
+  leaseMs: Ms | null;
+  breaker: LimiterBreaker | null;
+  maxPauseMs: Ms;
+  maxKeys: number;
+  onMaxKeys: 'refuse' | 'evict-lru';
+} {
   const where = onLimiter(name);
   checkOptionNames(options, LIMITER_OPTIONS, { where, path: '' });
   return {
@@ -194,7 +231,33 @@ export function readLimiterOptions(
       options.maxPause === undefined
         ? DEFAULT_MAX_PAUSE_MS
         : readDuration(options.maxPause, { where, path: 'maxPause' }),
+    maxKeys: validateMaxKeys(options.maxKeys, where),
+    onMaxKeys: validateOnMaxKeys(options.onMaxKeys, where),
   };
+}
+
+/** validateMaxKeys checks a limiter's `maxKeys` option; `where` names the limiter. */
+function validateMaxKeys(n: number | undefined, where: string): number {
+  if (n === undefined) return Infinity;
+  if (n === Infinity || (Number.isSafeInteger(n) && n >= 1)) return n;
+  throw new InvalidArgumentError({
+    where,
+    path: 'maxKeys',
+    value: n,
+    expected: 'a whole number of keys from 1, or Infinity',
+  });
+}
+
+/** validateOnMaxKeys checks a limiter's `onMaxKeys` option; `where` names the limiter. */
+function validateOnMaxKeys(policy: unknown, where: string): 'refuse' | 'evict-lru' {
+  if (policy === undefined) return 'refuse';
+  if (policy === 'refuse' || policy === 'evict-lru') return policy;
+  throw new InvalidArgumentError({
+    where,
+    path: 'onMaxKeys',
+    value: policy,
+    expected: "'refuse' or 'evict-lru'",
+  });
 }
 
 /**

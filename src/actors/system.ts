@@ -196,7 +196,7 @@ export class LimiterSystem {
         `tollgate: limiter ${JSON.stringify(name)} exists with another ${differs.join(', ')}; ` +
           (limitsOnly
             ? 'change limits with limiter.setLimits(policy)'
-            : 'maxQueue, leaseTtl, maxPause and breaker are fixed at creation: use another name'),
+            : 'maxQueue, leaseTtl, maxPause, breaker, maxKeys and onMaxKeys are fixed at creation: use another name'),
       );
     }
     const rt = new LimiterRuntime(
@@ -229,6 +229,7 @@ export class LimiterSystem {
     const existing = limiter.actors.get(key);
     if (existing !== undefined) return existing;
     this.checkOpen('acquire');
+    this.#keys.admit(limiter, key);
     const entry = this.#limiters.get(limiter.name)!;
     storeKey ??= this.storeKey(limiter.name, key);
     // No `clock`: children use their system's, which is the root's (this.clock). Every option

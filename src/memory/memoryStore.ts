@@ -329,6 +329,14 @@ export class MemoryStore implements Store {
     return timeFrees;
   }
 
+  /** kept tells what the store keeps of `key` at `now` (see {@link Store.kept}). Changes nothing. */
+  kept(key: string, now: Ms): { readonly inFlight: number; readonly pausedMs: Ms } | undefined {
+    const e = this.#entries.get(key);
+    const pausedMs = this.#paused.size > 0 ? this.#pausedFor(key, now) : 0;
+    if (pausedMs === 0 && (e === undefined || isIdle(e.policy, e, now))) return undefined;
+    return { inFlight: e?.inFlight ?? 0, pausedMs };
+  }
+
   /** forget drops one key if it is back at full capacity (the runtime calls it on eviction). */
   forget(key: string, now: Ms): void {
     const e = this.#entries.get(key);

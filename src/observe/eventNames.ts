@@ -19,6 +19,7 @@ export const EVENT_NAMES = [
   'charged',
   'storeError',
   'evicted',
+  'forgotten',
   'breaker',
   'dataLost',
 ] as const satisfies readonly TollgateEventName[];

@@ -67,6 +67,21 @@ export interface DataLostEvent {
   readonly at: number;
 }
 
+/**
+ * ForgottenEvent: a key of a limiter at its `maxKeys` was forgotten to make room for a new key
+ * (`onMaxKeys: 'evict-lru'`), though it still had units booked: `held` says how many per limit
+ * name, as of `at`. For that key it counts as a reset: it starts again at full capacity, and a
+ * grant of it settled later gives nothing back (an extra charge still books). A key with a waiter,
+ * a call in flight with a slot, or a pause is never forgotten; a key with nothing booked is
+ * forgotten without this event (its idle actor, if any, is `evicted`).
+ */
+export interface ForgottenEvent {
+  readonly limiter: string;
+  readonly key: string;
+  readonly held: Readonly<Record<string, number>>;
+  readonly at: number;
+}
+
 /** BreakerEvent: a key's circuit breaker changed state. `breaker` is `limiter/key`. */
 export interface BreakerEvent {
   readonly breaker: string;
@@ -90,6 +105,7 @@ export interface TollgateEvents {
   charged: [ChargedEvent];
   storeError: [StoreErrorEvent];
   evicted: [EvictedEvent];
+  forgotten: [ForgottenEvent];
   breaker: [BreakerEvent];
   dataLost: [DataLostEvent];
 }

@@ -119,6 +119,20 @@ const rows: Row[] = [
       'tollgate: limiter "k": maxQueue is -1; expected a whole number of waiters per key from 0, or Infinity',
   },
   {
+    what: 'a maxKeys of 0',
+    call: ({ system }) => system.limiter('k2', { limits: [], concurrency: 1, maxKeys: 0 }),
+    message:
+      'tollgate: limiter "k2": maxKeys is 0; expected a whole number of keys from 1, or Infinity',
+    path: 'maxKeys',
+  },
+  {
+    what: 'an onMaxKeys that is no policy',
+    call: ({ system }) =>
+      system.limiter('k3', { limits: [], concurrency: 1, onMaxKeys: 'lru' as never }),
+    message: `tollgate: limiter "k3": onMaxKeys is "lru" (a string); expected 'refuse' or 'evict-lru'`,
+    path: 'onMaxKeys',
+  },
+  {
     what: 'a zero leaseTtl',
     call: ({ system }) => system.limiter('l', { limits: [], concurrency: 1, leaseTtl: 0 as never }),
     message: `tollgate: limiter "l": leaseTtl is 0; expected ${DURATION}`,
