@@ -101,6 +101,7 @@ export class KeyCap {
       }
       keys.delete(oldest); // held: passed over, to the back
       keys.add(oldest);
+      this.#last = oldest;
     }
     throw new TooManyKeysError(this.limiter, key, this.max, this.onMax);
   }
