@@ -3,7 +3,7 @@
  * call at the boundary, then hands it to the key's actor; it never touches a key's state itself.
  */
 import type { Observable } from 'rxjs';
-import { AcquireAbortedError, InvalidArgumentError } from '../errors.js';
+import { AcquireAbortedError } from '../errors.js';
 import type { CircuitBreaker } from '../breaker/breaker.js';
 import type { BreakerOptions } from '../breaker/policy.js';
 import { keyStats$, type KeyStats, type StatsOptions } from '../observe/stats.js';
@@ -28,6 +28,8 @@ import { reservationOf } from './reservation.js';
 import {
   BREAKER,
   checkKey,
+  checkProviderSignal,
+  checkRunFunctions,
   parseAcquireOptions,
   readLimiterOptions,
   type AcquireOptions,
@@ -214,6 +216,8 @@ export class Limiter {
     fn: (grant: Grant) => T | Promise<T>,
     options?: RunOptions<T>,
   ): Promise<T> {
+    checkKey(key, 'run', this.name);
+    checkRunFunctions(fn, options, onLimiter(this.name, 'run', key));
     const grant = await this.#acquire(key, options, 'run');
     try {
       let result: T;
@@ -266,7 +270,12 @@ export class Limiter {
     keyOrOptions?: string | LimiterStatsOptions,
     options?: StatsOptions,
   ): Observable<KeyStats> | Observable<LimiterStats> {
-    if (keyOrOptions === undefined || (typeof keyOrOptions === 'object' && keyOrOptions !== null)) {
+    // stats$() and stats$(options) are the limiter's stream; with two arguments it is a key's,
+    // whatever the first is (a key that is not a string is refused, not read as options).
+    const forLimiter =
+      options === undefined &&
+      (keyOrOptions === undefined || (typeof keyOrOptions === 'object' && keyOrOptions !== null));
+    if (forLimiter) {
       const read = readLimiterStatsOptions(keyOrOptions, onLimiter(this.name, 'stats$'));
       return limiterStats$(this, this.#core, read);
     }
@@ -340,14 +349,7 @@ export class Limiter {
    */
   async feedback(key: string, signal: ProviderSignal): Promise<void> {
     checkKey(key, 'feedback', this.name);
-    if (typeof signal !== 'object' || signal === null || Array.isArray(signal)) {
-      throw new InvalidArgumentError({
-        where: onLimiter(this.name, 'feedback', key),
-        path: 'signal',
-        value: signal,
-        expected: 'an object { throttled?, retryAfterMs?, limits? }',
-      });
-    }
+    checkProviderSignal(signal, onLimiter(this.name, 'feedback', key));
     await applyFeedback(this, key, signal);
   }
 

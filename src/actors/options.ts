@@ -276,6 +276,68 @@ export function checkKey(key: unknown, call: string, limiter: string): asserts k
   }
 }
 
+/**
+ * checkRunFunctions throws unless `run`'s `fn`, and its options' `settle` and `classify` when
+ * given, are functions: checked before the acquire, since a grant taken for a call that cannot be
+ * made would stay booked (run keeps the estimate of a call that threw). `where` names the call.
+ *
+ * @throws InvalidArgumentError `run on limiter "a", key "k": options.settle is 5; expected a function …`.
+ */
+export function checkRunFunctions(fn: unknown, options: unknown, where: string): void {
+  const bad = (path: string, value: unknown, expected: string): never => {
+    throw new InvalidArgumentError({ where, path, value, expected });
+  };
+  if (typeof fn !== 'function') bad('fn', fn, 'a function (grant) => result, the call to make');
+  if (typeof options !== 'object' || options === null) return; // parseAcquireOptions says why
+  const { settle, classify } = options as { settle?: unknown; classify?: unknown };
+  if (settle !== undefined && typeof settle !== 'function') {
+    bad('options.settle', settle, 'a function (result) => the actual cost');
+  }
+  if (classify !== undefined && typeof classify !== 'function') {
+    bad('options.classify', classify, "a function (error) => 'failure', 'neutral' or 'success'");
+  }
+}
+
+/**
+ * checkProviderSignal throws unless `signal` is an object whose `limits`, when given, is an array
+ * of objects. The fields of each are read leniently (a `remaining` that is no number counts as
+ * unknown: headers come from proxies too); their container must be what it says.
+ *
+ * @throws InvalidArgumentError `feedback on limiter "a", key "k": signal.limits is 5; expected …`.
+ */
+export function checkProviderSignal(signal: unknown, where: string): void {
+  const isObject = (v: unknown): boolean =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(signal)) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'signal',
+      value: signal,
+      expected: 'an object { throttled?, retryAfterMs?, limits? }',
+    });
+  }
+  const { limits } = signal as { limits?: unknown };
+  if (limits === undefined) return;
+  if (!Array.isArray(limits)) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'signal.limits',
+      value: limits,
+      expected: 'an array of { dimension, remaining, resetMs }, e.g. from feedbackFromResponse',
+    });
+  }
+  limits.forEach((l: unknown, i) => {
+    if (!isObject(l)) {
+      throw new InvalidArgumentError({
+        where,
+        path: `signal.limits[${i}]`,
+        value: l,
+        expected: 'an object { dimension, remaining, resetMs }',
+      });
+    }
+  });
+}
+
 /** readBreaker checks and compiles a limiter's `breaker` option; `where` names the limiter. */
 function readBreaker(options: BreakerOptions | undefined, where: string): LimiterBreaker | null {
   if (options === undefined) return null;

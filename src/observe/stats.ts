@@ -13,6 +13,7 @@ import type { Clock, TimerHandle } from '../clock.js';
 import type { KeyReading } from '../store.js';
 import type { Duration } from '../limiter/types.js';
 import { onLimiter } from '../describe.js';
+import { InvalidArgumentError } from '../errors.js';
 import { readDuration } from '../limiter/units.js';
 import type { TollgateEmitter, TollgateEventName } from './events.js';
 
@@ -67,6 +68,17 @@ export function keyStats$(
   key: string,
   options?: StatsOptions,
 ): Observable<KeyStats> {
+  if (
+    options !== undefined &&
+    (typeof options !== 'object' || options === null || Array.isArray(options))
+  ) {
+    throw new InvalidArgumentError({
+      where: onLimiter(limiter.name, 'stats$', key),
+      path: 'options',
+      value: options,
+      expected: "an object { every? }, e.g. { every: '1s' }",
+    });
+  }
   const everyMs =
     options?.every === undefined
       ? null
