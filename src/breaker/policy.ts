@@ -167,7 +167,10 @@ export function compileBreakerPolicy(
   if (spec.failureThreshold !== undefined)
     failureThreshold = positiveInt('failureThreshold', spec.failureThreshold, 'failures in a row');
   else if (failureRate === null) failureThreshold = 5;
-  const openForMs = readDuration(spec.openFor ?? '30s', { where, path: path('openFor') });
+  const openForMs = readDuration(spec.openFor === undefined ? '30s' : spec.openFor, {
+    where,
+    path: path('openFor'),
+  });
   const maxOpenForMs =
     spec.maxOpenFor === undefined
       ? Math.max(DEFAULT_MAX_OPEN_MS, openForMs)
@@ -179,7 +182,7 @@ export function compileBreakerPolicy(
       `a duration no shorter than openFor (${humanMs(openForMs)})`,
     );
   }
-  const backoffFactor = spec.backoffFactor ?? 2;
+  const backoffFactor = spec.backoffFactor === undefined ? 2 : spec.backoffFactor;
   if (typeof backoffFactor !== 'number' || !Number.isFinite(backoffFactor) || backoffFactor < 1) {
     bad('backoffFactor', backoffFactor, 'a finite number from 1 (1: no backoff)');
   }

@@ -113,7 +113,7 @@ export function compilePolicyOf(spec: PolicySpec, where: string, root = 'policy'
   if (!Array.isArray(spec.limits)) {
     bad('limits', spec.limits, "an array of limits, e.g. [{ limit: 10, interval: '1s' }]");
   }
-  const algorithm = spec.algorithm ?? 'token-bucket';
+  const algorithm = spec.algorithm === undefined ? 'token-bucket' : spec.algorithm;
   if (!ALGORITHMS.includes(algorithm)) bad('algorithm', algorithm, ALGORITHMS_ALLOWED);
   let concurrency: number | null = null;
   if (spec.concurrency !== undefined) {
@@ -135,11 +135,11 @@ export function compilePolicyOf(spec: PolicySpec, where: string, root = 'policy'
     if (!isPositiveInt(l.limit))
       bad(`${at}.limit`, l.limit, positiveInteger('how many per interval'));
     const intervalMs = readDuration(l.interval, { where, path: `${at}.interval` });
-    const dimension = l.dimension ?? 'requests';
+    const dimension = l.dimension === undefined ? 'requests' : l.dimension;
     if (typeof dimension !== 'string' || dimension.length === 0) {
       bad(`${at}.dimension`, dimension, "a non-empty string, e.g. 'tokens'");
     }
-    const alg = l.algorithm ?? algorithm;
+    const alg = l.algorithm === undefined ? algorithm : l.algorithm;
     if (!ALGORITHMS.includes(alg)) bad(`${at}.algorithm`, alg, ALGORITHMS_ALLOWED);
     let capacity = l.limit;
     if (l.burst !== undefined) {
@@ -159,7 +159,7 @@ export function compilePolicyOf(spec: PolicySpec, where: string, root = 'policy'
         `at most ${Math.floor(MAX_SCALED / intervalMs).toLocaleString('en-US')} per ${per}, to count exactly (capacity × interval in ms stays under 2^51)`,
       );
     }
-    const name = l.name ?? `${dimension}/${formatMs(intervalMs)}`;
+    const name = l.name === undefined ? `${dimension}/${formatMs(intervalMs)}` : l.name;
     if (typeof name !== 'string' || name.length === 0) {
       bad(`${at}.name`, name, 'a non-empty string');
     }
@@ -187,8 +187,9 @@ export function compilePolicyOf(spec: PolicySpec, where: string, root = 'policy'
  *   path (`options.cost`); a string names who asked, and the path is `cost`.
  * @param capped whether a cost above a limit's capacity is refused (acquire) or allowed (settle,
  *   where actual usage may exceed what could be admitted at once).
- * @throws InvalidArgumentError for a non-object, a negative, non-integer or non-finite amount, or a
- *   dimension no limit of the policy counts.
+ * @throws InvalidArgumentError for a policy that is not a compiled {@link Policy}, a cost that is
+ *   not an object, a negative, non-integer or non-finite amount, or a dimension no limit of the
+ *   policy counts.
  * @throws CostExceedsCapacityError when `capped` and an amount exceeds a limit's capacity.
  */
 export function compileCost(
@@ -198,6 +199,20 @@ export function compileCost(
   capped = true,
 ): Units {
   const at = typeof where === 'string' ? { where, path: 'cost' } : where;
+  const p = policy as Partial<Policy> | null;
+  if (
+    typeof p !== 'object' ||
+    p === null ||
+    !Array.isArray(p.limits) ||
+    !Array.isArray(p.dimensions)
+  ) {
+    throw new InvalidArgumentError({
+      where: at.where,
+      path: 'policy',
+      value: policy,
+      expected: 'a Policy, from compilePolicy() or limiter.policy',
+    });
+  }
   const dims = costByDimension(policy, cost, at);
   return policy.limits.map((l) => {
     const units = dims.get(l.dimension) ?? 0;

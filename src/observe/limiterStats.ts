@@ -110,7 +110,7 @@ export function readLimiterStatsOptions(
       expected: "an object { top?, every? }, e.g. { top: 5, every: '1s' }",
     });
   }
-  const top = options.top ?? DEFAULT_TOP;
+  const top = options.top === undefined ? DEFAULT_TOP : options.top;
   if (typeof top !== 'number' || !Number.isInteger(top) || top < 0 || top > MAX_TOP) {
     throw new InvalidArgumentError({
       where,

@@ -121,13 +121,15 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
         : 'an ioredis Redis or Cluster',
     );
   }
-  const prefix = checkPrefix(options.prefix ?? 'tollgate:');
-  const time = options.time ?? 'redis';
+  // Only undefined means "the default": null is refused like any other bad value.
+  const or = <T>(value: T | undefined, fallback: T): T => (value === undefined ? fallback : value);
+  const prefix = checkPrefix(or(options.prefix, 'tollgate:'));
+  const time = or(options.time, 'redis');
   if (time !== 'redis' && time !== 'runtime') bad('options.time', time, "'redis' or 'runtime'");
-  const timeoutMs = readDuration(options.timeout ?? '1s', at('options.timeout'));
-  const retryMs = readDuration(options.retryInterval ?? '1s', at('options.retryInterval'));
-  const defaultLeaseMs = readDuration(options.leaseTtl ?? '10m', at('options.leaseTtl'));
-  const policy = options.onUnavailable ?? 'fail-closed';
+  const timeoutMs = readDuration(or(options.timeout, '1s'), at('options.timeout'));
+  const retryMs = readDuration(or(options.retryInterval, '1s'), at('options.retryInterval'));
+  const defaultLeaseMs = readDuration(or(options.leaseTtl, '10m'), at('options.leaseTtl'));
+  const policy = or(options.onUnavailable, 'fail-closed');
   if (policy !== 'fail-closed' && policy !== 'fail-open' && policy !== 'insurance') {
     bad('options.onUnavailable', policy, "'fail-closed', 'fail-open' or 'insurance'");
   }
@@ -144,7 +146,7 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
       );
     }
   }
-  const fraction = options.insuranceFraction ?? (processes === undefined ? 0.5 : 1 / processes);
+  const fraction = or(options.insuranceFraction, processes === undefined ? 0.5 : 1 / processes);
   if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
     bad(
       'options.insuranceFraction',
@@ -152,7 +154,7 @@ export function readOptions(options: RedisStoreOptions): StoreSettings {
       'a share of every limit above 0 and at most 1, e.g. 0.5',
     );
   }
-  const replicas = options.replicas ?? 0;
+  const replicas = or(options.replicas, 0);
   if (typeof replicas !== 'number' || !Number.isSafeInteger(replicas) || replicas < 0) {
     bad('options.replicas', replicas, 'a whole number of replicas, 0 or more');
   }
