@@ -8,6 +8,7 @@
  * read as `Date.now()`, a step of +61 s opened a fresh minute window and let a key through twice
  * its limit within one real minute (#12). {@link systemClock} is monotonic instead.
  */
+import { InvalidArgumentError } from './errors.js';
 import type { Ms } from './limiter/types.js';
 
 /** An opaque timer handle returned by {@link Clock.setTimeout}. */
@@ -135,8 +136,9 @@ export class VirtualClock implements Clock {
   /** Pending timers; due order is found by scanning (tests hold few timers). */
   readonly #timers = new Map<number, VirtualTimer>();
 
+  /** @throws InvalidArgumentError for a start that is not a finite number. */
   constructor(start: Ms = 0) {
-    this.#now = start;
+    this.#now = finite(start, 'new VirtualClock', 'start');
   }
 
   now(): Ms {
@@ -168,13 +170,29 @@ export class VirtualClock implements Clock {
   /**
    * increment moves time forward by `ms`, running due timers in order, and lets promise callbacks
    * settle after each one, so awaiting it observes every effect of the step.
+   *
+   * @throws (rejects) InvalidArgumentError for a step that is not a finite number from 0.
    */
   async increment(ms: Ms): Promise<void> {
+    // A step of NaN would make now() NaN for good, and one of Infinity would run timers forever.
+    if (!(finite(ms, 'VirtualClock.increment', 'ms') >= 0)) {
+      throw new InvalidArgumentError({
+        where: 'VirtualClock.increment',
+        path: 'ms',
+        value: ms,
+        expected: 'a finite number of ms from 0 (time never goes back)',
+      });
+    }
     await this.advanceTo(this.#now + ms);
   }
 
-  /** advanceTo moves time forward to the instant `to` (never backwards), as {@link increment}. */
+  /**
+   * advanceTo moves time forward to the instant `to` (never backwards), as {@link increment}.
+   *
+   * @throws (rejects) InvalidArgumentError for an instant that is not a finite number.
+   */
   async advanceTo(to: Ms): Promise<void> {
+    finite(to, 'VirtualClock.advanceTo', 'to');
     await flushMicrotasks();
     for (;;) {
       let next: VirtualTimer | undefined;
@@ -198,10 +216,20 @@ export class VirtualClock implements Clock {
   /**
    * set jumps the clock to `to` without running timers: for tests of a clock that steps back or
    * jumps.
+   *
+   * @throws InvalidArgumentError for an instant that is not a finite number.
    */
   set(to: Ms): void {
-    this.#now = to;
+    this.#now = finite(to, 'VirtualClock.set', 'to');
   }
+}
+
+/** `value` if it is a finite number (an instant or a step of a virtual clock), else it throws. */
+function finite(value: unknown, where: string, path: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new InvalidArgumentError({ where, path, value, expected: 'a finite number of ms' });
+  }
+  return value;
 }
 
 /** Let every queued promise callback run: `setImmediate` fires once the microtask queue is empty. */

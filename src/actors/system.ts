@@ -86,12 +86,12 @@ export class LimiterSystem {
   readonly #inspected: boolean;
 
   constructor(options: LimiterSystemOptions = {}) {
+    const settings = readSystemOptions(options);
     this.clock = options.clock ?? systemClock;
     this.breakers = new BreakerRegistry(this.clock);
     this.breakers.events.on('stateChange', (e) => {
       this.events.emit('breaker', { breaker: e.name, from: e.from, to: e.to, at: e.at });
     });
-    const settings = readSystemOptions(options);
     this.#pollMs = settings.pollMs;
     this.#ownsStore = settings.ownsStore;
     this.#inspected = settings.inspect !== undefined;

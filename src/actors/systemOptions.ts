@@ -2,6 +2,7 @@
  * What `createLimiterSystem(options)` accepts, and its check: read once into the settings the
  * system keeps. Bad options throw before the system starts anything.
  */
+import { checkClock } from '../checks.js';
 import { InvalidArgumentError } from '../errors.js';
 import { parseDuration } from '../limiter/units.js';
 import type { Duration, Ms } from '../limiter/types.js';
@@ -89,19 +90,46 @@ export interface SystemSettings {
 /**
  * readSystemOptions checks `options` and applies the defaults.
  *
- * @throws InvalidArgumentError for a duration that does not parse, a store that is not a
- *   {@link Store}, or a snapshot given with a store.
+ * @throws InvalidArgumentError for options that are not an object, a duration that does not
+ *   parse, a clock that is not a {@link Clock}, a store that is not a {@link Store}, a snapshot
+ *   that is not a system snapshot, or a snapshot given with a store.
  */
 export function readSystemOptions(options: LimiterSystemOptions): SystemSettings {
   const where = 'createLimiterSystem';
-  const idleMs = parseDuration(options.idleTimeout ?? '2s', {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'options',
+      value: options,
+      expected: "an object of options, e.g. { clock, idleTimeout: '2s' }",
+    });
+  }
+  // Only undefined means "the default": null is refused like any other value that is no duration.
+  const idleMs = parseDuration(options.idleTimeout === undefined ? '2s' : options.idleTimeout, {
     where,
     path: 'options.idleTimeout',
   });
-  const pollMs = parseDuration(options.pollInterval ?? '250ms', {
-    where,
-    path: 'options.pollInterval',
-  });
+  const pollMs = parseDuration(
+    options.pollInterval === undefined ? '250ms' : options.pollInterval,
+    { where, path: 'options.pollInterval' },
+  );
+  if (options.clock !== undefined) checkClock(options.clock, { where, path: 'options.clock' });
+  const { snapshot } = options;
+  if (
+    snapshot !== undefined &&
+    (typeof snapshot !== 'object' ||
+      snapshot === null ||
+      snapshot.version !== 1 ||
+      typeof snapshot.store !== 'object' ||
+      snapshot.store === null)
+  ) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'options.snapshot',
+      value: snapshot,
+      expected: 'a system snapshot { version: 1, store }, from system.snapshot()',
+    });
+  }
   if (options.store !== undefined && options.snapshot !== undefined) {
     throw new InvalidArgumentError({
       where,
@@ -129,7 +157,7 @@ export function readSystemOptions(options: LimiterSystemOptions): SystemSettings
     inspect,
     idleMs,
     pollMs,
-    store: options.store ?? memoryStore(options.snapshot?.store),
+    store: options.store ?? memoryStore(snapshot === undefined ? undefined : snapshot.store),
     ownsStore: options.store === undefined,
   };
 }

@@ -31,6 +31,7 @@ import {
   type BreakerState,
 } from './policy.js';
 import { onBreaker } from '../describe.js';
+import { checkClock, checkSignal } from '../checks.js';
 import { windowTotals } from './window.js';
 
 /** BreakerPermit lives in permit.ts; re-exported here for imports of this module. */
@@ -107,7 +108,8 @@ interface StateWaiter {
 /**
  * CircuitBreaker: see the file comment.
  *
- * @throws InvalidArgumentError (constructor) for an empty name or an invalid policy.
+ * @throws InvalidArgumentError (constructor) for an empty name, an invalid policy or a clock that
+ *   is not a Clock.
  * @example
  * const breaker = new CircuitBreaker('openai/key-1', { failureThreshold: 5, openFor: '30s' }, systemClock);
  * const r = breaker.tryEnter();
@@ -171,14 +173,8 @@ export class CircuitBreaker {
     const logic = next?.logic ?? breakerMachine;
     const compiled = next?.policy;
     next = null;
-    if (typeof name !== 'string' || name.length === 0) {
-      throw new InvalidArgumentError({
-        where: 'new CircuitBreaker',
-        path: 'name',
-        value: name,
-        expected: 'a non-empty string',
-      });
-    }
+    checkName(name, 'new CircuitBreaker');
+    checkClock(clock, { where: 'new CircuitBreaker', path: 'clock' });
     this.name = name;
     this.policy = compiled ?? compileBreakerPolicy(policy, { where: onBreaker(name), path: '' });
     this.#clock = clock;
@@ -277,12 +273,18 @@ export class CircuitBreaker {
    * still refuse when other callers took the slots first.
    *
    * @throws (rejects) LimiterClosedError when the breaker is (or gets) stopped; AcquireAbortedError
-   *   with `cause: signal.reason` when `signal` aborts.
+   *   with `cause: signal.reason` when `signal` aborts; InvalidArgumentError for a signal that is
+   *   not an AbortSignal.
    * @example
    * let r = breaker.tryEnter();
    * while (!r.ok && r.state === 'open') { await breaker.waitForHalfOpen(signal); r = breaker.tryEnter(); }
    */
   waitForHalfOpen(signal?: AbortSignal): Promise<void> {
+    try {
+      checkSignal(signal, { where: onBreaker(this.name, 'waitForHalfOpen'), path: 'signal' });
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.#wait(this.#waiters, this.#state === 'open', 'waitForHalfOpen', signal);
   }
 
@@ -294,6 +296,11 @@ export class CircuitBreaker {
    * @throws (rejects) as waitForHalfOpen.
    */
   waitForPermit(signal?: AbortSignal): Promise<void> {
+    try {
+      checkSignal(signal, { where: onBreaker(this.name, 'waitForPermit'), path: 'signal' });
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (this.#state === 'open') return this.waitForHalfOpen(signal);
     const full = this.#state === 'halfOpen' && this.stats().probesOutstanding >= this.policy.probes;
     return this.#wait(this.#slotWaiters, full, 'waitForPermit', signal);
@@ -400,5 +407,21 @@ export class CircuitBreaker {
     } finally {
       this.#announcing = false;
     }
+  }
+}
+
+/**
+ * checkName throws unless a breaker's `name` is a non-empty string; `where` names the call.
+ *
+ * @throws InvalidArgumentError `<where>: name is 5; expected a non-empty string`.
+ */
+export function checkName(name: unknown, where: string): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'name',
+      value: name,
+      expected: 'a non-empty string',
+    });
   }
 }

@@ -7,8 +7,9 @@
 import { EventEmitter } from 'eventemitter3';
 import type { Clock } from '../clock.js';
 import { InvalidArgumentError, LimiterClosedError } from '../errors.js';
-import { CircuitBreaker, type BreakerEvents } from './breaker.js';
+import { CircuitBreaker, checkName, type BreakerEvents } from './breaker.js';
 import { onBreaker } from '../describe.js';
+import { checkClock } from '../checks.js';
 import {
   compileBreakerPolicy,
   samePolicy,
@@ -32,8 +33,13 @@ export class BreakerRegistry {
   readonly #breakers = new Map<string, CircuitBreaker>();
   #stopped = false;
 
-  /** Every breaker of the registry runs on `clock`. */
+  /**
+   * Every breaker of the registry runs on `clock`.
+   *
+   * @throws InvalidArgumentError for a clock that is not a {@link Clock}.
+   */
   constructor(clock: Clock) {
+    checkClock(clock, { where: 'new BreakerRegistry', path: 'clock' });
     this.#clock = clock;
   }
 
@@ -50,6 +56,7 @@ export class BreakerRegistry {
    *   the breaker was created with; LimiterClosedError after `stopAll()`.
    */
   get(name: string, policy: BreakerPolicySpec): CircuitBreaker {
+    checkName(name, 'breakers.get');
     if (this.#stopped) throw new LimiterClosedError(onBreaker(name, 'get'));
     return this.getCompiled(
       name,

@@ -33,7 +33,14 @@ export function savedState(e: Entry, now: Ms): KeyState | null {
  */
 export function checkSnapshot(snapshot: unknown): asserts snapshot is MemorySnapshot {
   const s = snapshot as Partial<MemorySnapshot> | null;
-  if (typeof s !== 'object' || s === null || s.version !== 1 || typeof s.keys !== 'object') {
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    s.version !== 1 ||
+    typeof s.keys !== 'object' ||
+    s.keys === null ||
+    Array.isArray(s.keys)
+  ) {
     throw new InvalidArgumentError({
       where: 'memoryStore',
       path: 'snapshot',

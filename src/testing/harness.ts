@@ -94,6 +94,33 @@ export async function runLimited<T>(
   options: HarnessOptions,
   code: (context: HarnessContext) => Promise<T>,
 ): Promise<HarnessReport<T>> {
+  const isObject = (v: unknown): boolean =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(options)) {
+    throw new InvalidArgumentError({
+      where: 'runLimited',
+      path: 'options',
+      value: options,
+      expected: 'an object { scheduler, limiters, timeLimit? }',
+    });
+  }
+  if (!isObject(options.limiters)) {
+    throw new InvalidArgumentError({
+      where: 'runLimited',
+      path: 'options.limiters',
+      value: options.limiters,
+      expected:
+        "an object of limiter options by name, e.g. { api: { limits: [{ limit: 10, interval: '1s' }] } }",
+    });
+  }
+  if (typeof code !== 'function') {
+    throw new InvalidArgumentError({
+      where: 'runLimited',
+      path: 'code',
+      value: code,
+      expected: 'a function (context) => Promise, the code under test',
+    });
+  }
   const s = options.scheduler;
   const limitMs =
     options.timeLimit === undefined
@@ -115,8 +142,13 @@ export async function runLimited<T>(
   for (const type of EVENT_NAMES) system.events.on(type, record(type));
 
   const limiters: Record<string, ScheduledLimiter> = {};
-  for (const [name, spec] of Object.entries(options.limiters)) {
-    limiters[name] = scheduled(system.limiter(name, spec), s);
+  try {
+    for (const [name, spec] of Object.entries(options.limiters)) {
+      limiters[name] = scheduled(system.limiter(name, spec), s);
+    }
+  } catch (e) {
+    await system.close(); // a bad limiter option: the system made for the run is not left open
+    throw e;
   }
   const context: HarnessContext = {
     limiters,
