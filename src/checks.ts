@@ -51,3 +51,32 @@ export function checkSignal(signal: unknown, at: Place): void {
     });
   }
 }
+
+/**
+ * checkDimensions throws unless `dimensions` is an array of strings (a policy's `dimensions`, as
+ * the LLM helpers take them).
+ *
+ * @throws InvalidArgumentError `<where>: dimensions is "tokens" (a string); expected an array …`.
+ */
+export function checkDimensions(dimensions: unknown, where: string): void {
+  if (!Array.isArray(dimensions) || !dimensions.every((d) => typeof d === 'string')) {
+    throw new InvalidArgumentError({
+      where,
+      path: 'dimensions',
+      value: dimensions,
+      expected:
+        "an array of dimension names, e.g. limiter.policy.dimensions or ['requests', 'tokens']",
+    });
+  }
+}
+
+/**
+ * checkObject throws unless `value` is an object (not null, not an array); `expected` says what.
+ *
+ * @throws InvalidArgumentError `<where>: <path> is 5; expected <expected>`.
+ */
+export function checkObject(value: unknown, at: Place, expected: string): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidArgumentError({ ...at, value, expected });
+  }
+}

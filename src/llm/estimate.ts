@@ -30,6 +30,8 @@
  * {@link TokenEstimator} when that matters.
  */
 import type { CostSpec } from '../limiter/types.js';
+import { checkDimensions, checkObject } from '../checks.js';
+import { InvalidArgumentError } from '../errors.js';
 import { countTokens, countTokensAsync, loadEncoding } from './tokenize.js';
 
 /**
@@ -85,6 +87,7 @@ export const defaultTokenizer: Tokenizer = (text) => countTokens(text);
  * @throws TokenizerUnavailableError (`'not-loaded'`) when it counts with the default tokenizer
  *   before {@link loadTokenizer} has finished (pass a `tokenizer`, or use
  *   {@link estimateTokensAsync}, to do without).
+ * @throws InvalidArgumentError for a tokenizer that is not a function.
  *
  * @example
  * estimateTokens({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Hello world' }], max_tokens: 50 })
@@ -94,6 +97,14 @@ export function estimateTokens(
   body: unknown,
   tokenizer: Tokenizer = defaultTokenizer,
 ): TokenEstimate {
+  if (typeof tokenizer !== 'function') {
+    throw new InvalidArgumentError({
+      where: 'estimateTokens',
+      path: 'tokenizer',
+      value: tokenizer,
+      expected: 'a function (text) => number of tokens',
+    });
+  }
   if (!isRecord(body)) return { inputTokens: 0, outputTokens: 0 };
   return { inputTokens: inputTokens(body, tokenizer), outputTokens: outputTokens(body) };
 }
@@ -124,6 +135,7 @@ export async function estimateTokensAsync(body: unknown): Promise<TokenEstimate>
  * counted; `tokens` (their sum) when counted. With the default tokenizer, {@link loadTokenizer}
  * must have finished (see {@link estimateTokens}).
  *
+ * @throws InvalidArgumentError for dimensions that are not an array of strings.
  * @example
  * estimateRequestCost(body, limiter.policy.dimensions) // { requests: 1, tokens: 59 }
  */
@@ -132,14 +144,24 @@ export function estimateRequestCost(
   dimensions: readonly string[],
   tokenizer: Tokenizer = defaultTokenizer,
 ): CostSpec {
+  checkDimensions(dimensions, 'estimateRequestCost'); // before the count, which may need the tokenizer
   return projectCost(estimateTokens(body, tokenizer), dimensions);
 }
 
 /**
  * projectCost turns input and output tokens into a cost in the dimensions given: `requests: 1`,
  * and `inputTokens`, `outputTokens` and `tokens` (their sum) where counted.
+ *
+ * @throws InvalidArgumentError for tokens that are not an object, or dimensions that are not an
+ *   array of strings.
  */
 export function projectCost(tokens: TokenEstimate, dimensions: readonly string[]): CostSpec {
+  checkObject(
+    tokens,
+    { where: 'projectCost', path: 'tokens' },
+    'an object { inputTokens, outputTokens }',
+  );
+  checkDimensions(dimensions, 'projectCost');
   const cost: Record<string, number> = { requests: 1 };
   if (dimensions.includes('inputTokens')) cost.inputTokens = tokens.inputTokens;
   if (dimensions.includes('outputTokens')) cost.outputTokens = tokens.outputTokens;

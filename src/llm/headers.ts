@@ -24,6 +24,7 @@
  * a whole ms, so waiting for it never comes back early. Not parsed: OpenAI's
  * `*-tokens_usage_based` and Anthropic's `priority-*` and `unified-*` families.
  */
+import { checkObject } from '../checks.js';
 import type { KnownDimension, Ms } from '../limiter/types.js';
 
 /** The providers whose header families are parsed. */
@@ -121,6 +122,7 @@ export function parseRateLimitHeaders(headers: HeaderSource, now: Ms): ProviderF
  * back, which is throttling; without one (or with `retry-after: 0`, which some proxies send on
  * every error) such a status is an outage for a circuit breaker to judge, not a rate limit.
  *
+ * @throws InvalidArgumentError for a response that is not an object.
  * @example
  * feedbackFromResponse({ status: res.status, headers: res.headers }, Date.now()).throttled
  */
@@ -128,6 +130,11 @@ export function feedbackFromResponse(
   res: { readonly status: number; readonly headers: HeaderSource },
   now: Ms,
 ): ProviderFeedback & { status: number; throttled: boolean } {
+  checkObject(
+    res,
+    { where: 'feedbackFromResponse', path: 'res' },
+    'a Response, or { status, headers }',
+  );
   const feedback = parseRateLimitHeaders(res.headers, now);
   const throttled =
     res.status === 429 ||

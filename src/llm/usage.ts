@@ -27,6 +27,8 @@
  * A number that is not a non-negative safe integer is ignored, never thrown on: an odd body from a
  * provider must not crash the caller.
  */
+import { checkDimensions, checkObject } from '../checks.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { CostSpec } from '../limiter/types.js';
 
 /**
@@ -97,8 +99,18 @@ export class SseUsageReader {
    * push feeds the next piece of the stream's text. Ignored after {@link SseUsageReader.end}.
    * Only the new text is scanned: a line of many megabytes (an image in a Responses stream) costs
    * time linear in its length, however finely it is cut.
+   *
+   * @throws InvalidArgumentError for text that is not a string.
    */
   push(text: string): void {
+    if (typeof text !== 'string') {
+      throw new InvalidArgumentError({
+        where: 'SseUsageReader.push',
+        path: 'text',
+        value: text,
+        expected: 'a string, the next piece of the stream (decode bytes with a TextDecoder)',
+      });
+    }
     if (this.#ended || text.length === 0) return;
     let start = 0;
     if (this.#afterCr && text.charCodeAt(0) === 10) start = 1; // the `\n` of a `\r\n`
@@ -198,8 +210,11 @@ export class SseUsageReader {
  * used as far as known, and the dimensions the policy counts. It names only counted token
  * dimensions; a part the usage does not know keeps the estimate's, and `tokens` is the
  * provider's total, or known-or-estimated input plus output. Returns null when the usage knows
- * nothing, so the estimate stands as booked.
+ * nothing, so the estimate stands as booked. The usage's amounts are read leniently (a provider's
+ * JSON); its arguments must be what they say.
  *
+ * @throws InvalidArgumentError for an estimate, usage or parts that is not an object, or dimensions
+ *   that are not an array of strings.
  * @example
  * costFromUsage({ requests: 1, tokens: 1100 }, { inputTokens: 60 }, ['requests', 'tokens'], { inputTokens: 100, outputTokens: 1000 })
  * // { tokens: 1060 }: the input is known, the output keeps its estimate
@@ -210,6 +225,11 @@ export function costFromUsage(
   dimensions: readonly string[],
   parts: TokenUsage = estimate,
 ): CostSpec | null {
+  const expected = 'an object { inputTokens?, outputTokens?, tokens? }';
+  checkObject(estimate, { where: 'costFromUsage', path: 'estimate' }, expected);
+  checkObject(usage, { where: 'costFromUsage', path: 'usage' }, expected);
+  checkDimensions(dimensions, 'costFromUsage');
+  checkObject(parts, { where: 'costFromUsage', path: 'parts' }, expected);
   const { inputTokens: input, outputTokens: output, tokens: total } = usage;
   if (input === undefined && output === undefined && total === undefined) return null;
   const out: Record<string, number> = {};
