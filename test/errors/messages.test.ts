@@ -6,6 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AcquireTimeoutError,
+  CircuitBreaker,
+  VirtualClock as Clock,
+  compileCost,
+  projectCost,
   CostExceedsCapacityError,
   InvalidArgumentError,
   VirtualClock,
@@ -437,6 +441,90 @@ const rows: Row[] = [
     what: 'a limitedFetch hungAfter of zero',
     call: ({ api }) => limitedFetch({ limiter: api, hungAfter: 0 as never }),
     message: `tollgate: limitedFetch: options.hungAfter is 0; expected ${DURATION}`,
+  },
+
+  // Found by the boundary fuzz (#12): each was a TypeError, or taken and ignored.
+  {
+    what: 'feedback limits that are not an array',
+    call: ({ api }) => api.feedback('k', { limits: 5 } as never),
+    message:
+      'tollgate: feedback on limiter "api", key "k": signal.limits is 5; expected an array of { dimension, remaining, resetMs }, e.g. from feedbackFromResponse',
+    path: 'signal.limits',
+  },
+  {
+    what: 'a run whose fn is not a function',
+    call: ({ api }) => api.run('k', 5 as never),
+    message:
+      'tollgate: run on limiter "api", key "k": fn is 5; expected a function (grant) => result, the call to make',
+    path: 'fn',
+  },
+  {
+    what: 'a run whose settle is not a function',
+    call: ({ api }) => api.run('k', () => 1, { settle: 'tokens' as never }),
+    message:
+      'tollgate: run on limiter "api", key "k": options.settle is "tokens" (a string); expected a function (result) => the actual cost',
+  },
+  {
+    what: 'stats$ options that are not an object',
+    call: ({ api }) => api.stats$('k', 5 as never),
+    message:
+      'tollgate: stats$ on limiter "api", key "k": options is 5; expected an object { every? }, e.g. { every: \'1s\' }',
+  },
+  {
+    what: 'a null dimension',
+    call: ({ system }) =>
+      system.limiter('t', { limits: [{ limit: 1, interval: '1s', dimension: null as never }] }),
+    message:
+      'tollgate: limiter "t": limits[0].dimension is null; expected a non-empty string, e.g. \'tokens\'',
+  },
+  {
+    what: 'createLimiterSystem options of null',
+    call: () => createLimiterSystem(null as never),
+    message:
+      "tollgate: createLimiterSystem: options is null; expected an object of options, e.g. { clock, idleTimeout: '2s' }",
+  },
+  {
+    what: 'a system clock that is no Clock',
+    call: () => createLimiterSystem({ clock: Date as never }),
+    message:
+      'tollgate: createLimiterSystem: options.clock is a function; expected a Clock { now, setTimeout, clearTimeout }, e.g. new VirtualClock()',
+    path: 'options.clock',
+  },
+  {
+    what: 'a system snapshot without its store',
+    call: () => createLimiterSystem({ snapshot: { version: 1 } as never }),
+    message:
+      'tollgate: createLimiterSystem: options.snapshot is {"version":1} (an object); expected a system snapshot { version: 1, store }, from system.snapshot()',
+  },
+  {
+    what: 'a breaker clock that is no Clock',
+    call: () => new CircuitBreaker('b', {}, {} as never),
+    message:
+      'tollgate: new CircuitBreaker: clock is {} (an object); expected a Clock { now, setTimeout, clearTimeout }, e.g. new VirtualClock()',
+  },
+  {
+    what: 'a virtual clock step of NaN',
+    call: () => new Clock(0).increment(NaN),
+    message: 'tollgate: VirtualClock.increment: ms is NaN; expected a finite number of ms',
+  },
+  {
+    what: 'a virtual clock step back',
+    call: () => new Clock(0).increment(-1),
+    message:
+      'tollgate: VirtualClock.increment: ms is -1; expected a finite number of ms from 0 (time never goes back)',
+  },
+  {
+    what: 'compileCost with a policy that is none',
+    call: () => compileCost({} as never, {}),
+    message:
+      'tollgate: compileCost: policy is {} (an object); expected a Policy, from compilePolicy() or limiter.policy',
+    path: 'policy',
+  },
+  {
+    what: 'projectCost with dimensions that are not an array',
+    call: () => projectCost({ inputTokens: 1, outputTokens: 1 }, 'tokens' as never),
+    message:
+      "tollgate: projectCost: dimensions is \"tokens\" (a string); expected an array of dimension names, e.g. limiter.policy.dimensions or ['requests', 'tokens']",
   },
 ];
 

@@ -24,8 +24,14 @@ import {
   compileCost,
   compilePolicy,
   createLimiterSystem,
+  SseUsageReader,
+  costFromUsage,
+  estimateRequestCost,
+  estimateTokens,
+  feedbackFromResponse,
   isTollgateError,
   limitedFetch,
+  projectCost,
   memoryStore,
   parseDuration,
   type Grant,
@@ -36,6 +42,7 @@ import { redisStore } from '../../src/redis/index.js';
 import { runLimited } from '../../src/testing/index.js';
 import { startRedis, type RedisServer } from '../redis/harness.js';
 import {
+  ANY,
   KINDS,
   MAX_UNITS,
   describeMutation,
@@ -273,6 +280,7 @@ const acquireOptionsArb = fc
     ),
   )
   .map(([a, b]) => ({ ...a, ...b }));
+const dimensionsArb = fc.subarray(['requests', 'tokens', 'inputTokens', 'outputTokens']);
 const statsOptionsArb = fc.record(
   { top: fc.integer({ min: 0, max: 1000 }), every: durationArb },
   { requiredKeys: [] },
@@ -824,6 +832,58 @@ const FACTORY_SITES: readonly Site[] = [
       opt(KINDS.object, { fields: COST }),
     ),
     call: (_, [p, c]) => compileCost(p as never, c as never),
+  },
+  {
+    name: 'estimateTokens',
+    args: () =>
+      fc.tuple(
+        fc.constantFrom({}, { max_tokens: 5 }),
+        fc.constant(() => 1),
+      ),
+    schema: args(opt(ANY), opt(KINDS.fn)),
+    call: (_, [b, t]) => estimateTokens(b, t as never),
+  },
+  {
+    name: 'estimateRequestCost',
+    args: () =>
+      fc.tuple(
+        fc.constantFrom({}, { max_tokens: 5 }),
+        dimensionsArb,
+        fc.constant(() => 1),
+      ),
+    schema: args(opt(ANY), req(KINDS.dimensions), opt(KINDS.fn)),
+    call: (_, [b, d, t]) => estimateRequestCost(b, d as never, t as never),
+  },
+  {
+    name: 'projectCost',
+    args: () =>
+      fc.tuple(fc.record({ inputTokens: fc.nat(), outputTokens: fc.nat() }), dimensionsArb),
+    schema: args(req(KINDS.object), req(KINDS.dimensions)),
+    call: (_, [t, d]) => projectCost(t as never, d as never),
+  },
+  {
+    name: 'costFromUsage',
+    args: () =>
+      fc.tuple(
+        fc.constant({ requests: 1, tokens: 100 }),
+        fc.record({ inputTokens: fc.nat(), outputTokens: fc.nat() }, { requiredKeys: [] }),
+        dimensionsArb,
+        fc.constant({ inputTokens: 50, outputTokens: 50 }),
+      ),
+    schema: args(req(KINDS.object), req(KINDS.object), req(KINDS.dimensions), opt(KINDS.object)),
+    call: (_, [e, u, d, p]) => costFromUsage(e as never, u as never, d as never, p as never),
+  },
+  {
+    name: 'SseUsageReader.push',
+    args: () => fc.tuple(fc.constantFrom('', 'data: {}\n\n', 'event: x\n')),
+    schema: args(req(KINDS.string)),
+    call: (_, [t]) => new SseUsageReader().push(t as never),
+  },
+  {
+    name: 'feedbackFromResponse',
+    args: () => fc.tuple(fc.constant({ status: 429, headers: new Headers() }), fc.nat()),
+    schema: args(req(KINDS.object), opt(ANY)),
+    call: (_, [r, now]) => feedbackFromResponse(r as never, now as never),
   },
   {
     name: 'runLimited',

@@ -61,6 +61,8 @@ export const KINDS = {
   top: (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 1000,
   /** A plain object (options, costs, policies). */
   object: isObject,
+  /** An array of strings (a policy's dimensions, as the LLM helpers take them). */
+  dimensions: (v: unknown) => Array.isArray(v) && v.every((d) => typeof d === 'string'),
   /** An array (limits). */
   array: (v: unknown) => Array.isArray(v),
   /** A function (run's fn, settle, classify, fetch…). */
@@ -103,6 +105,9 @@ export const oneOf =
   (v: unknown): boolean =>
     values.includes(v);
 
+/** A field that takes any value at all (a provider's JSON body): never given a hostile one. */
+export const ANY = (_v: unknown): boolean => true;
+
 /** What a field accepts: a predicate of validity. */
 export type Accepts = (v: unknown) => boolean;
 
@@ -136,6 +141,7 @@ export function slotsOf(schema: Schema, value: unknown, at: (string | number)[] 
   const obj = value as Record<string, unknown>;
   for (const [name, field] of Object.entries(schema)) {
     const path = [...at, Array.isArray(value) ? Number(name) : name];
+    if (field.accepts === ANY) continue; // takes anything: nothing to refuse there
     out.push({ path, field });
     const v = obj[name];
     if (v === undefined) continue;
