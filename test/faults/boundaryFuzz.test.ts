@@ -1067,7 +1067,7 @@ describe('a tiny rate (#12)', () => {
           for (let i = 0; i < burst; i++) await api.acquire('k');
           let granted = false;
           void api.acquire('k').then(() => (granted = true));
-          // Each read goes through the key's mailbox, which decides its queue again.
+          // Looked at on the way: the waiter still waits, its one timer armed for the whole unit.
           for (const at of [1, YEAR_MS / 2, YEAR_MS - 1]) {
             await clock.advanceTo(at);
             await api.stats('k');
