@@ -243,11 +243,12 @@ export interface Store {
    */
   estimate?(key: string, policy: Policy, queue: readonly Units[], now: Ms): Ms;
   /**
-   * Drop what the store keeps for keys that are back at full capacity. Optional. Returns true
-   * while it keeps, in this process, state that time alone brings back to full capacity: the
-   * runtime then sweeps again later (every half `idleTimeout`), also once no key actor is left.
+   * Drop what the store keeps for keys that are back at full capacity. Optional. Returns the
+   * earliest instant at which state it keeps in this process comes back to full capacity with
+   * time alone (a pause's end counts), or null when none does: the runtime sweeps again then
+   * (not sooner than every half `idleTimeout`), also once no key actor is left.
    */
-  sweep?(now: Ms): boolean | void;
+  sweep?(now: Ms): Ms | null | void;
   /**
    * Optional, for a store that keeps keys' state in this process (the memory store): what it keeps
    * of `key` at `now`, or undefined when nothing (back at full capacity, no slot held, no pause),

@@ -52,8 +52,11 @@ export class KeyRegistry {
   #sweepTimer: TimerHandle | null = null;
   /** Breakers of evicted keys, by name, not forgotten yet (not idle at the eviction). */
   readonly #breakersOfEvicted = new Map<string, { limiter: KeyIndex; key: string }>();
-  /** Whether the store kept some key's state at the last sweep (it is swept again while so). */
-  #storeKeeps = false;
+  /**
+   * When the store's kept state next comes back to full capacity with time alone, as its last
+   * sweep said (it is swept again then); null: never by itself.
+   */
+  #storeNext: Ms | null = null;
   /** Limiters with `maxKeys`, whose count of keys the sweep brings down to what is still kept. */
   readonly #capped = new Set<KeyIndex>();
   #closed = false;
@@ -108,24 +111,28 @@ export class KeyRegistry {
   }
 
   /**
-   * scheduleSweep arms the sweep if it is not armed. Cheap when it is: the path that decides a
-   * key without an actor calls it for every key it leaves state for.
+   * scheduleSweep arms the sweep if it is not armed (cheap when it is: every new actor calls it):
+   * every half idle period while actors or breakers live, else when the store's kept state next
+   * comes back to full capacity (a key of 1 per 366 days need not be swept every 30 s).
    */
   scheduleSweep(): void {
     if (this.#sweepTimer !== null || this.#closed) return;
     // Sweeping every half idle period keeps an idle actor alive at most 1.5 × idleTimeout.
     const every = Math.max(1, Math.floor(this.#idleMs / 2));
     const { clock } = this.#host;
+    const alive = this.#live.size > 0 || this.#breakersOfEvicted.size > 0;
+    const delay =
+      alive || this.#storeNext === null ? every : Math.max(every, this.#storeNext - clock.now());
     const arm = clock.setHousekeepingTimeout ?? clock.setTimeout;
     this.#sweepTimer = arm.call(
       clock,
       () => {
         this.#sweepTimer = null;
         this.#sweep();
-        if (this.#live.size > 0 || this.#breakersOfEvicted.size > 0 || this.#storeKeeps)
+        if (this.#live.size > 0 || this.#breakersOfEvicted.size > 0 || this.#storeNext !== null)
           this.scheduleSweep();
       },
-      every,
+      delay,
     );
   }
 
@@ -148,7 +155,8 @@ export class KeyRegistry {
         this.#breakersOfEvicted.delete(name);
       else if (host.breakers.deleteIfIdle(name)) this.#breakersOfEvicted.delete(name);
     }
-    this.#storeKeeps = host.store.sweep?.(now) === true;
+    const next = host.store.sweep?.(now);
+    this.#storeNext = typeof next === 'number' ? next : null;
     for (const limiter of this.#capped) {
       const cap = limiter.keyCap!;
       for (const key of cap.keys()) {

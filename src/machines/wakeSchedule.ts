@@ -76,6 +76,10 @@ function wakeFor<G extends GrantHandle>(ctx: KeyContext<G>, d: StoreDecision, no
  * leases' earliest end after one ended.
  */
 export function rearm<G extends GrantHandle>(ctx: KeyContext<G>, now: Ms, scope: Scope<G>): void {
+  // A refused head that has ended (aborted, timed out) is no head again: forgetting it changes no
+  // answer (any other head is asked anyway) and lets it go (the last of 1,000 aborted waiters
+  // was kept by the key until its next refusal).
+  if (ctx.wakeHead !== null && ctx.wakeHead.state !== WaiterState.Pending) ctx.wakeHead = null;
   const { queue } = ctx;
   // While a batch is out, its answer re-opens the question: no wake-up until then.
   let at = queue.size > 0 && ctx.inFlight === null ? ctx.wakeAt : Infinity;

@@ -315,18 +315,25 @@ export class MemoryStore implements Store {
 
   /**
    * sweep drops every key that is back at full capacity with no slot held, and ended pauses.
-   * Returns whether a key kept would come back to full capacity with time alone (a pause, or
-   * units booked with no slot held): a key holding a slot waits for its release, which comes
-   * through the key's actor.
+   * Returns the earliest instant at which a key kept comes back to full capacity with time alone
+   * (a pause's end, or units booked with no slot held), or null: a key holding a slot waits for
+   * its release, which comes through the key's actor.
    */
-  sweep(now: Ms): boolean {
-    for (const [key, until] of this.#paused) if (until <= now) this.#paused.delete(key);
-    let timeFrees = this.#paused.size > 0;
+  sweep(now: Ms): Ms | null {
+    let next = Infinity;
+    for (const [key, until] of this.#paused) {
+      if (until <= now) this.#paused.delete(key);
+      else next = Math.min(next, until);
+    }
     for (const [key, e] of this.#entries) {
       if (isIdle(e.policy, e, now)) this.#drop(key, e);
-      else if (e.inFlight === 0) timeFrees = true;
+      else if (e.inFlight === 0) {
+        let full = 0;
+        for (const l of read(e.policy, e, now).limits) full = Math.max(full, l.resetMs);
+        next = Math.min(next, now + Math.max(1, full));
+      }
     }
-    return timeFrees;
+    return next === Infinity ? null : next;
   }
 
   /** kept tells what the store keeps of `key` at `now` (see {@link Store.kept}). Changes nothing. */

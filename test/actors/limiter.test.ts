@@ -499,6 +499,24 @@ describe('system', () => {
     expect((sys.store as MemoryStore).size).toBe(0);
     expect(clock.pendingTimers).toBe(0); // and then stops
   });
+
+  it('sweeps dormant keys when they come back to full capacity, not every half idle period', async () => {
+    const sys = setup({ idleTimeout: 1000 });
+    const store = sys.store as MemoryStore;
+    let sweeps = 0;
+    const sweep = store.sweep.bind(store);
+    store.sweep = (now) => (sweeps++, sweep(now));
+    const l = sys.limiter('api', { limits: [{ limit: 1, interval: '366d' }] });
+    await l.acquire('k');
+    await clock.increment(2000);
+    expect(sys.liveKeys).toBe(0);
+    const before = sweeps;
+    // A year: one sweep at the instant the key is full again, not one every 500 ms.
+    await clock.increment(366 * 86_400_000);
+    expect(store.size).toBe(0);
+    expect(sweeps - before).toBeLessThanOrEqual(2);
+    expect(clock.pendingTimers).toBe(0);
+  });
   it('does not carry held concurrency slots into a snapshot (nothing could release them)', async () => {
     const sys = setup();
     const l = sys.limiter('api', { limits: [{ limit: 10, interval: '1m' }], concurrency: 1 });

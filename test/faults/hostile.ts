@@ -57,6 +57,10 @@ export const KINDS = {
   factor: (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 1,
   /** Waiters per key: a whole number from 0, or Infinity. */
   maxQueue: (v: unknown) => v === Infinity || (Number.isSafeInteger(v) && (v as number) >= 0),
+  /** Keys a limiter keeps (maxKeys): a whole number from 1, or Infinity. */
+  maxKeys: (v: unknown) => v === Infinity || (Number.isSafeInteger(v) && (v as number) >= 1),
+  /** A whole number from 0 (replicas). */
+  count: (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0,
   /** Keys in a stats stream's top: 0 to 1000. */
   top: (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 1000,
   /** A plain object (options, costs, policies). */
