@@ -13,13 +13,13 @@
  * each with one amount per limit. The policy here has 3 limits over 2 dimensions (requests per
  * minute, tokens per minute, requests per day), so large that nothing is refused: every request is
  * booked, the most work a call can do. `settle.lua` and `release.lua` take one grant per call (a
- * release after a failed decide carries every slotted id of one key: up to MAX_BATCH).
+ * release after a failed decide carries every slotted id of one key: up to MAX_SLOTTED_BATCH).
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { compileCost, compilePolicy } from '../src/limiter/index.js';
 import type { AlgorithmName, Policy, PolicySpec } from '../src/limiter/types.js';
-import { MAX_BATCH } from '../src/machines/asyncBatch.js';
+import { MAX_BATCH, MAX_SLOTTED_BATCH } from '../src/machines/asyncBatch.js';
 import { MAX_KEYS_PER_CALL, MAX_WORK_PER_CALL, workOf } from '../src/redis/flushQueue.js';
 import { freeChannel, keyNames } from '../src/redis/keys.js';
 import { redisStore, type RedisStore } from '../src/redis/redisStore.js';
@@ -116,7 +116,7 @@ const LARGEST = full(MAX_BATCH, 'token-bucket', { settle: true });
 const WORKLOADS: readonly Workload[] = [
   full(1, 'token-bucket'),
   LARGEST,
-  full(MAX_BATCH, 'token-bucket', { slots: true }),
+  full(MAX_SLOTTED_BATCH, 'token-bucket', { slots: true }),
   full(MAX_BATCH, 'sliding-window', { settle: true }),
   full(MAX_BATCH, 'fixed-window'),
   workload(1, 1, 'sliding-window', { longLog: true }),
@@ -384,7 +384,7 @@ async function runWorkload(
   await store.close();
 }
 
-const MANY_IDS = `${MAX_BATCH} ids`;
+const MANY_IDS = `${MAX_SLOTTED_BATCH} ids`;
 const ONE_ID = '1 id';
 
 const SCRIPT_FILE: Readonly<Record<ScriptName, string>> = {
@@ -498,11 +498,12 @@ async function run(options: SuiteOptions): Promise<Section> {
           "(it includes parsing the call's arguments and a share of the two INFO calls around each segment).",
           `A \`decide.lua\` call carries up to ${MAX_KEYS_PER_CALL} keys and ${MAX_WORK_PER_CALL} of estimated work`,
           '(MAX_KEYS_PER_CALL, MAX_WORK_PER_CALL, src/redis/flushQueue.ts: one key over it goes alone, since a',
-          `key's batch is never split), each with up to ${MAX_BATCH} requests (MAX_BATCH, src/machines/asyncBatch.ts);`,
+          `key's batch is never split), each with up to ${MAX_BATCH} requests (MAX_BATCH, src/machines/asyncBatch.ts;`,
+          `${MAX_SLOTTED_BATCH} when each takes a concurrency slot, MAX_SLOTTED_BATCH);`,
           'each workload is the largest call the store sends for its shape. The policy has 3 limits',
           'over 2 dimensions (requests/min, tokens/min, requests/day), so large that every request is',
           'booked: the most work a call can do. With a slot, every request also takes a concurrency slot',
-          `(a ZADD each), and the slots are freed after each call by one \`release.lua\` call per key (${MAX_BATCH}`,
+          `(a ZADD each), and the slots are freed after each call by one \`release.lua\` call per key (${MAX_SLOTTED_BATCH}`,
           'ids: what the store sends after a failed decide); `1 id` is `Grant.release`. `settle.lua`',
           `settles one grant below its estimate (a refund). ${fmtInt(p.calls)} decide calls per workload.`,
           `\`long log\`: a sliding-window key whose every limit holds ${fmtInt(p.logEntries)} entries (one grant per ms over the`,

@@ -17,6 +17,8 @@ class GatedStore implements Store {
   readonly sync = false;
   readonly inner = new MemoryStore();
   decides = 0;
+  /** The size of every batch asked for, in order. */
+  readonly sizes: number[] = [];
   auto = false;
   readonly #gates: (() => void)[] = [];
 
@@ -28,6 +30,7 @@ class GatedStore implements Store {
     now: Ms,
   ): Promise<StoreDecision[]> {
     this.decides++;
+    this.sizes.push(batch.length);
     return new Promise((resolve) => {
       const go = () => resolve(this.inner.decide(key, policy, batch, mode, now));
       if (this.auto) queueMicrotask(go);
@@ -187,5 +190,23 @@ describe('an async store', () => {
     store.auto = true;
     store.answer();
     void a;
+  });
+});
+
+describe('batch sizes', () => {
+  it('sends at most 128 waiters of a key per call, and 64 when each takes a slot', async () => {
+    const sys = setup();
+    store.auto = true;
+    const plain = sys.limiter('plain', { limits: [{ limit: 1000, interval: '1m' }] });
+    const slotted = sys.limiter('slotted', {
+      limits: [{ limit: 1000, interval: '1m' }],
+      concurrency: 1000,
+    });
+    await Promise.all(Array.from({ length: 200 }, () => plain.acquire('k')));
+    expect(Math.max(...store.sizes)).toBe(128);
+    store.sizes.length = 0;
+    await Promise.all(Array.from({ length: 200 }, () => slotted.acquire('k')));
+    expect(Math.max(...store.sizes)).toBe(64);
+    expect(store.sizes.reduce((a, b) => a + b, 0)).toBe(200);
   });
 });
