@@ -30,6 +30,7 @@ import {
   type Target,
 } from './report.js';
 import { makeKeys, rotate, type Acquire } from './workloads.js';
+import { mulberry32 } from '../test/random.js';
 
 /** Acquires in flight at any time (each caller awaits its grant, then asks again). */
 const IN_FLIGHT = 100;
@@ -261,21 +262,6 @@ const BATCH_CEILING = ceilingBatch.name;
 // ---------------------------------------------------------------------------
 
 /**
- * A seeded uniform generator in [0, 1) (mulberry32): every run picks the same keys. Each caller
- * has its own, so picks do not depend on the order callers resume in.
- */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
  * `callers` callers, each looping: pick a key uniformly at random, `await acquire(key)`, until `ms`
  * have passed; the clock stops when the last caller's last acquire returns. Grants and seconds.
  * (Random, not the memory suite's `keyIndex`: its callers walk the keys in lockstep, so two of
@@ -292,7 +278,8 @@ async function forDuration(
   const t0 = process.hrtime.bigint();
   const deadline = t0 + BigInt(Math.round(ms * 1e6));
   const caller = async (c: number): Promise<void> => {
-    const pick = random(0x9e3779b9 ^ (c + 1));
+    // Seeded, one per caller: every run picks the same keys, whatever order callers resume in.
+    const pick = mulberry32(0x9e3779b9 ^ (c + 1));
     for (;;) {
       await acquire(keys[Math.floor(pick() * n)]!);
       grants++;

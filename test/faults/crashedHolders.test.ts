@@ -14,6 +14,7 @@ import { redisStore } from '../../src/redis/index.js';
 import { keyNames } from '../../src/redis/keys.js';
 import { HOLDERS_POLICY } from '../redis/fixtures/policies.js';
 import { spawnNode, SpawnNodeError, startRedis, type RedisServer } from '../redis/harness.js';
+import { mulberry32 } from '../random.js';
 
 /** HOLDERS_POLICY's concurrency. */
 const SLOTS = 50;
@@ -98,18 +99,6 @@ function holder<L extends { pid: number }>(
   return { first, killed };
 }
 
-/** A deterministic generator in [0, 1) (mulberry32), so a failing run can be replayed by seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /** A system of this process on the holders' key space, and a limiter with a long lease. */
 function parent(prefix: string): {
   limiter: ReturnType<ReturnType<typeof createLimiterSystem>['limiter']>;
@@ -186,7 +175,7 @@ describe('a SIGKILLed holder of 50 slots (redis)', () => {
 
   it('leaks no slot after rounds of holders killed at random moments, some mid-acquire', async () => {
     const seed = Number(process.env.HOLDERS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-    const rand = random(seed);
+    const rand = mulberry32(seed);
     console.info(`crashed holders: seed ${seed} (HOLDERS_SEED=${seed} replays the kill moments)`);
     const prefix = fresh();
     const names = namesOf(prefix, 'k');

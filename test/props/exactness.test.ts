@@ -26,18 +26,7 @@ import type {
 } from '../../src/limiter/index.js';
 import { usedOf } from './harness.js';
 import { FixedWindowModel, KeyModel, SlidingWindowModel } from './model.js';
-
-/** mulberry32: a small seeded generator, so the run is the same every time. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../random.js';
 
 const OPS = Number(process.env.EXACT_OPS ?? 1_000_000);
 
@@ -66,7 +55,7 @@ describe('exactness over a long run', () => {
       ],
       concurrency: 4,
     });
-    const random = generator(0x5eed);
+    const random = mulberry32(0x5eed);
     const int = (n: number): number => Math.floor(random() * n); // 0 … n−1
 
     let now = 1_700_000_000_000; // a realistic epoch instant: large numbers, still exact
