@@ -147,6 +147,26 @@ function load(api: Limiter, workers: number) {
   };
 }
 
+/**
+ * Stops the load and checks that every call ended (granted, or StoreUnavailableError: none hangs,
+ * none fails untyped), waits for Sentinel to promote `replica`, and reads what each key has used
+ * on it.
+ */
+async function afterPromotion(
+  running: ReturnType<typeof load>,
+  sentinels: RedisSentinels,
+  replica: RedisServer,
+): Promise<number[]> {
+  await running.stop();
+  expect(running.tally.other).toEqual([]);
+  await until(
+    'the replica to be promoted',
+    30_000,
+    async () => (await sentinels.primary()).port === replica.port,
+  );
+  return usedOn(replica.port);
+}
+
 describe('failover with Sentinel', () => {
   it(
     'after the primary is killed mid-load: over-admission at most the unreplicated grants, the first call after promotion succeeds, every waiter ends',
@@ -158,16 +178,8 @@ describe('failover with Sentinel', () => {
       await until('grants before the kill', 10_000, async () => running.tally.acked >= 500);
       await primary.kill();
       const ackedAtKill = [...running.acked];
-      // Every call ends: the ones in flight at the kill with a typed error, never hanging.
-      await running.stop();
-      expect(running.tally.other).toEqual([]);
-
-      await until('the replica to be promoted', 30_000, async () => {
-        const p = await sentinels.primary();
-        return p.port === replica.port;
-      });
       // The new primary holds what was replicated; what it lacks was acknowledged and lost.
-      const held = await usedOn(replica.port);
+      const held = await afterPromotion(running, sentinels, replica);
       const lost = ackedAtKill.map((a, k) => Math.max(0, a - held[k]!));
       console.log(
         `failover: acknowledged ${String(ackedAtKill)}, held ${String(held)}, lost ${String(lost)}`,
@@ -215,14 +227,7 @@ describe('failover with Sentinel', () => {
       expect(running.tally.unavailable).toBeGreaterThan(unavailableBefore);
       process.kill(replica.pid!, 'SIGCONT');
       const ackedAtKill = [...running.acked];
-      await running.stop();
-      expect(running.tally.other).toEqual([]);
-
-      await until('the replica to be promoted', 30_000, async () => {
-        const p = await sentinels.primary();
-        return p.port === replica.port;
-      });
-      const held = await usedOn(replica.port);
+      const held = await afterPromotion(running, sentinels, replica);
       for (let k = 0; k < KEYS; k++) expect(held[k]).toBeGreaterThanOrEqual(ackedAtKill[k]!);
     },
   );
