@@ -43,10 +43,10 @@ import type {
 import { StoreRejectedError, StoreUnavailableError } from '../errors.js';
 import type { LimitReading, Ms, Policy, Units } from '../limiter/types.js';
 import { checkBatchUnits, checkUnits } from '../limiter/validate.js';
-import calculateSlot from 'cluster-key-slot';
-import { freeChannel, keyNames, markerName, type RedisKeyNames } from './keys.js';
+import { freeChannel } from './keys.js';
 import { FlushQueue, type Pending } from './flushQueue.js';
-import { placeOf } from './keyPlace.js';
+import { placeOf, type KeyPlace } from './keyPlace.js';
+import { LossWatch } from './lossWatch.js';
 import { Fallback } from './fallback.js';
 import { SCRIPTS, type ScriptName } from './scripts.js';
 import { ScriptRunner } from './scriptRunner.js';
@@ -71,16 +71,8 @@ export class RedisStore implements Store {
   readonly #fallback: Fallback;
   readonly #subscribers = new Set<RedisClient>();
   readonly #cluster: boolean;
-  /** Who hears of lost data ({@link onDataLost}). */
-  readonly #lossListeners = new Set<(loss: StoreDataLoss) => void>();
-  /**
-   * The latest generation of the marker (Redis TIME in µs when it was made) each group (cluster
-   * slot; 0 on a single Redis) answered: a later one means the marker was made anew since, so the
-   * data of before is gone.
-   */
-  readonly #generations = new Map<number, number>();
-  /** The marker's name on a single Redis (one for every key); null on a Cluster. */
-  readonly #marker: string | null;
+  /** The marker generations answered, and who hears of lost data ({@link onDataLost}). */
+  readonly #loss: LossWatch;
   /** Every call waiting for the next flush, which sends each key's calls in order. */
   readonly #queue = new FlushQueue((entries) => void this.#decideMany(entries));
 
@@ -97,7 +89,7 @@ export class RedisStore implements Store {
     this.#fallback = new Fallback(settings.policy, settings.fraction, settings.processes);
     this.#runner = new ScriptRunner(settings);
     this.#cluster = isCluster(this.#client);
-    this.#marker = this.#cluster ? null : markerName(this.#prefix, null);
+    this.#loss = new LossWatch(this.#cluster);
   }
 
   /** The key prefix in use. */
@@ -134,52 +126,18 @@ export class RedisStore implements Store {
   #call<T>(
     op: string,
     name: ScriptName,
-    key: string,
+    place: KeyPlace,
     args: (string | number)[],
     now: Ms,
   ): Promise<T> {
-    const names = keyNames(this.#prefix, key);
-    const keys = [names.state, names.slots];
-    if (SCRIPTS[name].keys === 3) keys.push(this.#markerOf(names));
+    const keys = [place.names.state, place.names.slots];
+    if (SCRIPTS[name].keys === 3) keys.push(place.marker);
     return this.#runner.send<T>(op, name, [...keys, ...args], now);
   }
 
-  /** The marker of the slot of `names` (see markerName). */
-  #markerOf(names: RedisKeyNames): string {
-    return this.#marker ?? markerName(this.#prefix, calculateSlot(names.state));
-  }
-
-  /** The group (cluster slot; 0 on a single Redis) of `names`. */
-  #groupOf(names: RedisKeyNames): number {
-    return this.#cluster ? calculateSlot(names.state) : 0;
-  }
-
-  /**
-   * noticeGeneration takes the marker's generation (`'#'` and µs) that a call on `group`
-   * answered: a later one than the group answered before means its data was lost since
-   * ('flushed'). An earlier one is an answer sent before the loss that arrives after a later one
-   * (a settle's answer takes more promise hops than a decision's): it tells nothing. So does a
-   * group's first answer: a marker made by that call may be the first ever. Compromise: a marker
-   * made anew while the Redis host's clock is stepped back before the old one was made goes
-   * unnoticed by the stores that saw the old one.
-   */
-  #noticeGeneration(group: number, answered: string, now: Ms): void {
-    const gen = Number(answered.slice(1));
-    const seen = this.#generations.get(group);
-    if (seen !== undefined && gen <= seen) return;
-    this.#generations.set(group, gen);
-    if (seen !== undefined) this.#lost('flushed', [], group, now);
-  }
-
-  #lost(reason: StoreDataLoss['reason'], keys: string[], group: number, now: Ms): void {
-    const loss: StoreDataLoss = { reason, keys, slot: this.#cluster ? group : null, at: now };
-    for (const listener of this.#lossListeners) {
-      try {
-        listener(loss);
-      } catch {
-        // A listener's failure is its own; the others still hear.
-      }
-    }
+  /** Where `key` lives: its names, its group and its slot's marker (see keyPlace.ts). */
+  #place(key: string): KeyPlace {
+    return placeOf(this, this.#prefix, this.#cluster, key, undefined);
   }
 
   /**
@@ -191,9 +149,7 @@ export class RedisStore implements Store {
    * `dataLost` event. Returns a function that stops listening.
    */
   onDataLost(listener: (loss: StoreDataLoss) => void): () => void {
-    const own = (loss: StoreDataLoss): void => listener(loss);
-    this.#lossListeners.add(own);
-    return () => void this.#lossListeners.delete(own);
+    return this.#loss.listen(listener);
   }
 
   /**
@@ -256,7 +212,7 @@ export class RedisStore implements Store {
       return;
     }
     const first = entries[0]!.place;
-    this.#noticeGeneration(first.group, reply[0] as string, now);
+    this.#loss.notice(first.group, reply[0] as string, now);
     let lost: string[] | undefined;
     let at = 1;
     for (const e of entries) {
@@ -264,7 +220,7 @@ export class RedisStore implements Store {
       if (reply[at] === 1) (lost ??= []).push(e.place.key);
       at = readDecisions(e, reply, at + 1);
     }
-    if (lost !== undefined) this.#lost('evicted', lost, first.group, now);
+    if (lost !== undefined) this.#loss.lost('evicted', lost, first.group, now);
     if (this.#fallback.owes) this.#bookOwed(now);
   }
 
@@ -380,12 +336,12 @@ export class RedisStore implements Store {
     for (const u of actual) args.push(u);
     for (let i = 0; i < policy.limits.length; i++) args.push(grant.marks?.[i] ?? 0);
     args.push(key);
+    const place = this.#place(key);
     const [, gen, lost] = await this.#queue.enqueue(key, () =>
-      this.#call<[number, string, number]>(op, 'tollgateSettle', key, args, now),
+      this.#call<[number, string, number]>(op, 'tollgateSettle', place, args, now),
     );
-    const group = this.#groupOf(keyNames(this.#prefix, key));
-    this.#noticeGeneration(group, gen, now);
-    if (lost === 1) this.#lost('evicted', [key], group, now);
+    this.#loss.notice(place.group, gen, now);
+    if (lost === 1) this.#loss.lost('evicted', [key], place.group, now);
   }
 
   async release(key: string, policy: Policy, grant: StoreGrant, now: Ms): Promise<void> {
@@ -400,10 +356,11 @@ export class RedisStore implements Store {
    * retried.
    */
   async #releaseSlot(key: string, id: string, now: Ms): Promise<void> {
+    const place = this.#place(key);
     for (let attempt = 1; ; attempt++) {
       try {
         // The first attempt is issued now, in the flush's order.
-        await this.#call('release', 'tollgateRelease', key, [this.#channel, key, id], now);
+        await this.#call('release', 'tollgateRelease', place, [this.#channel, key, id], now);
         return;
       } catch (e) {
         if (attempt >= RELEASE_ATTEMPTS || this.#runner.closed || e instanceof StoreRejectedError) {
@@ -417,7 +374,7 @@ export class RedisStore implements Store {
   async read(key: string, policy: Policy, now: Ms): Promise<KeyReading> {
     const args = [this.#now(now), ...policyArgs(policy)];
     const r = await this.#queue.enqueue(key, () =>
-      this.#call<number[]>('read', 'tollgateRead', key, args, now),
+      this.#call<number[]>('read', 'tollgateRead', this.#place(key), args, now),
     );
     const limits = policy.limits.map((l, i): LimitReading => ({
       name: l.name,
@@ -434,14 +391,14 @@ export class RedisStore implements Store {
   async reset(key: string, now: Ms): Promise<void> {
     this.#fallback.reset(key);
     await this.#queue.enqueue(key, () =>
-      this.#call('reset', 'tollgateReset', key, [this.#channel, key], now),
+      this.#call('reset', 'tollgateReset', this.#place(key), [this.#channel, key], now),
     );
   }
 
   async pause(key: string, forMs: Ms, now: Ms): Promise<void> {
     this.#fallback.pause(key, forMs, now);
     await this.#queue.enqueue(key, () =>
-      this.#call('pause', 'tollgatePause', key, [this.#now(now), forMs], now),
+      this.#call('pause', 'tollgatePause', this.#place(key), [this.#now(now), forMs], now),
     );
   }
 
