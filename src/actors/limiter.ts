@@ -27,10 +27,6 @@ import { KeyCap } from './keyCap.js';
 import { reservationOf } from './reservation.js';
 import {
   BREAKER,
-  checkKey,
-  checkProviderSignal,
-  checkRunFunctions,
-  parseAcquireOptions,
   readLimiterOptions,
   type AcquireOptions,
   type LimiterBreaker,
@@ -41,6 +37,12 @@ import {
   type TryAcquireOptions,
   type TryResult,
 } from './options.js';
+import {
+  checkKey,
+  checkProviderSignal,
+  checkRunFunctions,
+  parseAcquireOptions,
+} from './callArgs.js';
 
 export type {
   AcquireOptions,

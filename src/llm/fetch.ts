@@ -43,7 +43,7 @@ import type { Grant } from '../actors/grant.js';
 import { systemClock, wallClockNow } from '../clock.js';
 import type { CostSpec, Duration, Ms } from '../limiter/types.js';
 import { parseDuration } from '../limiter/units.js';
-import { readTimeout } from '../actors/options.js';
+import { readTimeout } from '../actors/callArgs.js';
 import { Call } from './call.js';
 import { accountingOf, fitOutput, generates, isCounted, jsonBody, modelOf } from './endpoints.js';
 import {
