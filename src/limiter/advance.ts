@@ -57,6 +57,26 @@ export function isIdle(policy: Policy, state: KeyState, now: Ms): boolean {
 }
 
 /**
+ * fullAt is the instant the key is back at full capacity if nothing else is booked: `now` when it
+ * is already (see {@link isIdle}), Infinity while a concurrency slot is held (its release, not
+ * time, frees it).
+ */
+export function fullAt(policy: Policy, state: KeyState, now: Ms): Ms {
+  if (state.inFlight > 0) return Infinity;
+  const s = advance(policy, state, now);
+  let at = now;
+  for (let i = 0; i < policy.limits.length; i++) {
+    const limit = policy.limits[i]!;
+    const algorithm = algorithmOf(limit);
+    const st = s.limits[i]!;
+    if (!algorithm.isFull(limit, st)) {
+      at = Math.max(at, s.at + Math.max(1, algorithm.read(limit, st, s.at).resetMs));
+    }
+  }
+  return at;
+}
+
+/**
  * rebase carries a key's state from `from` to the policy `to` (a limit change at runtime). A limit
  * keeps its state when `to` has a limit of the same name, algorithm and interval; a token bucket
  * whose interval changed keeps its fill, rescaled and rounded up; any other limit starts empty.

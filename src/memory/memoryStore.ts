@@ -24,6 +24,7 @@ import {
 import {
   advance,
   initialState,
+  fullAt,
   isIdle,
   rebase,
   restarts,
@@ -326,12 +327,9 @@ export class MemoryStore implements Store {
       else next = Math.min(next, until);
     }
     for (const [key, e] of this.#entries) {
-      if (isIdle(e.policy, e, now)) this.#drop(key, e);
-      else if (e.inFlight === 0) {
-        let full = 0;
-        for (const l of read(e.policy, e, now).limits) full = Math.max(full, l.resetMs);
-        next = Math.min(next, now + Math.max(1, full));
-      }
+      const full = fullAt(e.policy, e, now);
+      if (full <= now) this.#drop(key, e);
+      else if (full < next) next = full;
     }
     return next === Infinity ? null : next;
   }

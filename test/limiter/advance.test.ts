@@ -12,7 +12,7 @@ import {
   rebase,
   remapMarks,
 } from '../../src/limiter/index.js';
-import { restarts, sameRecords } from '../../src/limiter/advance.js';
+import { fullAt, restarts, sameRecords } from '../../src/limiter/advance.js';
 import type { KeyState, LimitSpec, Policy } from '../../src/limiter/index.js';
 
 const policyOf = (...limits: LimitSpec[]): Policy => compilePolicy({ limits });
@@ -84,6 +84,29 @@ describe('isIdle', () => {
     },
   ])('$what at $now: $idle', ({ state, now, idle }) => {
     expect(isIdle(p, state, now)).toBe(idle);
+  });
+});
+
+describe('fullAt', () => {
+  const p = policyOf(tb('b', 10, 1000), sw('w', 2, 1000));
+  const booked: KeyState = {
+    at: 0,
+    inFlight: 0,
+    limits: [
+      { used: 5000, refunded: 0, emptiedAt: 0 },
+      { used: 1, log: [0, 1] },
+    ],
+  };
+
+  it('is the instant the last limit is full again, now once it is, Infinity with a slot held', () => {
+    // The bucket is full at 500, the window's entry counts until 1000.
+    expect(fullAt(p, booked, 0)).toBe(1000);
+    expect(fullAt(p, booked, 600)).toBe(1000);
+    expect(isIdle(p, booked, 999)).toBe(false);
+    expect(fullAt(p, booked, 1000)).toBe(1000);
+    expect(fullAt(p, booked, 1500)).toBe(1500);
+    expect(fullAt(p, { ...booked, inFlight: 1 }, 5000)).toBe(Infinity);
+    expect(fullAt(p, initialState(p, 0), 7)).toBe(7);
   });
 });
 
